@@ -1,0 +1,3 @@
+from sentvae.cli import main
+
+main()

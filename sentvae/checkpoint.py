@@ -1,0 +1,118 @@
+"""One self-describing checkpoint file; atomic writes; safe loading.
+
+A checkpoint is a dict of plain data and tensors:
+    format "sentvae", version, model_config, train_config, tokenizer (SentencePiece
+    model bytes), model (state dict), info (step, figures), and for resuming
+    train_state (optimizer, data position, RNG states, best validation figure).
+It is written to a temporary file in the same folder, flushed, fsynced and renamed
+over the target, so `last.pt` and `best.pt` are always whole. It is read with
+torch.load(weights_only=True): a checkpoint can never run code.
+"""
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from sentvae.config import ModelConfig
+from sentvae.errors import SentvaeError
+
+FORMAT = "sentvae"
+VERSION = 1
+
+
+def save_checkpoint(path, payload: dict) -> None:
+    path = Path(path)
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SentvaeError(f"{path.parent}: cannot create the output folder ({e.strerror})", 1) from None
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        raise SentvaeError(f"{path}: cannot write checkpoint ({e.strerror}); "
+                           "the previous file, if any, is unchanged", 1) from None
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    # makes the rename itself durable; not possible on every platform
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise SentvaeError(f"{path}: checkpoint not found (train one with `sentvae train`, "
+                           "or choose one with -c PATH)")
+    if path.is_dir():
+        raise SentvaeError(f"{path}: is a directory, expected a checkpoint file")
+    if path.stat().st_size == 0:
+        raise SentvaeError(f"{path}: empty file, not a sentvae checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" in str(e) or "global" in str(e):
+            # the file asks to build Python objects: code we refuse to run
+            raise SentvaeError(f"{path}: refused, it holds Python objects that a sentvae checkpoint "
+                               "never has (it could run code)") from None
+        raise SentvaeError(f"{path}: not a sentvae checkpoint (not a readable torch file)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError) as e:
+        raise SentvaeError(f"{path}: not a sentvae checkpoint, or truncated/corrupt ({_first_line(e)})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise SentvaeError(f"{path}: not a sentvae checkpoint")
+    version = ckpt.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise SentvaeError(f"{path}: checkpoint format version {version} is newer than this sentvae "
+                           f"reads ({VERSION}); upgrade sentvae")
+    for key in ("model_config", "tokenizer", "model"):
+        if key not in ckpt:
+            raise SentvaeError(f"{path}: sentvae checkpoint is missing {key!r}")
+    return ckpt
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:120] if text else type(e).__name__
+
+
+def load_model(path, device="cpu"):
+    """-> (model in eval mode on device, tokenizer, checkpoint dict)."""
+    from sentvae.model import build_model
+    from sentvae.tokenizer import Tokenizer
+
+    ckpt = load_checkpoint(path)
+    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    tok = Tokenizer(ckpt["tokenizer"], source=f"{path} (tokenizer)")
+    if tok.vocab_size != cfg.vocab_size:
+        raise SentvaeError(f"{path}: its tokenizer has {tok.vocab_size} pieces but the model "
+                           f"expects {cfg.vocab_size}")
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise SentvaeError(f"{path}: weights do not match the model config "
+                           f"({str(e).splitlines()[0][:120]})") from None
+    return model.to(device).eval(), tok, ckpt

@@ -1,0 +1,325 @@
+"""The `sentvae` command line. Each command parses, calls the library, prints.
+
+Heavy imports (torch, datasets, sentencepiece) happen inside the commands, so
+`sentvae --help` answers at once. Data goes to stdout, everything else to stderr.
+User errors (SentvaeError) are caught here only: one red line, exit 2 (or 1).
+"""
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sentvae.config import ModelConfig, TrainConfig
+from sentvae.errors import SentvaeError, TrainingInterrupted
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train and use sentence variational autoencoders.")
+DEFAULT_OUT = Path("checkpoints")
+DEFAULT_CKPT = DEFAULT_OUT / "best.pt"
+_debug = False
+
+
+class ModelType(str, Enum):
+    unigram = "unigram"
+    bpe = "bpe"
+    word = "word"
+    char = "char"
+
+
+class Anneal(str, Enum):
+    none = "none"
+    linear = "linear"
+    logistic = "logistic"
+    cyclical = "cyclical"
+
+
+class EncodingErrors(str, Enum):
+    strict = "strict"
+    replace = "replace"
+
+
+class Method(str, Enum):
+    lerp = "lerp"
+    slerp = "slerp"
+
+
+def _d(cls, name) -> str:
+    return f" [default: {getattr(cls, name)}]"
+
+
+Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="checkpoint to use", show_default=True)]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
+EncErr = Annotated[EncodingErrors, typer.Option(help="on invalid UTF-8: stop (strict) or use U+FFFD")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks on errors")] = False):
+    """Train and use sentence variational autoencoders (Bowman et al. 2016).
+
+    Run `sentvae train` in the repository root to train on the bundled corpus, then
+    `sentvae sample`, `sentvae interpolate A B`, `sentvae info`.
+    """
+    global _debug
+    _debug = debug
+
+
+@app.command()
+def tokenize(
+    data: Annotated[Optional[list[str]], typer.Argument(help="text files, one sentence per line; - or none for stdin")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write the model")] = DEFAULT_OUT / "tokenizer.model",
+    model_type: Annotated[ModelType, typer.Option(help="SentencePiece model type")] = ModelType.bpe,
+    vocab_size: Annotated[int, typer.Option(help="pieces wanted (a small corpus may give fewer)")] = 8000,
+    encoding_errors: EncErr = EncodingErrors.strict,
+):
+    """Train a SentencePiece tokenizer (pad 0, unk 1, bos 2, eos 3) and write it."""
+    from sentvae.data import read_texts
+    from sentvae.tokenizer import train_tokenizer
+    from sentvae import console
+
+    paths = data or ["-"]
+    if paths == ["-"] and sys.stdin.isatty():
+        raise SentvaeError("tokenize: give text files, or pipe text on stdin")
+    tok = train_tokenizer(read_texts(paths, encoding_errors.value), model_type.value, vocab_size)
+    tok.save(output)
+    console.note(f"wrote {output}: {model_type.value} tokenizer with {tok.vocab_size} pieces")
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="training text file(s), - for stdin [default: the bundled data/train.txt]")] = None,
+    valid: Annotated[Optional[list[str]], typer.Option(help="validation text file(s) [default: bundled data/valid.txt, or 5% held out of --data]")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for last.pt, best.pt, tokenizer.model, metrics.jsonl")] = DEFAULT_OUT,
+    tokenizer: Annotated[Optional[Path], typer.Option(help="a tokenizer from `sentvae tokenize` [default: train one]")] = None,
+    model_type: Annotated[ModelType, typer.Option(help="tokenizer type when training one")] = ModelType.bpe,
+    vocab_size: Annotated[int, typer.Option(help="tokenizer size when training one")] = 8000,
+    resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt")] = False,
+    emb_dim: Annotated[Optional[int], typer.Option(help="embedding size" + _d(ModelConfig, "emb_dim"))] = None,
+    hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size" + _d(ModelConfig, "hidden"))] = None,
+    latent: Annotated[Optional[int], typer.Option(help="latent size nz" + _d(ModelConfig, "latent"))] = None,
+    enc_layers: Annotated[Optional[int], typer.Option(help="encoder layers" + _d(ModelConfig, "enc_layers"))] = None,
+    dec_layers: Annotated[Optional[int], typer.Option(help="decoder layers" + _d(ModelConfig, "dec_layers"))] = None,
+    bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="encoder direction" + _d(ModelConfig, "bidirectional"))] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="dropout on embeddings/outputs" + _d(ModelConfig, "dropout"))] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="padded tokens per batch" + _d(TrainConfig, "max_tokens"))] = None,
+    max_len: Annotated[Optional[int], typer.Option(help="pieces per sentence; longer ones are truncated" + _d(TrainConfig, "max_len"))] = None,
+    lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate" + _d(TrainConfig, "lr"))] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay" + _d(TrainConfig, "weight_decay"))] = None,
+    grad_clip: Annotated[Optional[float], typer.Option(help="gradient norm clip, 0 = off" + _d(TrainConfig, "grad_clip"))] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="passes over the data, 0 = no limit" + _d(TrainConfig, "epochs"))] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="optimizer steps, 0 = no limit" + _d(TrainConfig, "max_steps"))] = None,
+    time_budget: Annotated[Optional[float], typer.Option(help="seconds of training in this run, 0 = no limit" + _d(TrainConfig, "time_budget"))] = None,
+    kl_anneal: Annotated[Optional[Anneal], typer.Option(help="KL weight schedule" + _d(TrainConfig, "kl_anneal"))] = None,
+    anneal_steps: Annotated[Optional[int], typer.Option(help="steps for linear/logistic to reach 1" + _d(TrainConfig, "anneal_steps"))] = None,
+    cycles: Annotated[Optional[int], typer.Option(help="cyclical: cycles over the run" + _d(TrainConfig, "cycles"))] = None,
+    cycle_ratio: Annotated[Optional[float], typer.Option(help="cyclical: ramp fraction of a cycle" + _d(TrainConfig, "cycle_ratio"))] = None,
+    word_dropout: Annotated[Optional[float], typer.Option(help="decoder input -> UNK probability" + _d(TrainConfig, "word_dropout"))] = None,
+    free_bits: Annotated[Optional[float], typer.Option(help="KL floor per latent dim, nats" + _d(TrainConfig, "free_bits"))] = None,
+    beta: Annotated[Optional[float], typer.Option(help="final KL weight" + _d(TrainConfig, "beta"))] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help="validate and save every N steps" + _d(TrainConfig, "eval_every"))] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="log figures every N steps" + _d(TrainConfig, "log_every"))] = None,
+    seed: Annotated[Optional[int], typer.Option(help="random seed" + _d(TrainConfig, "seed"))] = None,
+    device: Device = "auto",
+    encoding_errors: EncErr = EncodingErrors.strict,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or validation lines")] = False,
+):
+    """Train an LSTM sentence VAE; writes OUT/last.pt (resumable) and OUT/best.pt."""
+    from sentvae import console
+    from sentvae.data import bundled, load_corpus, read_texts, split_corpus
+    from sentvae.model import resolve_device
+    from sentvae.tokenizer import Tokenizer, train_tokenizer
+    from sentvae.train import resume_configs
+    from sentvae.train import train as run_training
+
+    given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if v is not None}
+    model_opts = {k: given[k] for k in ("emb_dim", "hidden", "latent", "enc_layers", "dec_layers",
+                                        "bidirectional", "dropout") if k in given}
+    train_opts = {k: given[k] for k in TrainConfig.__dataclass_fields__ if k in given}
+    dev = resolve_device(device)
+    if resume:
+        for k in model_opts:
+            raise SentvaeError(f"--{k.replace('_', '-')}: the model cannot change on --resume "
+                               "(it comes from last.pt)")
+        model_cfg, saved, tok = resume_configs(out)
+        cfg = TrainConfig.from_dict({**saved, **train_opts})
+    else:
+        cfg = TrainConfig(**train_opts)
+    train_paths = data or [bundled("train")]
+    valid_paths = valid or ([bundled("valid")] if not data else None)
+    if not resume:
+        if tokenizer is not None:
+            tok = Tokenizer.load(tokenizer)
+        else:
+            if "-" in train_paths:
+                raise SentvaeError("--data -: training from stdin needs --tokenizer (make one with "
+                                   "`sentvae tokenize`), since the text cannot be read twice")
+            tok = train_tokenizer(read_texts(train_paths, encoding_errors.value), model_type.value, vocab_size)
+        model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
+        try:
+            tok.save(out / "tokenizer.model")
+        except OSError as e:
+            raise SentvaeError(f"{out}: cannot write there ({e.strerror})", 1) from None
+    train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors.value)
+    if valid_paths:
+        valid_data = load_corpus(valid_paths, tok, cfg.max_len, encoding_errors.value)
+    else:
+        train_data, valid_data = split_corpus(train_data, seed=cfg.seed)
+    for name, c in (("training", train_data), ("validation", valid_data)):
+        if c.n_truncated and not quiet:
+            console.warn(f"{c.n_truncated} {name} sentence(s) longer than --max-len {cfg.max_len} "
+                         "pieces were truncated")
+    progress = console.TrainProgress(quiet)
+    try:
+        result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, progress)
+    finally:
+        progress.close()
+    if not quiet:
+        best = result.best or {}
+        console.note(f"done ({result.stopped}) at step {result.position.step}; best valid -ELBO "
+                     f"{best.get('elbo', float('nan')):.2f} (KL {best.get('kl', float('nan')):.2f}, "
+                     f"AU {best.get('au', 0)}/{model_cfg.latent}) -> {out / 'best.pt'}")
+
+
+@app.command()
+def info(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint file")] = DEFAULT_CKPT,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+):
+    """Show what a checkpoint holds: config, parameters, steps, validation figures."""
+    from sentvae.checkpoint import load_checkpoint
+    from sentvae.tokenizer import Tokenizer
+
+    ckpt = load_checkpoint(checkpoint)
+    tok = Tokenizer(ckpt["tokenizer"], source=str(checkpoint))
+    params = sum(v.numel() for v in ckpt["model"].values())
+    summary = {"checkpoint": str(checkpoint), "format_version": ckpt["version"],
+               "parameters": params, "vocab_size": tok.vocab_size,
+               "resumable": "train_state" in ckpt, "model": ckpt["model_config"],
+               "train": ckpt.get("train_config", {}), **ckpt.get("info", {})}
+    if as_json:
+        print(json.dumps(summary))
+        return
+    info_ = ckpt.get("info", {})
+    lines = [f"checkpoint   {checkpoint} (format {ckpt['version']}, "
+             f"{'resumable' if summary['resumable'] else 'weights only'})",
+             f"parameters   {params:,}; vocabulary {tok.vocab_size} pieces",
+             "model        " + " ".join(f"{k}={v}" for k, v in ckpt["model_config"].items()),
+             "training     " + " ".join(f"{k}={v}" for k, v in summary["train"].items()),
+             f"steps        {info_.get('step', '?')} (epoch {info_.get('epoch', '?')}), "
+             f"{info_.get('train_seconds', 0):.0f} s"]
+    v = info_.get("valid") or {}
+    if v:
+        lines.append(f"validation   -ELBO {v['elbo']:.3f}  rec {v['rec']:.3f}  KL {v['kl']:.3f}  "
+                     f"AU {v['au']}/{v['latent']}  PPL<= {v['ppl_elbo']:.2f}  (at step {v['step']})")
+    print("\n".join(lines))
+
+
+def _load(checkpoint: Path, device: str):
+    from sentvae.checkpoint import load_model
+    from sentvae.model import resolve_device
+
+    dev = resolve_device(device)
+    model, tok, ckpt = load_model(checkpoint, dev)
+    return model, tok, dev
+
+
+@app.command()
+def sample(
+    n: Annotated[int, typer.Option("-n", help="how many sentences")] = 10,
+    checkpoint: Checkpoint = DEFAULT_CKPT,
+    max_len: Annotated[int, typer.Option(help="pieces per sentence at most")] = 60,
+    seed: Annotated[int, typer.Option(help="random seed for z ~ N(0, I)")] = 0,
+    batch_size: Annotated[int, typer.Option(help="codes decoded together")] = 256,
+    device: Device = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines {\"text\"}")] = False,
+):
+    """Sentences from the prior: z ~ N(0, I), decoded greedily. One per line on stdout."""
+    import torch
+    from sentvae.decode import greedy
+
+    if n < 1:
+        raise SentvaeError(f"-n: must be >= 1, not {n}")
+    model, tok, dev = _load(checkpoint, device)
+    gen = torch.Generator().manual_seed(seed)
+    for start in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - start), model.cfg.latent, generator=gen).to(dev)
+        for text in tok.decode(greedy(model, z, max_len)):
+            _emit(text, as_json)
+
+
+@app.command()
+def interpolate(
+    a: Annotated[str, typer.Argument(help="first sentence")],
+    b: Annotated[str, typer.Argument(help="second sentence")],
+    steps: Annotated[int, typer.Option(help="points on the path, endpoints included")] = 8,
+    method: Annotated[Method, typer.Option(help="straight line or great circle")] = Method.lerp,
+    checkpoint: Checkpoint = DEFAULT_CKPT,
+    max_len: Annotated[int, typer.Option(help="pieces per sentence at most")] = 60,
+    device: Device = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines {\"t\", \"text\"}")] = False,
+):
+    """Decode points on the path from z(a) to z(b) (posterior means), endpoints included."""
+    import torch
+    from sentvae.decode import greedy
+    from sentvae.latent import encode_texts, lerp, slerp
+
+    if steps < 2:
+        raise SentvaeError(f"--steps: must be >= 2 (the endpoints), not {steps}")
+    for name, s in (("A", a), ("B", b)):
+        if not s.strip():
+            raise SentvaeError(f"interpolate: sentence {name} is empty")
+    model, tok, dev = _load(checkpoint, device)
+    mu, _ = encode_texts(model, tok, [a, b], device=dev)
+    t = torch.linspace(0, 1, steps, device=dev)
+    z = (slerp if method == Method.slerp else lerp)(mu[0], mu[1], t)
+    for ti, text in zip(t.tolist(), tok.decode(greedy(model, z, max_len))):
+        _emit(text, as_json, t=round(ti, 6))
+
+
+def _emit(text: str, as_json: bool, **extra) -> None:
+    print(json.dumps({**extra, "text": text}) if as_json else text)
+
+
+def main() -> None:
+    """Console entry point: runs the app and turns exceptions into exit codes."""
+    # SIGTERM during training is handled by the training loop; elsewhere it ends quietly
+    try:
+        rc = app(standalone_mode=False)
+    except SentvaeError as e:
+        if _debug:
+            raise
+        from sentvae.console import error
+        error(str(e))
+        sys.exit(e.exit_code)
+    except TrainingInterrupted as e:
+        from sentvae.console import note
+        note(f"stopped: {e}")
+        sys.exit(130)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as e:  # usage errors from the (vendored) click parser
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help())
+            sys.exit(0)
+        from sentvae.console import error
+        message = e.format_message().replace("\n", " ").replace("Value error, ", "")
+        error(message + (f" (see `{ctx.command_path} --help`)" if ctx is not None else ""))
+        sys.exit(getattr(e, "exit_code", 2))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # the reader went away (`| head -1`): end quietly, and keep Python from complaining
+        # again when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
+    sys.exit(rc or 0)
+
+
+if __name__ == "__main__":
+    main()

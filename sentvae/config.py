@@ -1,0 +1,98 @@
+"""Settings as validated dataclasses: what the model is, and how it is trained.
+
+Errors name the command-line flag (``--latent``), since that is what the user typed.
+A config goes into every checkpoint as a plain dict (`to_dict`) and comes back with
+`from_dict`, which refuses keys it does not know.
+"""
+
+from dataclasses import asdict, dataclass, fields
+
+from sentvae.errors import SentvaeError
+
+ARCHS = ("lstm",)
+ANNEAL = ("none", "linear", "logistic", "cyclical")
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check(cond: bool, name: str, what: str):
+    if not cond:
+        raise SentvaeError(f"{flag(name)}: {what}")
+
+
+class _Config:
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise SentvaeError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ModelConfig(_Config):
+    vocab_size: int
+    arch: str = "lstm"
+    emb_dim: int = 256
+    hidden: int = 256
+    latent: int = 32
+    enc_layers: int = 1
+    dec_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.2          # on embeddings and decoder outputs (not word dropout)
+    tie_weights: bool = True      # output layer shares the input embedding
+
+    def __post_init__(self):
+        _check(self.arch in ARCHS, "arch", f"must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        _check(self.vocab_size >= 5, "vocab_size", f"must be >= 5, not {self.vocab_size}")
+        for name in ("emb_dim", "hidden", "latent", "enc_layers", "dec_layers"):
+            _check(getattr(self, name) >= 1, name, f"must be >= 1, not {getattr(self, name)}")
+        _check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), not {self.dropout}")
+
+
+@dataclass
+class TrainConfig(_Config):
+    max_tokens: int = 4000        # token budget per batch (padded tokens, BOS/EOS included)
+    max_len: int = 100            # tokens per sentence; longer ones are truncated and counted
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    epochs: int = 12
+    max_steps: int = 0            # 0: no limit beyond --epochs
+    time_budget: float = 0.0      # seconds; 0: no limit
+    kl_anneal: str = "logistic"
+    anneal_steps: int = 2000      # linear/logistic: steps to reach weight 1
+    cycles: int = 4               # cyclical: number of cycles over the whole run
+    cycle_ratio: float = 0.5      # cyclical: fraction of each cycle spent ramping up
+    word_dropout: float = 0.4
+    free_bits: float = 0.0        # nats per latent dimension (batch-mean KL floor)
+    beta: float = 1.0             # final weight on the KL term
+    eval_every: int = 500
+    log_every: int = 50
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.kl_anneal in ANNEAL, "kl_anneal",
+               f"must be one of {', '.join(ANNEAL)}, not {self.kl_anneal!r}")
+        for name in ("max_tokens", "max_len", "eval_every", "log_every", "cycles", "anneal_steps"):
+            _check(getattr(self, name) >= 1, name, f"must be >= 1, not {getattr(self, name)}")
+        for name in ("epochs", "max_steps"):
+            _check(getattr(self, name) >= 0, name, f"must be >= 0, not {getattr(self, name)}")
+        _check(self.epochs > 0 or self.max_steps > 0 or self.time_budget > 0, "epochs",
+               "give --epochs, --max-steps or --time-budget greater than 0")
+        _check(self.lr > 0, "lr", f"must be > 0, not {self.lr}")
+        _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, not {self.weight_decay}")
+        _check(self.grad_clip >= 0, "grad_clip", f"must be >= 0, not {self.grad_clip}")
+        _check(self.time_budget >= 0, "time_budget", f"must be >= 0, not {self.time_budget}")
+        _check(0.0 < self.cycle_ratio <= 1.0, "cycle_ratio", f"must be in (0, 1], not {self.cycle_ratio}")
+        _check(0.0 <= self.word_dropout <= 1.0, "word_dropout", f"must be in [0, 1], not {self.word_dropout}")
+        _check(self.free_bits >= 0, "free_bits", f"must be >= 0, not {self.free_bits}")
+        _check(self.beta >= 0, "beta", f"must be >= 0, not {self.beta}")
+        _check(self.max_tokens >= self.max_len + 1, "max_tokens",
+               f"must be at least --max-len + 1 ({self.max_len + 1}) so the longest sentence fits")

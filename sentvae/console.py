@@ -1,0 +1,70 @@
+"""What the user sees on stderr: training progress, validation lines, warnings, errors.
+
+Nothing here writes to stdout, which is reserved for data.
+"""
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+err = Console(stderr=True, highlight=False)
+
+
+def error(message: str) -> None:
+    err.print(Text("error: ", style="bold red") + Text(message, style="red"), soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    err.print(Text("warning: ", style="yellow") + Text(message), soft_wrap=True)
+
+
+def note(message: str) -> None:
+    err.print(Text(message), soft_wrap=True)
+
+
+def format_valid(f: dict) -> str:
+    return (f"step {f['step']:>6}  valid  -ELBO {f['elbo']:.2f}  rec {f['rec']:.2f}  KL {f['kl']:.2f}  "
+            f"AU {f['au']}/{f['latent']}  PPL<= {f['ppl_elbo']:.2f}" + ("  (best)" if f.get("best") else ""))
+
+
+class TrainProgress:
+    """An on_event handler for sentvae.train.train that draws a rich progress bar."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.progress = None
+        self.task = None
+
+    def __call__(self, kind: str, info: dict) -> None:
+        if self.quiet:
+            return
+        if kind == "start":
+            note(f"training {info['parameters']:,} parameters on {info['device']}: {info['sentences']:,} "
+                 f"sentences, {info['batches_per_epoch']} batches/epoch, padding {100 * info['padding']:.1f}%")
+            self.progress = Progress(
+                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[figures]}"),
+                console=err, transient=False, disable=not err.is_terminal)
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=info["steps"], completed=info["step"], figures="")
+        elif kind == "step" and self.progress is not None:
+            self.progress.update(self.task, completed=info["step"])
+        elif kind == "log" and self.progress is not None:
+            figures = (f"loss {info['loss']:.2f} rec {info['rec']:.2f} KL {info['kl']:.2f} "
+                       f"beta {info['kl_weight']:.2f} {info['tokens_per_s']:,.0f} tok/s")
+            self.progress.update(self.task, figures=figures)
+        elif kind == "valid":
+            (self.progress.console if self.progress else err).print(format_valid(info), highlight=False, soft_wrap=True)
+        elif kind == "end":
+            self.close()
+
+    def close(self):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def stdout_is_pipe() -> bool:
+    return not sys.stdout.isatty()

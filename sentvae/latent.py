@@ -1,0 +1,37 @@
+"""Sentences to latent codes, and operations on codes (interpolation)."""
+
+import torch
+
+from sentvae.data import collate, corpus_from_texts, make_batches
+
+
+@torch.inference_mode()
+def encode_texts(model, tokenizer, texts: list[str], max_len: int = 100, device="cpu",
+                 max_tokens: int = 8000):
+    """-> mu, logvar (N, nz) of q(z|x) for each text, in input order."""
+    corpus = corpus_from_texts(texts, tokenizer, max_len)
+    nz = model.cfg.latent
+    mu = torch.empty(len(texts), nz, device=device)
+    logvar = torch.empty(len(texts), nz, device=device)
+    for idx in make_batches(corpus.lengths, max_tokens, shuffle=False):
+        x, lengths = collate(corpus, idx)
+        m, lv = model.encode(x[:, 1:].to(device), lengths.to(device))
+        where = torch.as_tensor(idx, device=device)
+        mu[where], logvar[where] = m.float(), lv.float()
+    return mu, logvar
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """a, b (nz,), t (S,) in [0, 1] -> (S, nz)."""
+    t = t.unsqueeze(1)
+    return (1 - t) * a + t * b
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation: keeps the norm typical of N(0, I) samples along the path."""
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if omega.abs() < 1e-4:
+        return lerp(a, b, t)
+    t = t.unsqueeze(1)
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)

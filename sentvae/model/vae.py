@@ -1,0 +1,90 @@
+"""The sentence VAE around any encoder/decoder pair.
+
+It owns what both architectures share: the token embedding (shared by encoder, decoder
+and, tied, the output layer), the posterior head q(z|x) = N(mu, diag(exp(logvar))),
+the reparameterised sample and the output layer. The encoder maps embedded tokens to a
+summary vector; the decoder maps embedded inputs plus z to hidden states, and can run
+one step at a time from a state (for decoding), so nothing outside build_model needs
+to know which architecture it holds.
+
+Token layout: x = [BOS, w1..wn, EOS, PAD..] (B, T+1). The encoder reads x[:, 1:]
+(words and EOS); the decoder reads x[:, :-1] and predicts x[:, 1:].
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sentvae.config import ModelConfig
+from sentvae.tokenizer import PAD
+
+
+class SentenceVAE(nn.Module):
+    def __init__(self, cfg: ModelConfig, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim, padding_idx=PAD)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.to_posterior = nn.Linear(encoder.out_dim, 2 * cfg.latent)
+        self.drop = nn.Dropout(cfg.dropout)
+        H, E = decoder.out_dim, cfg.emb_dim
+        if cfg.tie_weights:
+            # tied output: logits = proj(h) @ emb.T + b; a projection only when sizes differ
+            self.proj = nn.Linear(H, E) if H != E else nn.Identity()
+            self.out_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        else:
+            self.out = nn.Linear(H, cfg.vocab_size)
+        nn.init.normal_(self.emb.weight, std=E ** -0.5)
+        with torch.no_grad():
+            self.emb.weight[PAD].zero_()
+
+    # --- q(z|x)
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor):
+        """tokens (B, T) words + EOS, lengths (B,) -> mu, logvar (B, nz)."""
+        h = self.encoder(self.drop(self.emb(tokens)), lengths)     # (B, S)
+        mu, logvar = self.to_posterior(h).chunk(2, dim=-1)
+        return mu, logvar
+
+    @staticmethod
+    def reparameterize(mu, logvar, generator=None):
+        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    # --- p(x|z)
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = self.drop(hidden)
+        if self.cfg.tie_weights:
+            return F.linear(self.proj(hidden), self.emb.weight, self.out_bias)
+        return self.out(hidden)
+
+    def log_likelihood(self, z: torch.Tensor, inp: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """Sum over target tokens (EOS included, PAD excluded) of log p(tgt | inp, z): (B,)."""
+        hidden = self.decoder(self.drop(self.emb(inp)), z)          # (B, T, H)
+        logits = self.logits(hidden)                                 # (B, T, V)
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt.reshape(-1),
+                              ignore_index=PAD, reduction="none")
+        return -nll.view(tgt.shape).sum(dim=1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, dec_inp: torch.Tensor | None = None,
+                generator=None):
+        """x (B, T+1) -> (log p(x|z) (B,), mu, logvar) with z ~ q(z|x).
+
+        dec_inp replaces x[:, :-1] as decoder input (word dropout is applied by the caller).
+        """
+        mu, logvar = self.encode(x[:, 1:], lengths)
+        z = self.reparameterize(mu, logvar, generator)
+        inp = x[:, :-1] if dec_inp is None else dec_inp
+        return self.log_likelihood(z, inp, x[:, 1:]), mu, logvar
+
+    # --- incremental decoding
+    def init_state(self, z: torch.Tensor):
+        return self.decoder.init_state(z)
+
+    def step(self, tokens: torch.Tensor, state):
+        """tokens (B,) -> next-token logits (B, V) and the new state."""
+        hidden, state = self.decoder.step(self.emb(tokens).unsqueeze(1), state)  # (B, 1, H)
+        return self.logits(hidden[:, 0]), state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

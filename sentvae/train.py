@@ -1,0 +1,259 @@
+"""The training loop: step-driven, validation every N steps, atomic checkpoints, exact resume.
+
+Data order is a pure function of (seed, epoch), so resuming needs only the position
+(epoch, batch) plus the optimizer and RNG states, all of which last.pt holds. Figures are
+kept as tensors and read back only every `log_every` steps: no host sync per step.
+"""
+
+import json
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from sentvae.checkpoint import load_checkpoint, save_checkpoint
+from sentvae.config import ModelConfig, TrainConfig
+from sentvae.data import Corpus, collate, make_batches, padding_fraction
+from sentvae.errors import SentvaeError, TrainingInterrupted
+from sentvae.evaluate import evaluate_elbo
+from sentvae.model import build_model
+from sentvae.objective import elbo_loss, kl_weight, word_dropout
+from sentvae.tokenizer import Tokenizer
+
+
+@dataclass
+class Position:
+    step: int = 0          # optimizer updates done
+    epoch: int = 0
+    batch: int = 0         # next batch index within the epoch
+    best: float = math.inf # best validation -ELBO per sentence
+    elapsed: float = 0.0   # training seconds over all runs
+
+
+@dataclass
+class TrainResult:
+    position: Position
+    last: dict = field(default_factory=dict)    # final validation figures
+    best: dict = field(default_factory=dict)
+    stopped: str = ""                           # why training ended
+
+
+def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int | None:
+    """Steps the run will take, if known in advance (needed by cyclical annealing)."""
+    limits = []
+    if cfg.epochs > 0:
+        limits.append(cfg.epochs * batches_per_epoch)
+    if cfg.max_steps > 0:
+        limits.append(cfg.max_steps)
+    return min(limits) if limits else None
+
+
+class _StopRequested(Exception):
+    pass
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to stop at the next step boundary, so that the saved
+    state is consistent; a second Ctrl-C interrupts at once without saving (the weights
+    may be half-updated then), leaving the previous last.pt as it was."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
+@contextmanager
+def _graceful_stop():
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    old = {s: signal.signal(s, flag) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def resume_configs(out_dir) -> tuple[ModelConfig, dict, Tokenizer]:
+    """What a resumed run must reuse from last.pt: model config, saved train config, tokenizer."""
+    path = Path(out_dir) / "last.pt"
+    ckpt = load_checkpoint(path)
+    if "train_state" not in ckpt:
+        raise SentvaeError(f"{path}: holds no training state to resume from")
+    return (ModelConfig.from_dict(ckpt["model_config"]), ckpt["train_config"],
+            Tokenizer(ckpt["tokenizer"], source=str(path)))
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_data: Corpus,
+          valid_data: Corpus, out_dir, device="cpu", resume: bool = False, on_event=None) -> TrainResult:
+    out = Path(out_dir)
+    emit = on_event or (lambda kind, info: None)
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    pos = Position()
+    lengths = train_data.lengths
+    n_batches = len(make_batches(lengths, cfg.max_tokens, cfg.seed, 0))  # the same every epoch
+    total = total_steps(cfg, n_batches)
+    if cfg.kl_anneal == "cyclical" and total is None:
+        raise SentvaeError("--kl-anneal cyclical: needs --epochs or --max-steps to place its cycles")
+
+    if resume:
+        ckpt = load_checkpoint(out / "last.pt")
+        st = ckpt["train_state"]
+        if st["sentences"] != len(train_data):
+            raise SentvaeError(f"--resume: {out / 'last.pt'} was trained on {st['sentences']} sentences, "
+                               f"this data has {len(train_data)}; resume with the same --data")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(st["optimizer"])
+        pos = Position(**st["position"])
+        torch.set_rng_state(st["rng"])
+        if device.type == "cuda" and st.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(st["cuda_rng"])
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.jsonl"
+    try:
+        metrics = open(metrics_path, "a" if resume else "w", encoding="utf-8")
+    except OSError as e:
+        raise SentvaeError(f"{metrics_path}: cannot write ({e.strerror})", 1) from None
+
+    def log(row):
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+
+    def payload(with_state: bool, figures: dict) -> dict:
+        p = {"model_config": model_cfg.to_dict(), "train_config": cfg.to_dict(),
+             "tokenizer": tokenizer.proto,
+             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "info": {"step": pos.step, "epoch": pos.epoch, "valid": figures,
+                      "best_valid_elbo": pos.best, "parameters": model.num_parameters(),
+                      "train_sentences": len(train_data), "train_seconds": pos.elapsed}}
+        if with_state:
+            p["train_state"] = {
+                "optimizer": opt.state_dict(), "position": vars(pos).copy(),
+                "rng": torch.get_rng_state(), "sentences": len(train_data),
+                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}
+        return p
+
+    result = TrainResult(pos)
+
+    def validate_and_save():
+        figures = evaluate_elbo(model, valid_data, max_tokens=max(cfg.max_tokens, 4000),
+                                device=device, seed=cfg.seed)
+        if not math.isfinite(figures["elbo"]):
+            raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; kept the last good "
+                               f"checkpoint {out / 'last.pt'}", 1)
+        figures = {"step": pos.step, **figures}
+        improved = figures["elbo"] < pos.best
+        if improved:
+            pos.best = figures["elbo"]
+            result.best = figures
+        save_checkpoint(out / "last.pt", payload(True, figures))
+        if improved:
+            save_checkpoint(out / "best.pt", payload(False, figures))
+        result.last = figures
+        log({"split": "valid", **figures, "best": improved})
+        emit("valid", {**figures, "best": improved})
+
+    emit("start", {"steps": total, "step": pos.step, "batches_per_epoch": n_batches,
+                   "padding": padding_fraction(make_batches(lengths, cfg.max_tokens, cfg.seed, 0), lengths),
+                   "sentences": len(train_data), "parameters": model.num_parameters(),
+                   "device": str(device)})
+    model.train()
+    acc = {k: torch.zeros((), device=device) for k in ("loss", "elbo", "rec", "kl")}
+    acc_steps, acc_tokens, t_log = 0, 0, time.perf_counter()
+    run_start = time.perf_counter()
+    elapsed0 = pos.elapsed
+    last_validated = -1
+
+    def flush_log():
+        nonlocal acc_steps, acc_tokens, t_log
+        figs = {k: float(v) / max(acc_steps, 1) for k, v in acc.items()}
+        if not all(math.isfinite(v) for v in figs.values()):
+            raise SentvaeError(f"non-finite loss by step {pos.step} (lower --lr or check the data); "
+                               f"kept the last good checkpoint {out / 'last.pt'}", 1)
+        now = time.perf_counter()
+        row = {"split": "train", "step": pos.step, "epoch": pos.epoch, **figs,
+               "kl_weight": cfg.beta * kl_weight(max(pos.step - 1, 0), cfg, total),
+               "tokens_per_s": acc_tokens / max(now - t_log, 1e-9)}
+        log(row)
+        emit("log", row)
+        for v in acc.values():
+            v.zero_()
+        acc_steps, acc_tokens, t_log = 0, 0, now
+
+    def finished() -> str:
+        if total is not None and pos.step >= total:
+            return "max steps" if cfg.max_steps and pos.step >= cfg.max_steps else "epochs"
+        if cfg.time_budget and time.perf_counter() - run_start >= cfg.time_budget:
+            return "time budget"
+        return ""
+
+    result.stopped = finished()  # a resumed run may have nothing left to do
+    with _graceful_stop() as stop:
+        try:
+            while not result.stopped:
+                batches = make_batches(lengths, cfg.max_tokens, cfg.seed, pos.epoch)
+                while pos.batch < len(batches) and not result.stopped:
+                    if stop.requested:
+                        raise _StopRequested
+                    idx = batches[pos.batch]
+                    x, lens = collate(train_data, idx)
+                    x = x.to(device, non_blocking=True)
+                    lens = lens.to(device, non_blocking=True)
+                    w = kl_weight(pos.step, cfg, total)
+                    dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
+                    log_px_z, mu, logvar = model(x, lens, dec_inp)
+                    loss, figs = elbo_loss(log_px_z, mu, logvar, w, cfg)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    for k, v in figs.items():
+                        acc[k] += v
+                    acc_steps += 1
+                    acc_tokens += int(train_data.lengths[idx].sum()) + len(idx)  # host side: no sync
+                    pos.step += 1
+                    pos.batch += 1
+                    pos.elapsed = elapsed0 + time.perf_counter() - run_start
+                    emit("step", {"step": pos.step})
+                    result.stopped = finished()
+                    if pos.step % cfg.log_every == 0:
+                        flush_log()
+                    if pos.step % cfg.eval_every == 0:
+                        validate_and_save()
+                        last_validated = pos.step
+                if pos.batch >= len(batches):
+                    pos.epoch += 1
+                    pos.batch = 0
+                    result.stopped = result.stopped or finished()
+        except _StopRequested:
+            # stopped between two steps: weights, optimizer and position agree
+            if acc_steps:
+                flush_log()
+            save_checkpoint(out / "last.pt", payload(True, result.last))
+            metrics.close()
+            raise TrainingInterrupted(pos.step, out / "last.pt") from None
+        except BaseException:
+            metrics.close()
+            raise
+    if acc_steps:
+        flush_log()
+    if last_validated != pos.step:
+        validate_and_save()
+    metrics.close()
+    emit("end", {"stopped": result.stopped, "step": pos.step})
+    return result

@@ -1,0 +1,133 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sentvae.checkpoint import load_checkpoint
+from conftest import ROOT, run_cli
+
+TINY = ["--emb-dim", "32", "--hidden", "32", "--latent", "8", "--max-tokens", "400",
+        "--eval-every", "10", "--log-every", "5", "--anneal-steps", "20"]
+
+
+def test_tokenize_train_sample_interpolate_chain(tmp_path, corpus_dir, monkeypatch, capsys):
+    tokm = tmp_path / "tok.model"
+    code, out, err = run_cli(["tokenize", corpus_dir / "train.txt", "-o", tokm, "--model-type", "word",
+                              "--vocab-size", "500"], monkeypatch, capsys)
+    assert code == 0 and out == "" and tokm.is_file() and "pieces" in err
+    ck = tmp_path / "ck"
+    code, out, err = run_cli(["train", "--data", corpus_dir / "train.txt", "--valid", corpus_dir / "valid.txt",
+                              "--tokenizer", tokm, "--out", ck, "--max-steps", "20", *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    assert out == ""                                   # progress and figures go to stderr
+    assert "valid" in err and (ck / "best.pt").is_file() and (ck / "last.pt").is_file()
+    assert (ck / "metrics.jsonl").read_text().count("\n") >= 4
+
+    code, out, err = run_cli(["sample", "-n", "7", "-c", ck / "best.pt", "--seed", "3"], monkeypatch, capsys)
+    assert code == 0 and len(out.splitlines()) == 7
+    code2, out2, _ = run_cli(["sample", "-n", "7", "-c", ck / "best.pt", "--seed", "3"], monkeypatch, capsys)
+    assert out2 == out                                 # same seed, same samples
+
+    code, out, err = run_cli(["interpolate", "the dog ran .", "did the man read a book ?", "--steps", "5",
+                              "-c", ck / "best.pt", "--json"], monkeypatch, capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["t"] for r in rows] == [0.0, 0.25, 0.5, 0.75, 1.0] and all("text" in r for r in rows)
+
+    code, out, err = run_cli(["info", ck / "last.pt", "--json"], monkeypatch, capsys)
+    info = json.loads(out)
+    assert code == 0 and info["step"] == 20 and info["resumable"] and info["model"]["latent"] == 8
+
+
+def test_train_without_tokenizer_trains_one_and_holds_out_validation(tmp_path, corpus_dir, monkeypatch, capsys):
+    ck = tmp_path / "ck"
+    code, out, err = run_cli(["train", "--data", corpus_dir / "train.txt", "--out", ck, "--max-steps", "4",
+                              "--model-type", "word", *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    assert (ck / "tokenizer.model").is_file()
+    ckpt = load_checkpoint(ck / "best.pt")
+    assert ckpt["tokenizer"] == (ck / "tokenizer.model").read_bytes()
+    assert ckpt["info"]["valid"]["sentences"] == 30    # 5% of 600 held out
+    assert ckpt["info"]["train_sentences"] == 570
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--data", "nope.txt"], "nope.txt: no such file"),
+    (["train", "--kl-anneal", "sometimes"], "--kl-anneal"),
+    (["train", "--word-dropout", "2"], "--word-dropout"),
+    (["train", "--device", "tpu"], "--device"),
+    (["sample", "-c", "missing.pt"], "missing.pt: checkpoint not found"),
+    (["sample", "-n", "0", "-c", "missing.pt"], "-n"),
+    (["tokenize", "nope.txt"], "nope.txt: no such file"),
+    (["tokenize", "x.txt", "--model-type", "morse"], "--model-type"),
+])
+def test_bad_usage_is_one_line_and_exit_2(args, needle, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.txt").write_text("a b c\n")
+    code, out, err = run_cli(args, monkeypatch, capsys)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert out == ""
+
+
+def test_bad_utf8_names_file_and_line(tmp_path, corpus_dir, monkeypatch, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes((corpus_dir / "train.txt").read_bytes()[:2000].rsplit(b"\n", 1)[0] + b"\nthe \xc3\x28 cat .\n")
+    n = bad.read_bytes().count(b"\n")
+    code, out, err = run_cli(["train", "--data", bad, "--out", tmp_path / "ck", *TINY], monkeypatch, capsys)
+    assert code == 2 and f"{bad} line {n}: not valid UTF-8" in err and "--encoding-errors" in err
+    assert not (tmp_path / "ck" / "last.pt").exists()
+
+
+def test_long_lines_are_truncated_and_counted(tmp_path, corpus_dir, monkeypatch, capsys):
+    data = tmp_path / "d.txt"
+    data.write_text((corpus_dir / "train.txt").read_text() + " ".join(["the old dog"] * 30) + "\n")
+    code, out, err = run_cli(["train", "--data", data, "--valid", corpus_dir / "valid.txt", "--out", tmp_path / "ck",
+                              "--max-steps", "2", "--max-len", "40", "--model-type", "word", *TINY], monkeypatch, capsys)
+    assert code == 0, err
+    assert "1 training sentence(s) longer than --max-len 40 pieces were truncated" in err.replace("\n", " ")
+
+
+def test_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
+    with pytest.raises(Exception, match="checkpoint not found"):
+        from sentvae import cli
+        monkeypatch.setattr(sys, "argv", ["sentvae", "--debug", "sample", "-c", str(tmp_path / "x.pt")])
+        cli.main()
+
+
+def _sentvae(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "sentvae", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, **kw)
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = ("import sys, runpy; sys.argv = ['sentvae', '--help']\n"
+            "try:\n    runpy.run_module('sentvae', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'datasets', 'sentencepiece') if m in sys.modules]\n"
+            "sys.stderr.write('HEAVY=' + ','.join(heavy))")
+    for args in ([], ["train"], ["sample"]):
+        r = subprocess.run([sys.executable, "-c", code.replace("'--help'", ", ".join(repr(a) for a in [*args, "--help"]))],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert "Usage" in r.stdout and r.stderr.strip().endswith("HEAVY="), (args, r.stderr[-300:])
+
+
+def test_ctrl_c_during_training_saves_last_and_exits_130(tmp_path, corpus_dir):
+    ck = tmp_path / "ck"
+    p = subprocess.Popen([sys.executable, "-m", "sentvae", "train", "--data", str(corpus_dir / "train.txt"),
+                          "--model-type", "word", "--out", str(ck), "--max-steps", "100000", *TINY],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and not (ck / "metrics.jsonl").exists():   # training has begun
+        time.sleep(0.2)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-500:]
+    assert "interrupted at step" in err and "Traceback" not in err
+    ckpt = load_checkpoint(ck / "last.pt")
+    assert ckpt["train_state"]["position"]["step"] > 0
