@@ -218,6 +218,46 @@ def info(
     print("\n".join(lines))
 
 
+@app.command("eval")
+def eval_(
+    checkpoint: Checkpoint = DEFAULT_CKPT,
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="held-out text file(s), - for stdin [default: the bundled data/test.txt]")] = None,
+    iw_samples: Annotated[int, typer.Option("--iw-samples", "-k", help="importance samples K per sentence")] = 500,
+    max_tokens: Annotated[int, typer.Option(help="decoder tokens per chunk (bounds memory for any K)")] = 8000,
+    max_len: Annotated[int, typer.Option(help="pieces per sentence; longer ones are truncated")] = 100,
+    seed: Annotated[int, typer.Option(help="random seed for z ~ q(z|x)")] = 0,
+    device: Device = "auto",
+    encoding_errors: EncErr = EncodingErrors.strict,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+):
+    """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units."""
+    from sentvae import console
+    from sentvae.data import bundled, load_corpus
+    from sentvae.evaluate import evaluate
+
+    if iw_samples < 1:
+        raise SentvaeError(f"--iw-samples: must be >= 1, not {iw_samples}")
+    if max_tokens < 1:
+        raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
+    paths = data or [bundled("test")]
+    model, tok, dev = _load(checkpoint, device)
+    corpus = load_corpus(paths, tok, max_len, encoding_errors.value)
+    corpus.check_coverage()
+    if corpus.n_truncated and not quiet:
+        console.warn(f"{corpus.n_truncated} sentence(s) longer than --max-len {max_len} pieces were truncated")
+    if corpus.n_unk and not quiet:
+        console.warn(f"{corpus.n_unk} piece(s) unknown to the tokenizer were mapped to <unk>")
+    with console.Counter("eval", len(corpus), disable=quiet) as progress:
+        result = evaluate(model, corpus, iw_samples, max_tokens, dev, seed, on_progress=progress)
+    report = {**result.to_dict(), "checkpoint": str(checkpoint), "data": corpus.source,
+              "max_tokens": max_tokens}
+    if not quiet:
+        console.eval_table(report)
+    if as_json or console.stdout_is_pipe():
+        print(json.dumps(report))
+
+
 def _load(checkpoint: Path, device: str):
     from sentvae.checkpoint import load_model
     from sentvae.model import resolve_device

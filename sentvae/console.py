@@ -66,5 +66,47 @@ class TrainProgress:
             self.progress = None
 
 
+class Counter:
+    """A progress bar over a known number of items; callable as on_progress(done, total)."""
+
+    def __init__(self, label: str, total: int, disable: bool = False):
+        self.progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+                                 disable=disable or not err.is_terminal, transient=True)
+        self.task = self.progress.add_task(label, total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+
+def eval_table(r: dict) -> None:
+    from rich.table import Table
+    t = Table(title=f"{r['checkpoint']} on {r['data']}", title_justify="left", show_header=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_column(style="dim")
+    rows = [
+        ("sentences", f"{r['sentences']:,}", f"{r['words']:,} words (+EOS), {r['tokens']:,} tokens"),
+        ("-ELBO", f"{r['elbo']:.3f}", "nats/sentence, true bound (beta = 1)"),
+        ("rec", f"{r['rec']:.3f}", "-E_q log p(x|z)"),
+        ("KL", f"{r['kl']:.3f}", "KL(q(z|x) || p(z))"),
+        ("IW-NLL", f"{r['iw_nll']:.3f} ± {r['iw_nll_se']:.3f}", f"K = {r['iw_samples']}, mean ESS {r['ess']:.1f}"),
+        ("PPL", f"{r['ppl']:.2f}", "per word, from IW-NLL"),
+        ("PPL (ELBO)", f"{r['ppl_elbo']:.2f}", "upper bound, from -ELBO"),
+        ("MI", f"{r['mi']:.3f}", "I(x; z) under q, nats"),
+        ("AU", f"{r['au']} / {r['latent']}", "active units, Cov_x E_q[z] > 0.01"),
+    ]
+    for row in rows:
+        t.add_row(*row)
+    err.print(t)
+
+
 def stdout_is_pipe() -> bool:
     return not sys.stdout.isatty()

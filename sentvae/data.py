@@ -86,6 +86,13 @@ class Corpus:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def check_coverage(self, limit: float = 0.5) -> None:
+        """Refuse text the tokenizer mostly cannot represent (another language or script)."""
+        total = int(self.lengths.sum())
+        if total and self.n_unk / total > limit:
+            raise SentvaeError(f"{self.source}: {100 * self.n_unk / total:.0f}% of its pieces are unknown to "
+                               "this tokenizer; is it in the language/script the model was trained on?")
+
     def sentence(self, i: int) -> list[int]:
         return self.ids[self.offsets[i]:self.offsets[i + 1]].tolist()
 

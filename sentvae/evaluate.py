@@ -1,17 +1,53 @@
-"""Evaluation: the true ELBO, reconstruction, KL, active units and perplexity bounds.
+"""Evaluation: true ELBO, rec, KL, importance-weighted NLL and perplexity, MI, active units.
 
-Per-sentence figures are in nats. Perplexity divides by words + 1 (whitespace words
-plus end of sentence), not by subword tokens, so it compares across tokenizers.
+Per-sentence figures are in nats. Perplexity divides by words + 1 (whitespace words plus
+end of sentence), not by subword pieces, so it compares across tokenizers and with
+published word-level figures.
+
+Importance-weighted NLL (Burda et al. 2016):
+    log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K,  z_k ~ q(z|x)
+The encoder runs once per sentence; the K decoder passes of many sentences are batched
+together in chunks bounded by a token budget, so memory does not grow with K, and the
+logsumexp is accumulated in float32 as it streams. The noise for sentence i, sample k is
+drawn from a generator seeded by (seed, i, k // BLOCK): figures do not depend on batch
+size, token budget or chunking, and the first K samples are the same for every larger K.
 """
 
 import math
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from sentvae.data import Corpus, collate, make_batches
 from sentvae.objective import gaussian_kl
 
 AU_THRESHOLD = 0.01
+BLOCK = 16                      # samples drawn per (sentence, block) generator
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class EvalResult:
+    sentences: int
+    words: int          # whitespace words + one end-of-sentence per sentence
+    tokens: int         # subword pieces + EOS
+    elbo: float         # true -ELBO per sentence (rec + KL, beta = 1)
+    rec: float          # -E_q log p(x|z), per sentence
+    kl: float           # KL(q(z|x) || p(z)), per sentence
+    iw_nll: float       # importance-weighted -log p(x), per sentence
+    iw_nll_se: float    # its Monte Carlo standard error
+    ess: float          # mean effective sample size of the importance weights (1..K)
+    ppl: float          # exp(IW-NLL total / words)
+    ppl_elbo: float     # exp(-ELBO total / words): an upper bound on the true perplexity
+    mi: float           # I(x; z) under q (He et al. 2019)
+    au: int             # active units
+    latent: int
+    iw_samples: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def active_units(mu: torch.Tensor, threshold: float = AU_THRESHOLD) -> int:
@@ -21,27 +57,112 @@ def active_units(mu: torch.Tensor, threshold: float = AU_THRESHOLD) -> int:
     return int((mu.double().var(dim=0, unbiased=True) > threshold).sum())
 
 
+def sample_noise(seed: int, sentence: np.ndarray, start: int, count: int, nz: int) -> torch.Tensor:
+    """eps (len(sentence), count, nz) for samples start..start+count of each sentence."""
+    first, last = start // BLOCK, (start + count - 1) // BLOCK
+    out = torch.empty(len(sentence), (last - first + 1) * BLOCK, nz)
+    gen = torch.Generator()
+    for r, i in enumerate(sentence.tolist()):
+        for b in range(first, last + 1):
+            gen.manual_seed(((seed * 1_000_003 + i) * 100_003 + b) % (2 ** 63))
+            out[r, (b - first) * BLOCK:(b - first + 1) * BLOCK] = torch.randn(BLOCK, nz, generator=gen)
+    off = start - first * BLOCK
+    return out[:, off:off + count]
+
+
+def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, seed: int = 0, chunk: int = 1024) -> float:
+    """I(x; z) = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)], with the aggregate posterior
+    q(z) estimated by the mixture of all N posteriors (He et al. 2019). Lies in [0, log N]."""
+    N, nz = mu.shape
+    mu, logvar = mu.double(), logvar.double()
+    gen = torch.Generator().manual_seed(seed + 7_777_777)
+    z = mu + torch.randn(N, nz, generator=gen, dtype=torch.float64) * torch.exp(0.5 * logvar)  # (N, nz)
+    neg_entropy = (-0.5 * nz * LOG_2PI - 0.5 * (1 + logvar).sum(dim=1)).mean()
+    inv_var = torch.exp(-logvar)                                          # (N, nz)
+    log_qz = []
+    for s in range(0, N, chunk):
+        zc = z[s:s + chunk].unsqueeze(1)                                  # (c, 1, nz)
+        dev = (zc - mu.unsqueeze(0)) ** 2 * inv_var.unsqueeze(0)          # (c, N, nz)
+        log_q = -0.5 * (nz * LOG_2PI + logvar.sum(dim=1).unsqueeze(0) + dev.sum(dim=2))  # (c, N)
+        log_qz.append(torch.logsumexp(log_q, dim=1) - math.log(N))
+    return float(neg_entropy - torch.cat(log_qz).mean())
+
+
 @torch.inference_mode()
-def evaluate_elbo(model, corpus: Corpus, max_tokens: int = 8000, device="cpu", seed: int = 0) -> dict:
-    """One pass with one z ~ q(z|x) per sentence (beta = 1, no annealing, no free bits)."""
+def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 8000, device="cpu",
+             seed: int = 0, with_mi: bool = True, on_progress=None) -> EvalResult:
+    """All figures of the module docstring over `corpus`, K = iw_samples.
+
+    on_progress(sentences done, total) is called after each batch of sentences.
+    """
+    if iw_samples < 1:
+        raise ValueError("iw_samples must be >= 1")
     was_training = model.training
     model.eval()
-    gen = torch.Generator(device=device).manual_seed(seed)
-    rec_sum = kl_sum = 0.0
-    mus = []
+    device = torch.device(device)
+    n, nz, K = len(corpus), model.cfg.latent, iw_samples
+    mus, logvars = torch.empty(n, nz), torch.empty(n, nz)
+    log_px = torch.empty(n, dtype=torch.float64)      # IW estimate of log p(x)
+    var_log_px = torch.empty(n, dtype=torch.float64)  # delta-method variance of that estimate
+    ess = torch.empty(n, dtype=torch.float64)
+    rec = torch.empty(n, dtype=torch.float64)         # -mean_k log p(x|z_k)
+    done = 0
     for idx in make_batches(corpus.lengths, max_tokens, shuffle=False):
         x, lengths = collate(corpus, idx)
         x, lengths = x.to(device), lengths.to(device)
-        log_px_z, mu, logvar = model(x, lengths, generator=gen)
-        rec_sum += float(-log_px_z.double().sum())
-        kl_sum += float(gaussian_kl(mu, logvar).double().sum())
-        mus.append(mu.float().cpu())
+        B, T = x.size(0), x.size(1) - 1
+        mu, logvar = model.encode(x[:, 1:], lengths)                 # (B, nz)
+        mu, logvar = mu.float(), logvar.float()
+        std = torch.exp(0.5 * logvar)
+        log_q_const = -0.5 * (nz * LOG_2PI + logvar.sum(dim=1))     # (B,)
+        # streaming logsumexp of log w and of 2 log w (for the ESS), sharing one running max
+        run_max = torch.full((B,), -math.inf, device=device)
+        s1 = torch.zeros(B, device=device)
+        s2 = torch.zeros(B, device=device)
+        rec_sum = torch.zeros(B, dtype=torch.float64, device=device)
+        chunk = max(1, min(K, max_tokens // (B * T)))
+        for start in range(0, K, chunk):
+            kc = min(chunk, K - start)
+            eps = sample_noise(seed, idx, start, kc, nz).to(device)  # (B, kc, nz)
+            z = mu.unsqueeze(1) + std.unsqueeze(1) * eps             # (B, kc, nz)
+            xr = x.repeat_interleave(kc, dim=0)                      # (B*kc, T+1)
+            ll = model.log_likelihood(z.reshape(B * kc, nz), xr[:, :-1], xr[:, 1:]).view(B, kc).float()
+            log_pz = -0.5 * (nz * LOG_2PI + z.pow(2).sum(dim=2))     # (B, kc)
+            log_qz = log_q_const.unsqueeze(1) - 0.5 * eps.pow(2).sum(dim=2)
+            log_w = ll + log_pz - log_qz                             # (B, kc)
+            new_max = torch.maximum(run_max, log_w.max(dim=1).values)
+            scale = torch.exp(run_max - new_max)
+            s1 = s1 * scale + torch.exp(log_w - new_max.unsqueeze(1)).sum(dim=1)
+            s2 = s2 * scale ** 2 + torch.exp(2 * (log_w - new_max.unsqueeze(1))).sum(dim=1)
+            run_max = new_max
+            rec_sum -= ll.double().sum(dim=1)
+        where = torch.as_tensor(idx)
+        log_px[where] = (run_max + torch.log(s1) - math.log(K)).double().cpu()
+        ess_b = (s1.double() ** 2 / s2.double()).cpu()
+        ess[where] = ess_b
+        # Var[log mean w] ~= Var[w] / (K E[w]^2) = 1/ESS - 1/K (delta method)
+        var_log_px[where] = (1.0 / ess_b - 1.0 / K).clamp_min(0.0)
+        rec[where] = (rec_sum / K).cpu()
+        mus[where], logvars[where] = mu.cpu(), logvar.cpu()
+        done += B
+        if on_progress is not None:
+            on_progress(done, n)
     model.train(was_training)
-    n = len(corpus)
-    words = int(corpus.words.sum()) + n                  # + end of sentence
-    tokens = int(corpus.lengths.sum()) + n               # pieces + EOS
-    elbo = (rec_sum + kl_sum) / n
-    return {"sentences": n, "words": words, "tokens": tokens,
-            "elbo": elbo, "rec": rec_sum / n, "kl": kl_sum / n,
-            "au": active_units(torch.cat(mus)), "latent": model.cfg.latent,
-            "ppl_elbo": math.exp(min((rec_sum + kl_sum) / words, 700.0))}
+    kl = gaussian_kl(mus.double(), logvars.double()).sum(dim=1)
+    words = int(corpus.words.sum()) + n
+    nll_total = float(-log_px.sum())
+    elbo_total = float((rec + kl).sum())
+    return EvalResult(
+        sentences=n, words=words, tokens=int(corpus.lengths.sum()) + n,
+        elbo=elbo_total / n, rec=float(rec.mean()), kl=float(kl.mean()),
+        iw_nll=nll_total / n, iw_nll_se=float(var_log_px.sum().sqrt()) / n, ess=float(ess.mean()),
+        ppl=math.exp(min(nll_total / words, 700.0)), ppl_elbo=math.exp(min(elbo_total / words, 700.0)),
+        mi=mutual_information(mus, logvars, seed) if with_mi else float("nan"),
+        au=active_units(mus), latent=nz, iw_samples=K, seed=seed)
+
+
+def evaluate_elbo(model, corpus: Corpus, max_tokens: int = 8000, device="cpu", seed: int = 0) -> dict:
+    """The cheap validation pass used during training: one z ~ q(z|x) per sentence."""
+    r = evaluate(model, corpus, iw_samples=1, max_tokens=max_tokens, device=device, seed=seed, with_mi=False)
+    return {k: getattr(r, k) for k in ("sentences", "words", "tokens", "elbo", "rec", "kl", "au",
+                                       "latent", "ppl_elbo")}

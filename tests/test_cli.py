@@ -131,3 +131,33 @@ def test_ctrl_c_during_training_saves_last_and_exits_130(tmp_path, corpus_dir):
     assert "interrupted at step" in err and "Traceback" not in err
     ckpt = load_checkpoint(ck / "last.pt")
     assert ckpt["train_state"]["position"]["step"] > 0
+
+
+def test_train_from_stdin_and_resume_from_the_cli(tmp_path, corpus_dir, tok, monkeypatch, capsys):
+    tokm = tmp_path / "tok.model"
+    tok.save(tokm)
+    ck = tmp_path / "ck"
+    text = (corpus_dir / "train.txt").read_text()
+    code, out, err = run_cli(["train", "--data", "-", "--tokenizer", tokm, "--out", ck, "--max-steps", "6", *TINY],
+                             monkeypatch, capsys, stdin=text)
+    assert code == 0, err
+    assert load_checkpoint(ck / "last.pt")["info"]["train_sentences"] == 570
+    code, out, err = run_cli(["train", "--data", "-", "--out", ck], monkeypatch, capsys, stdin=text)
+    assert code == 2 and "--tokenizer" in err                  # stdin cannot be read twice
+    code, out, err = run_cli(["train", "--resume", "--data", "-", "--out", ck, "--hidden", "64"],
+                             monkeypatch, capsys, stdin=text)
+    assert code == 2 and "--hidden" in err and "resume" in err
+    code, out, err = run_cli(["train", "--resume", "--data", "-", "--out", ck, "--max-steps", "9"],
+                             monkeypatch, capsys, stdin=text)
+    assert code == 0, err
+    ckpt = load_checkpoint(ck / "last.pt")
+    assert ckpt["train_state"]["position"]["step"] == 9
+    assert ckpt["train_config"]["max_tokens"] == 400          # the saved config, not the defaults
+
+
+def test_closed_stdout_ends_quietly(trained):
+    out, _ = trained
+    r = subprocess.run(f"'{sys.executable}' -m sentvae sample -n 3000 -c '{out / 'best.pt'}' | head -1",
+                       shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1
+    assert r.stderr == ""
