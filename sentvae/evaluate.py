@@ -107,7 +107,10 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 800
     ess = torch.empty(n, dtype=torch.float64)
     rec = torch.empty(n, dtype=torch.float64)         # -mean_k log p(x|z_k)
     done = 0
-    for idx in make_batches(corpus.lengths, max_tokens, shuffle=False):
+    # Few sentences per batch, many copies of each per decoder call: every call still holds
+    # about max_tokens tokens, and the noise is drawn in whole blocks, never wasted.
+    copies = min(K, 4 * BLOCK)
+    for idx in make_batches(corpus.lengths, max(1, max_tokens // copies), shuffle=False):
         x, lengths = collate(corpus, idx)
         x, lengths = x.to(device), lengths.to(device)
         B, T = x.size(0), x.size(1) - 1
@@ -121,6 +124,8 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 800
         s2 = torch.zeros(B, device=device)
         rec_sum = torch.zeros(B, dtype=torch.float64, device=device)
         chunk = max(1, min(K, max_tokens // (B * T)))
+        if chunk > BLOCK:
+            chunk -= chunk % BLOCK
         for start in range(0, K, chunk):
             kc = min(chunk, K - start)
             eps = sample_noise(seed, idx, start, kc, nz).to(device)  # (B, kc, nz)
