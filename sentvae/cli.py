@@ -223,7 +223,7 @@ def eval_(
     checkpoint: Checkpoint = DEFAULT_CKPT,
     data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="held-out text file(s), - for stdin [default: the bundled data/test.txt]")] = None,
     iw_samples: Annotated[int, typer.Option("--iw-samples", "-k", help="importance samples K per sentence")] = 500,
-    max_tokens: Annotated[int, typer.Option(help="decoder tokens per chunk (bounds memory for any K)")] = 8000,
+    max_tokens: Annotated[int, typer.Option(help="decoder tokens per call (bounds memory for any K)")] = 2000,
     max_len: Annotated[int, typer.Option(help="pieces per sentence; longer ones are truncated")] = 100,
     seed: Annotated[int, typer.Option(help="random seed for z ~ q(z|x)")] = 0,
     device: Device = "auto",
@@ -263,32 +263,65 @@ def _load(checkpoint: Path, device: str):
     from sentvae.model import resolve_device
 
     dev = resolve_device(device)
-    model, tok, ckpt = load_model(checkpoint, dev)
+    model, tok, _ = load_model(checkpoint, dev)
     return model, tok, dev
+
+
+# decoding options shared by every command that turns codes into sentences
+MaxLen = Annotated[int, typer.Option(help="pieces per sentence at most", rich_help_panel="Decoding")]
+Sample = Annotated[bool, typer.Option("--sample", help="ancestral sampling instead of greedy (implied by --temperature/--top-k/--top-p)", rich_help_panel="Decoding")]
+Temperature = Annotated[Optional[float], typer.Option(help="sampling temperature [default: 1]", rich_help_panel="Decoding")]
+TopK = Annotated[Optional[int], typer.Option(help="sample among the k most likely pieces", rich_help_panel="Decoding")]
+TopP = Annotated[Optional[float], typer.Option(help="sample from the smallest set with probability >= p", rich_help_panel="Decoding")]
+Beam = Annotated[int, typer.Option(help="beam search with this many beams (1: off)", rich_help_panel="Decoding")]
+LengthPenalty = Annotated[float, typer.Option(help="beam: rank by log p / length ** this", rich_help_panel="Decoding")]
+Seed = Annotated[int, typer.Option(help="random seed (prior codes, posterior samples, sampling)")]
+BatchSize = Annotated[int, typer.Option(help="sentences decoded together")]
+AsJson = Annotated[bool, typer.Option("--json", help="JSON lines instead of plain text")]
+InputFile = Annotated[Optional[str], typer.Option("--input", "-i", help="read lines from this file (- for stdin)")]
+Texts = Annotated[Optional[list[str]], typer.Argument(help="sentences; none: -i FILE or stdin")]
+
+
+class Posterior(str, Enum):
+    mean = "mean"
+    sample = "sample"
+
+
+PosteriorOpt = Annotated[Posterior, typer.Option(help="code of a sentence: the posterior mean, or a sample from q(z|x)")]
+
+
+def _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed):
+    from sentvae.decode import DecodeConfig
+
+    sampling = sample_ or temperature is not None or top_k is not None or top_p is not None
+    return DecodeConfig(max_len=max_len, sample=sampling, temperature=temperature or 1.0,
+                        top_k=top_k or 0, top_p=1.0 if top_p is None else top_p, beam=beam,
+                        length_penalty=length_penalty, seed=seed)
 
 
 @app.command()
 def sample(
     n: Annotated[int, typer.Option("-n", help="how many sentences")] = 10,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: Annotated[int, typer.Option(help="pieces per sentence at most")] = 60,
-    seed: Annotated[int, typer.Option(help="random seed for z ~ N(0, I)")] = 0,
-    batch_size: Annotated[int, typer.Option(help="codes decoded together")] = 256,
-    device: Device = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines {\"text\"}")] = False,
+    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
+    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
+    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
 ):
-    """Sentences from the prior: z ~ N(0, I), decoded greedily. One per line on stdout."""
+    """Sentences from the prior, z ~ N(0, I): one per line on stdout (greedy unless told)."""
     import torch
-    from sentvae.decode import greedy
+    from sentvae.decode import decode
+    from sentvae.streams import emit, emit_json
 
     if n < 1:
         raise SentvaeError(f"-n: must be >= 1, not {n}")
+    cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
     model, tok, dev = _load(checkpoint, device)
     gen = torch.Generator().manual_seed(seed)
     for start in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - start), model.cfg.latent, generator=gen).to(dev)
-        for text in tok.decode(greedy(model, z, max_len)):
-            _emit(text, as_json)
+        cfg.seed = seed + start            # each batch its own sampling stream, reproducibly
+        for text in tok.decode(decode(model, z, cfg)):
+            emit_json({"text": text}) if as_json else emit(text)
 
 
 @app.command()
@@ -297,31 +330,144 @@ def interpolate(
     b: Annotated[str, typer.Argument(help="second sentence")],
     steps: Annotated[int, typer.Option(help="points on the path, endpoints included")] = 8,
     method: Annotated[Method, typer.Option(help="straight line or great circle")] = Method.lerp,
+    posterior: PosteriorOpt = Posterior.mean,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: Annotated[int, typer.Option(help="pieces per sentence at most")] = 60,
-    device: Device = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines {\"t\", \"text\"}")] = False,
+    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
+    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
+    seed: Seed = 0, device: Device = "auto", as_json: AsJson = False,
 ):
-    """Decode points on the path from z(a) to z(b) (posterior means), endpoints included."""
+    """Decode points on the path from z(a) to z(b), endpoints included."""
     import torch
-    from sentvae.decode import greedy
-    from sentvae.latent import encode_texts, lerp, slerp
+    from sentvae.decode import decode
+    from sentvae.latent import codes, lerp, slerp
+    from sentvae.streams import emit, emit_json
 
     if steps < 2:
         raise SentvaeError(f"--steps: must be >= 2 (the endpoints), not {steps}")
-    for name, s in (("A", a), ("B", b)):
-        if not s.strip():
+    for name, s_ in (("A", a), ("B", b)):
+        if not s_.strip():
             raise SentvaeError(f"interpolate: sentence {name} is empty")
+    cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
     model, tok, dev = _load(checkpoint, device)
-    mu, _ = encode_texts(model, tok, [a, b], device=dev)
+    z_ab = codes(model, tok, [a, b], posterior.value, seed, dev)
     t = torch.linspace(0, 1, steps, device=dev)
-    z = (slerp if method == Method.slerp else lerp)(mu[0], mu[1], t)
-    for ti, text in zip(t.tolist(), tok.decode(greedy(model, z, max_len))):
-        _emit(text, as_json, t=round(ti, 6))
+    z = (slerp if method == Method.slerp else lerp)(z_ab[0], z_ab[1], t)
+    for ti, text in zip(t.tolist(), tok.decode(decode(model, z, cfg))):
+        emit_json({"t": round(ti, 6), "text": text}) if as_json else emit(text)
 
 
-def _emit(text: str, as_json: bool, **extra) -> None:
-    print(json.dumps({**extra, "text": text}) if as_json else text)
+@app.command()
+def reconstruct(
+    texts: Texts = None,
+    input_file: InputFile = None,
+    bleu: Annotated[bool, typer.Option("--bleu", help="report sacrebleu corpus BLEU of reconstructions vs inputs")] = False,
+    posterior: PosteriorOpt = Posterior.mean,
+    checkpoint: Checkpoint = DEFAULT_CKPT,
+    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
+    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
+    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
+    encoding_errors: EncErr = EncodingErrors.strict,
+):
+    """Encode then decode each input line; one output line per input line, in order.
+
+    A blank input line gives a blank output line (JSON: "reconstruction": null).
+    """
+    from sentvae.decode import decode
+    from sentvae.latent import codes
+    from sentvae.streams import batches, emit, emit_json, text_source
+
+    cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
+    lines = text_source(texts, input_file, encoding_errors.value, "reconstruct")
+    model, tok, dev = _load(checkpoint, device)
+    refs, hyps, n = [], [], 0
+    for i, chunk in enumerate(batches(lines, batch_size)):
+        keep = [j for j, s_ in enumerate(chunk) if s_.strip()]
+        outs = [None] * len(chunk)
+        if keep:
+            z = codes(model, tok, [chunk[j] for j in keep], posterior.value, seed + i, dev)
+            cfg.seed = seed + i
+            for j, text in zip(keep, tok.decode(decode(model, z, cfg))):
+                outs[j] = text
+        for src, out in zip(chunk, outs):
+            n += 1
+            if as_json:
+                emit_json({"text": src, "reconstruction": out})
+            else:
+                emit(out or "")
+            if bleu and out is not None:
+                refs.append(src)
+                hyps.append(out)
+    if n == 0:
+        raise SentvaeError("reconstruct: the input is empty")
+    if bleu:
+        from sentvae import console
+        from sentvae.latent import corpus_bleu
+
+        score = corpus_bleu(hyps, refs)
+        console.note(f"BLEU = {score['bleu']:.2f} on {len(refs)} sentences ({score['signature']})")
+        if as_json:
+            emit_json({"bleu": score["bleu"], "sentences": len(refs), "signature": score["signature"]})
+
+
+@app.command()
+def encode(
+    texts: Texts = None,
+    input_file: InputFile = None,
+    checkpoint: Checkpoint = DEFAULT_CKPT,
+    batch_size: BatchSize = 256, device: Device = "auto",
+    encoding_errors: EncErr = EncodingErrors.strict,
+):
+    """Latent codes: one JSON object {"text", "mu", "logvar"} per input line (null for blanks)."""
+    from sentvae.latent import encode_texts
+    from sentvae.streams import batches, emit_json, text_source
+
+    lines = text_source(texts, input_file, encoding_errors.value, "encode")
+    model, tok, dev = _load(checkpoint, device)
+    n = 0
+    for chunk in batches(lines, batch_size):
+        keep = [j for j, s_ in enumerate(chunk) if s_.strip()]
+        mu = logvar = None
+        if keep:
+            mu, logvar = encode_texts(model, tok, [chunk[j] for j in keep], device=dev)
+            mu, logvar = mu.cpu().tolist(), logvar.cpu().tolist()    # exact float32 values
+        where = {j: r for r, j in enumerate(keep)}
+        for j, src in enumerate(chunk):
+            r = where.get(j)
+            emit_json({"text": src, "mu": None if r is None else mu[r], "logvar": None if r is None else logvar[r]})
+            n += 1
+    if n == 0:
+        raise SentvaeError("encode: the input is empty")
+
+
+@app.command("decode")
+def decode_(
+    input_file: InputFile = None,
+    checkpoint: Checkpoint = DEFAULT_CKPT,
+    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
+    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
+    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
+):
+    """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line."""
+    import torch
+    from sentvae.decode import decode
+    from sentvae.streams import batches, code_source, emit, emit_json
+
+    cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
+    model, tok, dev = _load(checkpoint, device)
+    n = 0
+    for i, chunk in enumerate(batches(code_source(input_file, model.cfg.latent), batch_size)):
+        keep = [j for j, z in enumerate(chunk) if z is not None]
+        outs = [None] * len(chunk)
+        if keep:
+            z = torch.tensor([chunk[j] for j in keep], dtype=torch.float32, device=dev)
+            cfg.seed = seed + i
+            for j, text in zip(keep, tok.decode(decode(model, z, cfg))):
+                outs[j] = text
+        for out in outs:
+            emit_json({"text": out}) if as_json else emit(out or "")
+            n += 1
+    if n == 0:
+        raise SentvaeError("decode: the input is empty")
 
 
 def main() -> None:

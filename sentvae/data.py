@@ -39,10 +39,9 @@ def check_path(path: str) -> None:
         raise SentvaeError(f"{path}: is a directory, expected a text file (one sentence per line)")
 
 
-def iter_lines(path: str, encoding_errors: str = "strict"):
-    """Yield (line number, text) for each non-blank line; '-' reads stdin.
-
-    Decodes line by line so that a bad byte is reported with its file and line.
+def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = False):
+    """Yield (line number, text) for each non-blank line (each line with keep_blank);
+    '-' reads stdin. Decodes line by line so that a bad byte is reported with its file and line.
     """
     check_path(path)
     stream = sys.stdin.buffer if path == "-" else open(path, "rb")
@@ -57,7 +56,7 @@ def iter_lines(path: str, encoding_errors: str = "strict"):
             if "\x00" in text:
                 raise SentvaeError(f"{name} line {lineno}: contains a NUL byte (a binary file?)")
             text = text.strip()
-            if text:
+            if text or keep_blank:
                 yield lineno, text
     finally:
         if stream is not sys.stdin.buffer:
@@ -187,6 +186,14 @@ def corpus_from_texts(texts: list[str], tokenizer: Tokenizer, max_len: int) -> C
                   offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
                   words=np.array(enc["words"], dtype=np.int32),
                   n_truncated=sum(enc["truncated"]), n_unk=sum(enc["unk"]), source="<text>")
+
+
+def corpus_from_ids(ids: list[list[int]]) -> Corpus:
+    """A corpus of already tokenized sentences (decoder outputs, tests)."""
+    lens = np.array([len(x) for x in ids], dtype=np.int64)
+    return Corpus(ids=np.array([t for x in ids for t in x], dtype=np.int32),
+                  offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+                  words=np.zeros(len(ids), dtype=np.int32), n_truncated=0, n_unk=0, source="<ids>")
 
 
 def make_batches(lengths: np.ndarray, max_tokens: int, seed: int = 0, epoch: int = 0,

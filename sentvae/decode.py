@@ -1,14 +1,89 @@
-"""Batched decoding from latent codes. Every sequence of the batch advances together
-through the model's incremental state; decoding stops when all have produced EOS."""
+"""Batched decoding from latent codes: greedy, ancestral sampling (temperature, top-k,
+top-p) and beam search with length normalisation.
+
+Every strategy advances all sequences of the batch together through the model's
+incremental state (`init_state`, `step`, `reorder_state`): one decoder step per output
+token, never a re-encoding of the prefix. Decoding stops when every sequence has ended
+(EOS) or after `max_len` pieces. Output: one list of piece ids per code, without BOS/EOS.
+"""
+
+import math
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
+from sentvae.errors import SentvaeError
 from sentvae.tokenizer import BOS, EOS, PAD
 
 
-@torch.inference_mode()
+@dataclass
+class DecodeConfig:
+    max_len: int = 60          # pieces per sentence at most
+    sample: bool = False       # ancestral sampling instead of greedy
+    temperature: float = 1.0
+    top_k: int = 0             # 0: no top-k filter
+    top_p: float = 1.0         # 1: no nucleus filter
+    beam: int = 1              # > 1: beam search
+    length_penalty: float = 1.0  # beam: score / length ** length_penalty
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.max_len < 1:
+            raise SentvaeError(f"--max-len: must be >= 1, not {self.max_len}")
+        if self.temperature <= 0:
+            raise SentvaeError(f"--temperature: must be > 0, not {self.temperature}")
+        if self.top_k < 0:
+            raise SentvaeError(f"--top-k: must be >= 0, not {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise SentvaeError(f"--top-p: must be in (0, 1], not {self.top_p}")
+        if self.beam < 1:
+            raise SentvaeError(f"--beam: must be >= 1, not {self.beam}")
+        if self.beam > 1 and self.sample:
+            raise SentvaeError("--beam cannot be combined with sampling (--sample, --temperature, "
+                               "--top-k, --top-p): beam search is deterministic")
+
+
+def decode(model, z: torch.Tensor, cfg: DecodeConfig) -> list[list[int]]:
+    if cfg.beam > 1:
+        return beam_search(model, z, cfg.beam, cfg.max_len, cfg.length_penalty)[0]
+    if cfg.sample:
+        gen = torch.Generator(device=z.device).manual_seed(cfg.seed)
+        return sample(model, z, cfg.max_len, cfg.temperature, cfg.top_k, cfg.top_p, gen)
+    return greedy(model, z, cfg.max_len)
+
+
 def greedy(model, z: torch.Tensor, max_len: int = 60) -> list[list[int]]:
-    """z (B, nz) -> the argmax continuation of each code, without BOS/EOS."""
+    """z (B, nz) -> the argmax continuation of each code."""
+    return _run(model, z, max_len, lambda logits: logits.argmax(dim=-1))
+
+
+def sample(model, z: torch.Tensor, max_len: int = 60, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, generator=None) -> list[list[int]]:
+    """Ancestral sampling from p(x|z) with temperature, then top-k and nucleus (top-p) filters."""
+    def pick(logits):
+        probs = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    return _run(model, z, max_len, pick)
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Keep the k most likely pieces and the smallest set whose probability reaches p."""
+    if top_k > 0 and top_k < logits.size(-1):
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]                  # (B, 1)
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cum = F.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        # drop a piece when the mass before it already reaches p (the top piece always stays)
+        drop_sorted = (cum - F.softmax(sorted_logits, dim=-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, -math.inf)
+    return logits
+
+
+@torch.inference_mode()
+def _run(model, z, max_len, pick) -> list[list[int]]:
     B = z.size(0)
     state = model.init_state(z)
     tok = torch.full((B,), BOS, dtype=torch.long, device=z.device)
@@ -16,15 +91,72 @@ def greedy(model, z: torch.Tensor, max_len: int = 60) -> list[list[int]]:
     done = torch.zeros(B, dtype=torch.bool, device=z.device)
     for t in range(max_len):
         logits, state = model.step(tok, state)       # (B, V)
-        tok = logits.argmax(dim=-1).masked_fill(done, PAD)
+        tok = pick(logits.float()).masked_fill(done, PAD)
         out[:, t] = tok
         done |= tok == EOS
-        if bool(done.all()):
+        if t % 8 == 7 and bool(done.all()):          # a host sync every 8 steps, not every step
             break
-    return [_strip(row) for row in out.tolist()]
+    return [strip(row) for row in out.tolist()]
 
 
-def _strip(ids: list[int]) -> list[int]:
+@torch.inference_mode()
+def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length_penalty: float = 1.0):
+    """Batched beam search. -> (best piece ids per code, their total log-probabilities).
+
+    Hypotheses are ranked by log p / length ** length_penalty, length counting EOS. A
+    finished hypothesis stays in its beam with its score frozen (it can only continue with
+    PAD at no cost), so finished and live hypotheses compete on equal terms.
+    """
+    B, V = z.size(0), None
+    state = model.init_state(z.repeat_interleave(beam, dim=0))         # (B*beam, ...)
+    tok = torch.full((B * beam,), BOS, dtype=torch.long, device=z.device)
+    score = torch.full((B, beam), -math.inf, device=z.device)
+    score[:, 0] = 0.0                                                  # one live start per code
+    length = torch.zeros(B, beam, device=z.device)
+    done = torch.zeros(B, beam, dtype=torch.bool, device=z.device)
+    hist = torch.full((B, beam, max_len), PAD, dtype=torch.long, device=z.device)
+    for t in range(max_len):
+        logits, state = model.step(tok, state)
+        logp = F.log_softmax(logits.float(), dim=-1)                   # (B*beam, V)
+        V = logp.size(-1)
+        logp = logp.view(B, beam, V)
+        # a finished hypothesis may only continue with PAD, at no cost
+        frozen = torch.full_like(logp, -math.inf)
+        frozen[..., PAD] = 0.0
+        logp = torch.where(done.unsqueeze(-1), frozen, logp)
+        cand = score.unsqueeze(-1) + logp                              # (B, beam, V)
+        new_len = length.unsqueeze(-1) + (~done).unsqueeze(-1).float()
+        rank = cand / new_len.clamp_min(1.0) ** length_penalty
+        top = rank.view(B, -1).topk(beam, dim=-1).indices              # (B, beam)
+        src, tok2 = top // V, top % V
+        score = cand.view(B, -1).gather(1, top)
+        length = new_len.expand(-1, -1, V).reshape(B, -1).gather(1, top)
+        was_done = done.gather(1, src)
+        done = was_done | (tok2 == EOS)
+        hist = hist.gather(1, src.unsqueeze(-1).expand(-1, -1, max_len)).clone()
+        hist[:, :, t] = tok2
+        flat_src = (src + torch.arange(B, device=z.device).unsqueeze(1) * beam).view(-1)
+        state = model.reorder_state(state, flat_src)
+        tok = tok2.view(-1)
+        if t % 8 == 7 and bool(done.all()):
+            break
+    final = score / length.clamp_min(1.0) ** length_penalty
+    best = final.argmax(dim=1)                                         # (B,)
+    rows = hist[torch.arange(B, device=z.device), best].tolist()
+    return [strip(r) for r in rows], score.gather(1, best.unsqueeze(1)).squeeze(1).tolist()
+
+
+def sequence_logprob(model, z: torch.Tensor, ids: list[list[int]]) -> torch.Tensor:
+    """Total log p(ids + EOS | z) for each code: how decoders' outputs are compared."""
+    from sentvae.data import collate, corpus_from_ids
+    corpus = corpus_from_ids(ids)
+    import numpy as np
+    x, _ = collate(corpus, np.arange(len(ids)))
+    with torch.inference_mode():
+        return model.log_likelihood(z, x[:, :-1].to(z.device), x[:, 1:].to(z.device))
+
+
+def strip(ids: list[int]) -> list[int]:
     if EOS in ids:
         ids = ids[:ids.index(EOS)]
     return [i for i in ids if i != PAD]

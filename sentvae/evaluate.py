@@ -88,8 +88,24 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, seed: int = 0, ch
     return float(neg_entropy - torch.cat(log_qz).mean())
 
 
+def iw_plan(lengths: np.ndarray, K: int, max_tokens: int):
+    """Yield (sentence indices, samples per decoder call) for K samples per sentence.
+
+    Few sentences of similar length per batch, many copies of each per decoder call: every
+    call holds about max_tokens tokens with little padding, and the noise is drawn in whole
+    blocks, never wasted. Memory depends on max_tokens, not on K.
+    """
+    copies = min(K, 4 * BLOCK)
+    for idx in make_batches(lengths, max(1, max_tokens // copies), shuffle=False):
+        B, T = len(idx), int(lengths[idx].max()) + 1
+        chunk = max(1, min(K, max_tokens // (B * T)))
+        if chunk > BLOCK:
+            chunk -= chunk % BLOCK
+        yield idx, chunk
+
+
 @torch.inference_mode()
-def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 8000, device="cpu",
+def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 2000, device="cpu",
              seed: int = 0, with_mi: bool = True, on_progress=None) -> EvalResult:
     """All figures of the module docstring over `corpus`, K = iw_samples.
 
@@ -107,10 +123,7 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 800
     ess = torch.empty(n, dtype=torch.float64)
     rec = torch.empty(n, dtype=torch.float64)         # -mean_k log p(x|z_k)
     done = 0
-    # Few sentences per batch, many copies of each per decoder call: every call still holds
-    # about max_tokens tokens, and the noise is drawn in whole blocks, never wasted.
-    copies = min(K, 4 * BLOCK)
-    for idx in make_batches(corpus.lengths, max(1, max_tokens // copies), shuffle=False):
+    for idx, chunk in iw_plan(corpus.lengths, K, max_tokens):
         x, lengths = collate(corpus, idx)
         x, lengths = x.to(device), lengths.to(device)
         B, T = x.size(0), x.size(1) - 1
@@ -123,9 +136,6 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 800
         s1 = torch.zeros(B, device=device)
         s2 = torch.zeros(B, device=device)
         rec_sum = torch.zeros(B, dtype=torch.float64, device=device)
-        chunk = max(1, min(K, max_tokens // (B * T)))
-        if chunk > BLOCK:
-            chunk -= chunk % BLOCK
         for start in range(0, K, chunk):
             kc = min(chunk, K - start)
             eps = sample_noise(seed, idx, start, kc, nz).to(device)  # (B, kc, nz)

@@ -35,3 +35,25 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return lerp(a, b, t)
     t = t.unsqueeze(1)
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def codes(model, tokenizer, texts: list[str], posterior: str = "mean", seed: int = 0, device="cpu"):
+    """One latent code per text: the posterior mean, or a sample z ~ q(z|x) (seeded)."""
+    mu, logvar = encode_texts(model, tokenizer, texts, device=device)
+    if posterior == "mean":
+        return mu
+    gen = torch.Generator().manual_seed(seed)
+    eps = torch.randn(mu.shape, generator=gen).to(mu.device)
+    return mu + eps * torch.exp(0.5 * logvar)
+
+
+def corpus_bleu(hypotheses: list[str], references: list[str]) -> dict:
+    """sacrebleu corpus BLEU; its Python API quietly scores the shorter of two unequal
+    lists, so the lengths are checked here."""
+    import sacrebleu
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"BLEU needs as many hypotheses ({len(hypotheses)}) as references ({len(references)})")
+    metric = sacrebleu.BLEU()
+    score = metric.corpus_score(hypotheses, [references])
+    return {"bleu": score.score, "signature": str(metric.get_signature())}

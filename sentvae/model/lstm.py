@@ -57,3 +57,7 @@ class LSTMDecoder(nn.Module):
         h, c, z = state
         out, (h, c) = self.lstm(torch.cat([emb, z.unsqueeze(1)], dim=-1), (h, c))
         return out, (h, c, z)
+
+    def reorder_state(self, state, index: torch.Tensor):
+        h, c, z = state
+        return h[:, index], c[:, index], z[index]

@@ -86,5 +86,9 @@ class SentenceVAE(nn.Module):
         hidden, state = self.decoder.step(self.emb(tokens).unsqueeze(1), state)  # (B, 1, H)
         return self.logits(hidden[:, 0]), state
 
+    def reorder_state(self, state, index: torch.Tensor):
+        """Select/reorder the batch rows of a decoding state (beam search)."""
+        return self.decoder.reorder_state(state, index)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

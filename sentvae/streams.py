@@ -1,0 +1,71 @@
+"""Pipeline input and output: text lines from arguments, a file or stdin, in batches, and
+JSON lines of latent codes. Streams: memory stays flat however long the input is.
+
+Blank input lines are kept in place (they come out as blank lines, or as null codes), so
+output line i always belongs to input line i.
+"""
+
+import json
+import sys
+from collections.abc import Iterator
+from itertools import islice
+
+from sentvae.data import iter_lines
+from sentvae.errors import SentvaeError
+
+
+def text_source(texts: list[str] | None, input_file: str | None, encoding_errors: str = "strict",
+                command: str = "") -> Iterator[str]:
+    """Lines from arguments, else -i FILE ('-' for stdin), else stdin when it is not a terminal."""
+    if texts and input_file:
+        raise SentvaeError(f"{command}: give sentences as arguments or -i FILE, not both")
+    if texts:
+        return iter(texts)
+    if input_file is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise SentvaeError(f"{command}: give sentences as arguments, -i FILE, or pipe text on stdin")
+        input_file = "-"
+    return (text for _, text in iter_lines(input_file, encoding_errors, keep_blank=True))
+
+
+def batches(items: Iterator, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def code_source(input_file: str | None, dim: int) -> Iterator[list[float] | None]:
+    """Latent codes from JSON lines with "z" (or "mu"): a list of `dim` numbers, or null."""
+    if input_file is None and (sys.stdin is None or sys.stdin.isatty()):
+        raise SentvaeError("decode: give -i FILE or pipe JSON lines on stdin")
+    path = input_file or "-"
+    name = "<stdin>" if path == "-" else path
+    for lineno, text in iter_lines(path, "strict", keep_blank=True):
+        if not text:
+            yield None
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SentvaeError(f"{name} line {lineno}: not JSON ({e.msg})") from None
+        key = "z" if isinstance(obj, dict) and "z" in obj else "mu"
+        if not isinstance(obj, dict) or key not in obj:
+            raise SentvaeError(f"{name} line {lineno}: expected a JSON object with \"z\" or \"mu\"")
+        z = obj[key]
+        if z is None:
+            yield None
+            continue
+        if not isinstance(z, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in z):
+            raise SentvaeError(f"{name} line {lineno}: \"{key}\" must be a list of numbers")
+        if len(z) != dim:
+            raise SentvaeError(f"{name} line {lineno}: \"{key}\" has {len(z)} numbers, "
+                               f"this model's latent has {dim}")
+        yield z
+
+
+def emit(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def emit_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
