@@ -88,7 +88,7 @@ class Counter:
 
 def eval_table(r: dict) -> None:
     from rich.table import Table
-    t = Table(title=f"{r['checkpoint']} on {r['data']}", title_justify="left", show_header=False)
+    t = Table(title=Text(f"{r['checkpoint']} on {r['data']}"), title_justify="left", show_header=False)
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_column(style="dim")
@@ -104,7 +104,7 @@ def eval_table(r: dict) -> None:
         ("AU", f"{r['au']} / {r['latent']}", "active units, Cov_x E_q[z] > 0.01"),
     ]
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(Text(cell) for cell in row))     # Text: "[z]" is not rich markup
     err.print(t)
 
 

@@ -73,13 +73,24 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
         kth = logits.topk(top_k, dim=-1).values[..., -1:]                  # (B, 1)
         logits = logits.masked_fill(logits < kth, -math.inf)
     if top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        cum = F.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-        # drop a piece when the mass before it already reaches p (the top piece always stays)
-        drop_sorted = (cum - F.softmax(sorted_logits, dim=-1)) >= top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, -math.inf)
+        logits = _nucleus(logits, top_p)
     return logits
+
+
+def _nucleus(logits: torch.Tensor, top_p: float, first: int = 256) -> torch.Tensor:
+    """Nucleus filter. Sorting a whole vocabulary per step is the cost of top-p, so look
+    at the `first` most likely pieces and sort fully only the rows whose nucleus is larger."""
+    k = min(first, logits.size(-1))
+    vals, idx = logits.topk(k, dim=-1)                                     # sorted, (B, k)
+    p = torch.exp(vals - torch.logsumexp(logits, dim=-1, keepdim=True))
+    before = p.cumsum(dim=-1) - p           # mass of the pieces ranked above each one
+    keep = before < top_p                   # the top piece always stays
+    out = torch.full_like(logits, -math.inf).scatter_(-1, idx, vals.masked_fill(~keep, -math.inf))
+    wide = (before[:, -1] + p[:, -1]) < top_p   # nucleus not within the first k
+    if k < logits.size(-1) and bool(wide.any()):
+        rows = wide.nonzero().squeeze(1)
+        out[rows] = _nucleus(logits[rows], top_p, logits.size(-1))
+    return out
 
 
 @torch.inference_mode()
@@ -120,17 +131,17 @@ def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length
         logp = F.log_softmax(logits.float(), dim=-1)                   # (B*beam, V)
         V = logp.size(-1)
         logp = logp.view(B, beam, V)
-        # a finished hypothesis may only continue with PAD, at no cost
-        frozen = torch.full_like(logp, -math.inf)
-        frozen[..., PAD] = 0.0
-        logp = torch.where(done.unsqueeze(-1), frozen, logp)
-        cand = score.unsqueeze(-1) + logp                              # (B, beam, V)
-        new_len = length.unsqueeze(-1) + (~done).unsqueeze(-1).float()
-        rank = cand / new_len.clamp_min(1.0) ** length_penalty
-        top = rank.view(B, -1).topk(beam, dim=-1).indices              # (B, beam)
+        # a finished hypothesis may only continue with PAD, at no cost (in place: no copies)
+        pad_col = torch.where(done, 0.0, logp[..., PAD])
+        logp.masked_fill_(done.unsqueeze(-1), -math.inf)
+        logp[..., PAD] = pad_col
+        cand = logp.add_(score.unsqueeze(-1))                          # (B, beam, V)
+        new_len = length + (~done).float()                             # (B, beam)
+        norm = new_len.clamp_min(1.0) ** length_penalty
+        top = (cand / norm.unsqueeze(-1)).view(B, -1).topk(beam, dim=-1).indices   # (B, beam)
         src, tok2 = top // V, top % V
         score = cand.view(B, -1).gather(1, top)
-        length = new_len.expand(-1, -1, V).reshape(B, -1).gather(1, top)
+        length = new_len.gather(1, src)
         was_done = done.gather(1, src)
         done = was_done | (tok2 == EOS)
         hist = hist.gather(1, src.unsqueeze(-1).expand(-1, -1, max_len)).clone()

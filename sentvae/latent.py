@@ -50,8 +50,12 @@ def codes(model, tokenizer, texts: list[str], posterior: str = "mean", seed: int
 def corpus_bleu(hypotheses: list[str], references: list[str]) -> dict:
     """sacrebleu corpus BLEU; its Python API quietly scores the shorter of two unequal
     lists, so the lengths are checked here."""
+    import logging
+
     import sacrebleu
 
+    # it warns about space-tokenized text, which ours is on purpose; keep stderr clean
+    logging.getLogger("sacrebleu").setLevel(logging.ERROR)
     if len(hypotheses) != len(references):
         raise ValueError(f"BLEU needs as many hypotheses ({len(hypotheses)}) as references ({len(references)})")
     metric = sacrebleu.BLEU()
