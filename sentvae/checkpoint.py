@@ -48,6 +48,19 @@ def save_checkpoint(path, payload: dict) -> None:
             pass
 
 
+def remove_stale_temporaries(folder) -> int:
+    """Delete temporary files left by a writer that was killed mid-write (SIGKILL, power
+    loss). They are never a checkpoint; the files they were meant to replace are intact."""
+    n = 0
+    for tmp in Path(folder).glob(".*.pt.tmp*"):
+        try:
+            tmp.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
 def _fsync_dir(folder: Path) -> None:
     # makes the rename itself durable; not possible on every platform
     try:

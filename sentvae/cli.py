@@ -31,6 +31,11 @@ class ModelType(str, Enum):
     char = "char"
 
 
+class Arch(str, Enum):
+    lstm = "lstm"
+    transformer = "transformer"
+
+
 class Anneal(str, Enum):
     none = "none"
     linear = "linear"
@@ -84,8 +89,12 @@ def tokenize(
     paths = data or ["-"]
     if paths == ["-"] and sys.stdin.isatty():
         raise SentvaeError("tokenize: give text files, or pipe text on stdin")
-    tok = train_tokenizer(read_texts(paths, encoding_errors.value), model_type.value, vocab_size)
-    tok.save(output)
+    tok = train_tokenizer(read_texts(paths, encoding_errors.value), model_type.value, vocab_size,
+                          source=", ".join("<stdin>" if p == "-" else p for p in paths))
+    try:
+        tok.save(output)
+    except OSError as e:
+        raise SentvaeError(f"{output}: cannot write ({e.strerror})", 1) from None
     console.note(f"wrote {output}: {model_type.value} tokenizer with {tok.vocab_size} pieces")
 
 
@@ -98,8 +107,13 @@ def train(
     model_type: Annotated[ModelType, typer.Option(help="tokenizer type when training one")] = ModelType.bpe,
     vocab_size: Annotated[int, typer.Option(help="tokenizer size when training one")] = 8000,
     resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt")] = False,
+    arch: Annotated[Optional[Arch], typer.Option(help="encoder/decoder architecture [default: lstm]")] = None,
     emb_dim: Annotated[Optional[int], typer.Option(help="embedding size" + _d(ModelConfig, "emb_dim"))] = None,
     hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size" + _d(ModelConfig, "hidden"))] = None,
+    d_model: Annotated[Optional[int], typer.Option(help="transformer width (sets --emb-dim and --hidden)")] = None,
+    layers: Annotated[Optional[int], typer.Option(help="encoder and decoder layers (sets both)")] = None,
+    heads: Annotated[Optional[int], typer.Option(help="transformer attention heads" + _d(ModelConfig, "heads"))] = None,
+    ff: Annotated[Optional[int], typer.Option(help="transformer feed-forward width" + _d(ModelConfig, "ff"))] = None,
     latent: Annotated[Optional[int], typer.Option(help="latent size nz" + _d(ModelConfig, "latent"))] = None,
     enc_layers: Annotated[Optional[int], typer.Option(help="encoder layers" + _d(ModelConfig, "enc_layers"))] = None,
     dec_layers: Annotated[Optional[int], typer.Option(help="decoder layers" + _d(ModelConfig, "dec_layers"))] = None,
@@ -125,9 +139,10 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="random seed" + _d(TrainConfig, "seed"))] = None,
     device: Device = "auto",
     encoding_errors: EncErr = EncodingErrors.strict,
+    detect_anomaly: Annotated[bool, typer.Option("--detect-anomaly", help="torch autograd anomaly detection (slow; finds the op making a NaN)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or validation lines")] = False,
 ):
-    """Train an LSTM sentence VAE; writes OUT/last.pt (resumable) and OUT/best.pt."""
+    """Train a sentence VAE (LSTM or Transformer); writes OUT/last.pt (resumable) and OUT/best.pt."""
     from sentvae import console
     from sentvae.data import bundled, load_corpus, read_texts, split_corpus
     from sentvae.model import resolve_device
@@ -136,8 +151,12 @@ def train(
     from sentvae.train import train as run_training
 
     given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if v is not None}
-    model_opts = {k: given[k] for k in ("emb_dim", "hidden", "latent", "enc_layers", "dec_layers",
-                                        "bidirectional", "dropout") if k in given}
+    model_opts = {k: given[k] for k in ("arch", "emb_dim", "hidden", "latent", "enc_layers", "dec_layers",
+                                        "bidirectional", "dropout", "heads", "ff") if k in given}
+    if "d_model" in given:
+        model_opts["emb_dim"] = model_opts["hidden"] = given["d_model"]
+    if "layers" in given:
+        model_opts["enc_layers"] = model_opts["dec_layers"] = given["layers"]
     train_opts = {k: given[k] for k in TrainConfig.__dataclass_fields__ if k in given}
     dev = resolve_device(device)
     if resume:
@@ -157,7 +176,8 @@ def train(
             if "-" in train_paths:
                 raise SentvaeError("--data -: training from stdin needs --tokenizer (make one with "
                                    "`sentvae tokenize`), since the text cannot be read twice")
-            tok = train_tokenizer(read_texts(train_paths, encoding_errors.value), model_type.value, vocab_size)
+            tok = train_tokenizer(read_texts(train_paths, encoding_errors.value), model_type.value, vocab_size,
+                                  source=", ".join(train_paths))
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
         try:
             tok.save(out / "tokenizer.model")
@@ -169,10 +189,16 @@ def train(
     else:
         train_data, valid_data = split_corpus(train_data, seed=cfg.seed)
     for name, c in (("training", train_data), ("validation", valid_data)):
+        c.check_coverage()
         if c.n_truncated and not quiet:
             console.warn(f"{c.n_truncated} {name} sentence(s) longer than --max-len {cfg.max_len} "
                          "pieces were truncated")
+        if c.n_unk and not quiet:
+            console.warn(f"{c.n_unk} {name} piece(s) unknown to the tokenizer were mapped to <unk>")
     progress = console.TrainProgress(quiet)
+    if detect_anomaly:
+        import torch
+        torch.autograd.set_detect_anomaly(True)
     try:
         result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, progress)
     finally:
@@ -290,6 +316,18 @@ class Posterior(str, Enum):
 PosteriorOpt = Annotated[Posterior, typer.Option(help="code of a sentence: the posterior mean, or a sample from q(z|x)")]
 
 
+def _input_report(stats: dict, n_lines: int, source: str) -> None:
+    """After streaming text: refuse input that held no text; warn about what was altered."""
+    from sentvae import console
+
+    if "unk" not in stats:          # no non-blank line reached the encoder
+        raise SentvaeError(f"{source}: no text (the input is empty or blank)")
+    if stats["truncated"]:
+        console.warn(f"{stats['truncated']} sentence(s) longer than 100 pieces were truncated")
+    if stats["unk"]:
+        console.warn(f"{stats['unk']} piece(s) unknown to the tokenizer were mapped to <unk>")
+
+
 def _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed):
     from sentvae.decode import DecodeConfig
 
@@ -374,17 +412,17 @@ def reconstruct(
     """
     from sentvae.decode import decode
     from sentvae.latent import codes
-    from sentvae.streams import batches, emit, emit_json, text_source
+    from sentvae.streams import batches, emit, emit_json, source_name, text_source
 
     cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
     lines = text_source(texts, input_file, encoding_errors.value, "reconstruct")
     model, tok, dev = _load(checkpoint, device)
-    refs, hyps, n = [], [], 0
+    refs, hyps, n, stats = [], [], 0, {}
     for i, chunk in enumerate(batches(lines, batch_size)):
         keep = [j for j, s_ in enumerate(chunk) if s_.strip()]
         outs = [None] * len(chunk)
         if keep:
-            z = codes(model, tok, [chunk[j] for j in keep], posterior.value, seed + i, dev)
+            z = codes(model, tok, [chunk[j] for j in keep], posterior.value, seed + i, dev, stats)
             cfg.seed = seed + i
             for j, text in zip(keep, tok.decode(decode(model, z, cfg))):
                 outs[j] = text
@@ -397,8 +435,7 @@ def reconstruct(
             if bleu and out is not None:
                 refs.append(src)
                 hyps.append(out)
-    if n == 0:
-        raise SentvaeError("reconstruct: the input is empty")
+    _input_report(stats, n, source_name(texts, input_file))
     if bleu:
         from sentvae import console
         from sentvae.latent import corpus_bleu
@@ -419,24 +456,23 @@ def encode(
 ):
     """Latent codes: one JSON object {"text", "mu", "logvar"} per input line (null for blanks)."""
     from sentvae.latent import encode_texts
-    from sentvae.streams import batches, emit_json, text_source
+    from sentvae.streams import batches, emit_json, source_name, text_source
 
     lines = text_source(texts, input_file, encoding_errors.value, "encode")
     model, tok, dev = _load(checkpoint, device)
-    n = 0
+    n, stats = 0, {}
     for chunk in batches(lines, batch_size):
         keep = [j for j, s_ in enumerate(chunk) if s_.strip()]
         mu = logvar = None
         if keep:
-            mu, logvar = encode_texts(model, tok, [chunk[j] for j in keep], device=dev)
+            mu, logvar = encode_texts(model, tok, [chunk[j] for j in keep], device=dev, stats=stats)
             mu, logvar = mu.cpu().tolist(), logvar.cpu().tolist()    # exact float32 values
         where = {j: r for r, j in enumerate(keep)}
         for j, src in enumerate(chunk):
             r = where.get(j)
             emit_json({"text": src, "mu": None if r is None else mu[r], "logvar": None if r is None else logvar[r]})
             n += 1
-    if n == 0:
-        raise SentvaeError("encode: the input is empty")
+    _input_report(stats, n, source_name(texts, input_file))
 
 
 @app.command("decode")

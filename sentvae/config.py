@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 
 from sentvae.errors import SentvaeError
 
-ARCHS = ("lstm",)
+ARCHS = ("lstm", "transformer")
 ANNEAL = ("none", "linear", "logistic", "cyclical")
 
 
@@ -47,6 +47,10 @@ class ModelConfig(_Config):
     bidirectional: bool = True
     dropout: float = 0.2          # on embeddings and decoder outputs (not word dropout)
     tie_weights: bool = True      # output layer shares the input embedding
+    heads: int = 4                # transformer: attention heads
+    ff: int = 1024                # transformer: feed-forward width
+    # The transformer's width (d_model) is emb_dim, and hidden must equal it; its depth is
+    # enc_layers / dec_layers. bidirectional applies to the LSTM encoder only.
 
     def __post_init__(self):
         _check(self.arch in ARCHS, "arch", f"must be one of {', '.join(ARCHS)}, not {self.arch!r}")
@@ -54,6 +58,12 @@ class ModelConfig(_Config):
         for name in ("emb_dim", "hidden", "latent", "enc_layers", "dec_layers"):
             _check(getattr(self, name) >= 1, name, f"must be >= 1, not {getattr(self, name)}")
         _check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), not {self.dropout}")
+        if self.arch == "transformer":
+            _check(self.heads >= 1 and self.emb_dim % self.heads == 0, "heads",
+                   f"must divide --d-model {self.emb_dim}, not {self.heads}")
+            _check(self.ff >= 1, "ff", f"must be >= 1, not {self.ff}")
+            _check(self.hidden == self.emb_dim, "d_model",
+                   f"the transformer's width is --d-model; --hidden {self.hidden} differs from it")
 
 
 @dataclass

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from sentvae.errors import SentvaeError
 from sentvae.tokenizer import BOS, EOS, PAD
 
+NEVER = [PAD, BOS]
+
 
 @dataclass
 class DecodeConfig:
@@ -102,7 +104,9 @@ def _run(model, z, max_len, pick) -> list[list[int]]:
     done = torch.zeros(B, dtype=torch.bool, device=z.device)
     for t in range(max_len):
         logits, state = model.step(tok, state)       # (B, V)
-        tok = pick(logits.float()).masked_fill(done, PAD)
+        logits = logits.float()
+        logits[:, NEVER] = -math.inf                 # PAD and BOS are never outputs
+        tok = pick(logits).masked_fill(done, PAD)
         out[:, t] = tok
         done |= tok == EOS
         if t % 8 == 7 and bool(done.all()):          # a host sync every 8 steps, not every step
@@ -129,6 +133,7 @@ def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length
     for t in range(max_len):
         logits, state = model.step(tok, state)
         logp = F.log_softmax(logits.float(), dim=-1)                   # (B*beam, V)
+        logp[:, NEVER] = -math.inf     # after the softmax: scores stay true log-probabilities
         V = logp.size(-1)
         logp = logp.view(B, beam, V)
         # a finished hypothesis may only continue with PAD, at no cost (in place: no copies)

@@ -7,9 +7,14 @@ from sentvae.data import collate, corpus_from_texts, make_batches
 
 @torch.inference_mode()
 def encode_texts(model, tokenizer, texts: list[str], max_len: int = 100, device="cpu",
-                 max_tokens: int = 8000):
-    """-> mu, logvar (N, nz) of q(z|x) for each text, in input order."""
+                 max_tokens: int = 8000, stats: dict | None = None):
+    """-> mu, logvar (N, nz) of q(z|x) for each text, in input order.
+
+    stats, if given, accumulates "truncated" (sentences cut to max_len) and "unk" counts."""
     corpus = corpus_from_texts(texts, tokenizer, max_len)
+    if stats is not None:
+        stats["truncated"] = stats.get("truncated", 0) + corpus.n_truncated
+        stats["unk"] = stats.get("unk", 0) + corpus.n_unk
     nz = model.cfg.latent
     mu = torch.empty(len(texts), nz, device=device)
     logvar = torch.empty(len(texts), nz, device=device)
@@ -37,9 +42,10 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
-def codes(model, tokenizer, texts: list[str], posterior: str = "mean", seed: int = 0, device="cpu"):
+def codes(model, tokenizer, texts: list[str], posterior: str = "mean", seed: int = 0, device="cpu",
+          stats: dict | None = None):
     """One latent code per text: the posterior mean, or a sample z ~ q(z|x) (seeded)."""
-    mu, logvar = encode_texts(model, tokenizer, texts, device=device)
+    mu, logvar = encode_texts(model, tokenizer, texts, device=device, stats=stats)
     if posterior == "mean":
         return mu
     gen = torch.Generator().manual_seed(seed)

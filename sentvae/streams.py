@@ -28,6 +28,12 @@ def text_source(texts: list[str] | None, input_file: str | None, encoding_errors
     return (text for _, text in iter_lines(input_file, encoding_errors, keep_blank=True))
 
 
+def source_name(texts: list[str] | None, input_file: str | None) -> str:
+    if texts:
+        return "arguments"
+    return "<stdin>" if input_file in (None, "-") else input_file
+
+
 def batches(items: Iterator, size: int) -> Iterator[list]:
     it = iter(items)
     while chunk := list(islice(it, size)):

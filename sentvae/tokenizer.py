@@ -67,7 +67,7 @@ class Tokenizer:
 
 
 def train_tokenizer(sentences: Iterable[str], model_type: str = "bpe", vocab_size: int = 8000,
-                    max_sentences: int = 2_000_000) -> Tokenizer:
+                    max_sentences: int = 2_000_000, source: str = "training data") -> Tokenizer:
     """Train a SentencePiece model on an iterable of sentences (files, stdin, lists).
 
     hard_vocab_limit=False lets a small corpus get fewer pieces than asked instead of failing.
@@ -89,7 +89,7 @@ def train_tokenizer(sentences: Iterable[str], model_type: str = "bpe", vocab_siz
         if counted.error is not None:   # raised inside our iterator, reported by SentencePiece
             raise counted.error from None
         if counted.n == 0:
-            raise SentvaeError("tokenizer training data: no usable sentence") from None
+            raise SentvaeError(f"{source}: no usable sentence (the input is empty or blank)") from None
         raise SentvaeError(f"SentencePiece training failed: {str(e).strip().splitlines()[-1]}") from None
     return Tokenizer(buf.getvalue())
 

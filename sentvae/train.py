@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from sentvae.checkpoint import load_checkpoint, save_checkpoint
+from sentvae.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.data import Corpus, collate, make_batches, padding_fraction
 from sentvae.errors import SentvaeError, TrainingInterrupted
@@ -41,6 +41,20 @@ class TrainResult:
     last: dict = field(default_factory=dict)    # final validation figures
     best: dict = field(default_factory=dict)
     stopped: str = ""                           # why training ended
+
+
+def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float, cfg: TrainConfig) -> dict:
+    """One update on one batch: word dropout, forward, the annealed ELBO, backward, clip, AdamW.
+    Returns the batch's figures as tensors (read them later: no host sync here)."""
+    dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
+    log_px_z, mu, logvar = model(x, lengths, dec_inp)
+    loss, figs = elbo_loss(log_px_z, mu, logvar, weight, cfg)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return figs
 
 
 def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int | None:
@@ -122,7 +136,11 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
         torch.set_rng_state(st["rng"])
         if device.type == "cuda" and st.get("cuda_rng"):
             torch.cuda.set_rng_state_all(st["cuda_rng"])
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SentvaeError(f"{out}: cannot create the output folder ({e.strerror})", 1) from None
+    remove_stale_temporaries(out)
     metrics_path = out / "metrics.jsonl"
     try:
         metrics = open(metrics_path, "a" if resume else "w", encoding="utf-8")
@@ -213,15 +231,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                     x, lens = collate(train_data, idx)
                     x = x.to(device, non_blocking=True)
                     lens = lens.to(device, non_blocking=True)
-                    w = kl_weight(pos.step, cfg, total)
-                    dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
-                    log_px_z, mu, logvar = model(x, lens, dec_inp)
-                    loss, figs = elbo_loss(log_px_z, mu, logvar, w, cfg)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
+                    figs = train_step(model, opt, x, lens, kl_weight(pos.step, cfg, total), cfg)
                     for k, v in figs.items():
                         acc[k] += v
                     acc_steps += 1

@@ -161,3 +161,29 @@ def test_closed_stdout_ends_quietly(trained):
                        shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1
     assert r.stderr == ""
+
+
+def test_every_command_works_with_a_transformer_checkpoint(tmp_path, corpus_dir, tok, monkeypatch, capsys):
+    tokm = tmp_path / "tok.model"
+    tok.save(tokm)
+    ck = tmp_path / "ck"
+    code, out, err = run_cli(["train", "--arch", "transformer", "--d-model", "32", "--heads", "2", "--ff", "64",
+                              "--layers", "1", "--latent", "8", "--max-tokens", "400", "--eval-every", "10",
+                              "--data", corpus_dir / "train.txt", "--valid", corpus_dir / "valid.txt",
+                              "--tokenizer", tokm, "--out", ck, "--max-steps", "10"], monkeypatch, capsys)
+    assert code == 0, err
+    best = ck / "best.pt"
+    code, out, err = run_cli(["info", best, "--json"], monkeypatch, capsys)
+    assert code == 0 and json.loads(out)["model"]["arch"] == "transformer"
+    code, out, err = run_cli(["eval", "-c", best, "--data", corpus_dir / "valid.txt", "-k", "3", "--json"],
+                             monkeypatch, capsys)
+    assert code == 0 and json.loads(out)["sentences"] == 80
+    for args, lines in ((["sample", "-n", "4"], 4), (["sample", "-n", "2", "--beam", "3"], 2),
+                        (["interpolate", "the dog ran .", "a cat sat .", "--steps", "3"], 3),
+                        (["reconstruct", "the dog ran .", "a cat sat ."], 2)):
+        code, out, err = run_cli([*args, "-c", best], monkeypatch, capsys)
+        assert code == 0, (args, err)
+        assert len(out.splitlines()) == lines
+    code, enc, err = run_cli(["encode", "the dog ran .", "-c", best], monkeypatch, capsys)
+    code, dec, err = run_cli(["decode", "-c", best], monkeypatch, capsys, stdin=enc)
+    assert code == 0 and len(dec.splitlines()) == 1

@@ -11,6 +11,9 @@ def build_model(cfg: ModelConfig) -> SentenceVAE:
     if cfg.arch == "lstm":
         from sentvae.model.lstm import LSTMDecoder, LSTMEncoder
         return SentenceVAE(cfg, LSTMEncoder(cfg), LSTMDecoder(cfg))
+    if cfg.arch == "transformer":
+        from sentvae.model.transformer import TransformerDecoder, TransformerEncoder
+        return SentenceVAE(cfg, TransformerEncoder(cfg), TransformerDecoder(cfg))
     raise SentvaeError(f"--arch: unknown architecture {cfg.arch!r}")
 
 

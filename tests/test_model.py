@@ -1,0 +1,115 @@
+"""One suite for every architecture: the interface train, eval and decode rely on."""
+
+import numpy as np
+import pytest
+import torch
+
+from sentvae.checkpoint import load_model, save_checkpoint
+from sentvae.config import ModelConfig
+from sentvae.data import collate, corpus_from_ids
+from sentvae.decode import DecodeConfig, beam_search, decode, greedy
+from sentvae.errors import SentvaeError
+from sentvae.model import build_model
+from sentvae.tokenizer import BOS, EOS, PAD
+
+ARCHS = {
+    "lstm": dict(arch="lstm", emb_dim=24, hidden=32, latent=6, dropout=0.0),
+    "transformer": dict(arch="transformer", emb_dim=32, hidden=32, latent=6, dropout=0.0, heads=4, ff=48,
+                        enc_layers=2, dec_layers=2),
+}
+V = 40
+
+
+@pytest.fixture(params=sorted(ARCHS))
+def model(request):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(vocab_size=V, **ARCHS[request.param])).eval()
+
+
+def _batch(seqs):
+    return collate(corpus_from_ids(seqs), np.arange(len(seqs)))
+
+
+SEQS = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19]]
+
+
+def test_shapes_loss_and_gradients(model):
+    x, lengths = _batch(SEQS)
+    model.train()
+    ll, mu, logvar = model(x, lengths)
+    assert ll.shape == (3,) and mu.shape == (3, 6) and logvar.shape == (3, 6)
+    assert torch.all(ll < 0)
+    (-ll.mean() + mu.pow(2).mean()).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_incremental_decoding_matches_the_full_forward(model):
+    x, lengths = _batch(SEQS)
+    z = torch.randn(3, 6)
+    with torch.no_grad():
+        full = model.logits(model.decoder(model.emb(x[:, :-1]), z)).log_softmax(-1)   # (B, T, V)
+        state, steps = model.init_state(z), []
+        for t in range(x.size(1) - 1):
+            logits, state = model.step(x[:, t], state)
+            steps.append(logits.log_softmax(-1))
+    assert torch.allclose(full, torch.stack(steps, dim=1), atol=1e-4)
+
+
+def test_decoder_is_causal(model):
+    x, lengths = _batch([SEQS[0]])
+    y = x.clone()
+    y[0, 4] = 30                                          # change the input at position 4
+    z = torch.randn(1, 6)
+    with torch.no_grad():
+        a = model.logits(model.decoder(model.emb(x[:, :-1]), z)).log_softmax(-1)
+        b = model.logits(model.decoder(model.emb(y[:, :-1]), z)).log_softmax(-1)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5)   # predictions before it are untouched
+    assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-5)
+
+
+def test_padding_does_not_leak(model):
+    """A sentence scores the same alone and beside longer ones, and its code is the same."""
+    z = torch.randn(1, 6)
+    with torch.no_grad():
+        x1, l1 = _batch([SEQS[1]])
+        xb, lb = _batch(SEQS)
+        mu1, _ = model.encode(x1[:, 1:], l1)
+        mub, _ = model.encode(xb[:, 1:], lb)
+        s1 = model.log_likelihood(z, x1[:, :-1], x1[:, 1:])
+        sb = model.log_likelihood(z.expand(3, -1), xb[:, :-1], xb[:, 1:])
+    assert torch.allclose(mu1[0], mub[1], atol=1e-5)
+    assert torch.allclose(s1[0], sb[1], atol=1e-4)
+
+
+def test_checkpoint_round_trip(model, tmp_path, tok):
+    cfg = ModelConfig(**{**model.cfg.to_dict(), "vocab_size": tok.vocab_size})
+    torch.manual_seed(1)
+    m = build_model(cfg).eval()
+    save_checkpoint(tmp_path / "m.pt", {"model_config": cfg.to_dict(), "tokenizer": tok.proto,
+                                        "model": m.state_dict()})
+    m2, tok2, _ = load_model(tmp_path / "m.pt")
+    x, lengths = _batch([[5, 6, 7]])
+    z = torch.randn(2, cfg.latent)
+    with torch.no_grad():
+        assert torch.equal(m.encode(x[:, 1:], lengths)[0], m2.encode(x[:, 1:], lengths)[0])
+    assert greedy(m, z, 12) == greedy(m2, z, 12)
+
+
+def test_every_decoder_works_and_ends(model):
+    z = torch.randn(5, 6)
+    for cfg in (DecodeConfig(max_len=15), DecodeConfig(max_len=15, sample=True, top_p=0.9),
+                DecodeConfig(max_len=15, beam=3)):
+        out = decode(model, z, cfg)
+        assert len(out) == 5
+        assert all(len(s) <= 15 and not {PAD, BOS, EOS} & set(s) for s in out)
+    assert beam_search(model, z, 1, 15)[0] == greedy(model, z, 15)
+
+
+def test_transformer_config_errors():
+    with pytest.raises(SentvaeError, match="--heads"):
+        ModelConfig(vocab_size=50, arch="transformer", emb_dim=30, hidden=30, heads=4)
+    with pytest.raises(SentvaeError, match="--d-model"):
+        ModelConfig(vocab_size=50, arch="transformer", emb_dim=32, hidden=64)
+    with pytest.raises(SentvaeError, match="--arch"):
+        ModelConfig(vocab_size=50, arch="gru")
