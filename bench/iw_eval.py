@@ -34,10 +34,11 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from sentvae.config import ModelConfig  # noqa: E402
-from sentvae.data import collate, corpus_from_texts, read_texts, subset  # noqa: E402
+from sentvae.data import collate, corpus_from_texts, subset  # noqa: E402
 from sentvae.evaluate import evaluate, iw_plan  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
-from sentvae.tokenizer import PAD, Tokenizer, train_tokenizer  # noqa: E402
+from sentvae.tokenizer import PAD  # noqa: E402
+from ptb import ptb_tokenizer  # noqa: E402
 
 
 class BareDecoder(nn.Module):
@@ -68,12 +69,7 @@ def bare_pass(dec, corpus, K, max_tokens):
 
 
 def setup(ptb: Path, n: int):
-    cache = ROOT / "bench" / ".ptb-word10k.model"   # ignored by git; saves retraining each run
-    if cache.is_file():
-        tok = Tokenizer.load(cache)
-    else:
-        tok = train_tokenizer(read_texts([str(ptb / "ptb.train.txt")]), "word", 10000)
-        tok.save(cache)
+    tok = ptb_tokenizer(ptb)
     lines = [s for s in (ptb / "ptb.test.txt").read_text().splitlines() if s.strip()][:n]
     corpus = corpus_from_texts(lines, tok, 200)
     torch.manual_seed(0)

@@ -35,11 +35,12 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from sentvae.config import ModelConfig, TrainConfig  # noqa: E402
-from sentvae.data import collate, load_corpus, make_batches, padding_fraction, read_texts  # noqa: E402
+from sentvae.data import collate, load_corpus, make_batches, padding_fraction  # noqa: E402
 from sentvae.decode import greedy  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
 from sentvae.objective import kl_weight  # noqa: E402
-from sentvae.tokenizer import BOS, PAD, Tokenizer, train_tokenizer  # noqa: E402
+from sentvae.tokenizer import BOS, PAD  # noqa: E402
+from ptb import ptb_tokenizer  # noqa: E402
 from sentvae.train import train_step  # noqa: E402
 
 
@@ -87,15 +88,6 @@ def bare_step(net, opt, x):
     opt.step()
 
 
-def tokenizer(ptb: Path) -> Tokenizer:
-    cache = ROOT / "bench" / ".ptb-word10k.model"
-    if cache.is_file():
-        return Tokenizer.load(cache)
-    tok = train_tokenizer(read_texts([str(ptb / "ptb.train.txt")]), "word", 10000)
-    tok.save(cache)
-    return tok
-
-
 @torch.inference_mode()
 def greedy_without_cache(model, z, max_len):
     """Re-runs the decoder over the whole prefix for every new token: O(T^2) work."""
@@ -117,7 +109,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    tok = tokenizer(args.ptb)
+    tok = ptb_tokenizer(args.ptb)
     corpus = load_corpus([str(args.ptb / "ptb.train.txt")], tok, 100)
     epoch = make_batches(corpus.lengths, args.max_tokens, seed=0, epoch=0)
     batches = epoch[:args.batches + args.block]          # the first block warms both up

@@ -36,6 +36,12 @@ class Arch(str, Enum):
     transformer = "transformer"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
 class Anneal(str, Enum):
     none = "none"
     linear = "linear"
@@ -48,11 +54,6 @@ class EncodingErrors(str, Enum):
     replace = "replace"
 
 
-class Method(str, Enum):
-    lerp = "lerp"
-    slerp = "slerp"
-
-
 def _d(cls, name) -> str:
     return f" [default: {getattr(cls, name)}]"
 
@@ -60,6 +61,7 @@ def _d(cls, name) -> str:
 Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="checkpoint to use", show_default=True)]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
 EncErr = Annotated[EncodingErrors, typer.Option(help="on invalid UTF-8: stop (strict) or use U+FFFD")]
+TextField = Annotated[str, typer.Option(help="the field holding the text in .jsonl/.csv/hf: data")]
 
 
 @app.callback()
@@ -80,6 +82,7 @@ def tokenize(
     model_type: Annotated[ModelType, typer.Option(help="SentencePiece model type")] = ModelType.bpe,
     vocab_size: Annotated[int, typer.Option(help="pieces wanted (a small corpus may give fewer)")] = 8000,
     encoding_errors: EncErr = EncodingErrors.strict,
+    text_field: TextField = "text",
 ):
     """Train a SentencePiece tokenizer (pad 0, unk 1, bos 2, eos 3) and write it."""
     from sentvae.data import read_texts
@@ -89,7 +92,7 @@ def tokenize(
     paths = data or ["-"]
     if paths == ["-"] and sys.stdin.isatty():
         raise SentvaeError("tokenize: give text files, or pipe text on stdin")
-    tok = train_tokenizer(read_texts(paths, encoding_errors.value), model_type.value, vocab_size,
+    tok = train_tokenizer(read_texts(paths, encoding_errors.value, text_field), model_type.value, vocab_size,
                           source=", ".join("<stdin>" if p == "-" else p for p in paths))
     try:
         tok.save(output)
@@ -100,7 +103,7 @@ def tokenize(
 
 @app.command()
 def train(
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="training text file(s), - for stdin [default: the bundled data/train.txt]")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="training data: text (one sentence per line), .jsonl, .csv, - for stdin, or hf:NAME[:CONFIG] [default: the bundled data/train.txt]")] = None,
     valid: Annotated[Optional[list[str]], typer.Option(help="validation text file(s) [default: bundled data/valid.txt, or 5% held out of --data]")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for last.pt, best.pt, tokenizer.model, metrics.jsonl")] = DEFAULT_OUT,
     tokenizer: Annotated[Optional[Path], typer.Option(help="a tokenizer from `sentvae tokenize` [default: train one]")] = None,
@@ -137,13 +140,15 @@ def train(
     eval_every: Annotated[Optional[int], typer.Option(help="validate and save every N steps" + _d(TrainConfig, "eval_every"))] = None,
     log_every: Annotated[Optional[int], typer.Option(help="log figures every N steps" + _d(TrainConfig, "log_every"))] = None,
     seed: Annotated[Optional[int], typer.Option(help="random seed" + _d(TrainConfig, "seed"))] = None,
+    precision: Annotated[Optional[Precision], typer.Option(help="autocast precision (fp16: CUDA only, with a GradScaler)" + _d(TrainConfig, "precision"))] = None,
     device: Device = "auto",
     encoding_errors: EncErr = EncodingErrors.strict,
+    text_field: TextField = "text",
     detect_anomaly: Annotated[bool, typer.Option("--detect-anomaly", help="torch autograd anomaly detection (slow; finds the op making a NaN)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or validation lines")] = False,
 ):
     """Train a sentence VAE (LSTM or Transformer); writes OUT/last.pt (resumable) and OUT/best.pt."""
-    from sentvae import console
+    from sentvae import console, distributed
     from sentvae.data import bundled, load_corpus, read_texts, split_corpus
     from sentvae.model import resolve_device
     from sentvae.tokenizer import Tokenizer, train_tokenizer
@@ -158,12 +163,15 @@ def train(
     if "layers" in given:
         model_opts["enc_layers"] = model_opts["dec_layers"] = given["layers"]
     train_opts = {k: given[k] for k in TrainConfig.__dataclass_fields__ if k in given}
-    dev = resolve_device(device)
+    dev = distributed.setup(resolve_device(device))      # joins torchrun's process group, if any
+    rank, world = distributed.rank_world()
+    quiet = quiet or rank != 0
     if resume:
-        for k in model_opts:
-            raise SentvaeError(f"--{k.replace('_', '-')}: the model cannot change on --resume "
-                               "(it comes from last.pt)")
         model_cfg, saved, tok = resume_configs(out)
+        for k, v in model_opts.items():      # the same command line plus --resume is fine
+            if getattr(model_cfg, k) != v:
+                raise SentvaeError(f"--{k.replace('_', '-')}: the model cannot change on --resume "
+                                   f"(last.pt has {getattr(model_cfg, k)}, not {v})")
         cfg = TrainConfig.from_dict({**saved, **train_opts})
     else:
         cfg = TrainConfig(**train_opts)
@@ -176,16 +184,21 @@ def train(
             if "-" in train_paths:
                 raise SentvaeError("--data -: training from stdin needs --tokenizer (make one with "
                                    "`sentvae tokenize`), since the text cannot be read twice")
-            tok = train_tokenizer(read_texts(train_paths, encoding_errors.value), model_type.value, vocab_size,
-                                  source=", ".join(train_paths))
+            if rank == 0:
+                tok = train_tokenizer(read_texts(train_paths, encoding_errors.value, text_field), model_type.value,
+                                      vocab_size, source=", ".join(train_paths))
+        if rank == 0:
+            try:
+                tok.save(out / "tokenizer.model")
+            except OSError as e:
+                raise SentvaeError(f"{out}: cannot write there ({e.strerror})", 1) from None
+        distributed.barrier()                # every rank uses rank 0's tokenizer, byte for byte
+        if rank != 0:
+            tok = Tokenizer.load(out / "tokenizer.model")
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
-        try:
-            tok.save(out / "tokenizer.model")
-        except OSError as e:
-            raise SentvaeError(f"{out}: cannot write there ({e.strerror})", 1) from None
-    train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors.value)
+    train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors.value, text_field)
     if valid_paths:
-        valid_data = load_corpus(valid_paths, tok, cfg.max_len, encoding_errors.value)
+        valid_data = load_corpus(valid_paths, tok, cfg.max_len, encoding_errors.value, text_field)
     else:
         train_data, valid_data = split_corpus(train_data, seed=cfg.seed)
     for name, c in (("training", train_data), ("validation", valid_data)):
@@ -203,6 +216,7 @@ def train(
         result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, progress)
     finally:
         progress.close()
+        distributed.shutdown()
     if not quiet:
         best = result.best or {}
         console.note(f"done ({result.stopped}) at step {result.position.step}; best valid -ELBO "
@@ -254,6 +268,7 @@ def eval_(
     seed: Annotated[int, typer.Option(help="random seed for z ~ q(z|x)")] = 0,
     device: Device = "auto",
     encoding_errors: EncErr = EncodingErrors.strict,
+    text_field: TextField = "text",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
 ):
@@ -268,7 +283,7 @@ def eval_(
         raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
     paths = data or [bundled("test")]
     model, tok, dev = _load(checkpoint, device)
-    corpus = load_corpus(paths, tok, max_len, encoding_errors.value)
+    corpus = load_corpus(paths, tok, max_len, encoding_errors.value, text_field)
     corpus.check_coverage()
     if corpus.n_truncated and not quiet:
         console.warn(f"{corpus.n_truncated} sentence(s) longer than --max-len {max_len} pieces were truncated")
@@ -293,222 +308,14 @@ def _load(checkpoint: Path, device: str):
     return model, tok, dev
 
 
-# decoding options shared by every command that turns codes into sentences
-MaxLen = Annotated[int, typer.Option(help="pieces per sentence at most", rich_help_panel="Decoding")]
-Sample = Annotated[bool, typer.Option("--sample", help="ancestral sampling instead of greedy (implied by --temperature/--top-k/--top-p)", rich_help_panel="Decoding")]
-Temperature = Annotated[Optional[float], typer.Option(help="sampling temperature [default: 1]", rich_help_panel="Decoding")]
-TopK = Annotated[Optional[int], typer.Option(help="sample among the k most likely pieces", rich_help_panel="Decoding")]
-TopP = Annotated[Optional[float], typer.Option(help="sample from the smallest set with probability >= p", rich_help_panel="Decoding")]
-Beam = Annotated[int, typer.Option(help="beam search with this many beams (1: off)", rich_help_panel="Decoding")]
-LengthPenalty = Annotated[float, typer.Option(help="beam: rank by log p / length ** this", rich_help_panel="Decoding")]
-Seed = Annotated[int, typer.Option(help="random seed (prior codes, posterior samples, sampling)")]
-BatchSize = Annotated[int, typer.Option(help="sentences decoded together")]
-AsJson = Annotated[bool, typer.Option("--json", help="JSON lines instead of plain text")]
-InputFile = Annotated[Optional[str], typer.Option("--input", "-i", help="read lines from this file (- for stdin)")]
-Texts = Annotated[Optional[list[str]], typer.Argument(help="sentences; none: -i FILE or stdin")]
-
-
-class Posterior(str, Enum):
-    mean = "mean"
-    sample = "sample"
-
-
-PosteriorOpt = Annotated[Posterior, typer.Option(help="code of a sentence: the posterior mean, or a sample from q(z|x)")]
-
-
-def _input_report(stats: dict, n_lines: int, source: str) -> None:
-    """After streaming text: refuse input that held no text; warn about what was altered."""
-    from sentvae import console
-
-    if "unk" not in stats:          # no non-blank line reached the encoder
-        raise SentvaeError(f"{source}: no text (the input is empty or blank)")
-    if stats["truncated"]:
-        console.warn(f"{stats['truncated']} sentence(s) longer than 100 pieces were truncated")
-    if stats["unk"]:
-        console.warn(f"{stats['unk']} piece(s) unknown to the tokenizer were mapped to <unk>")
-
-
-def _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed):
-    from sentvae.decode import DecodeConfig
-
-    sampling = sample_ or temperature is not None or top_k is not None or top_p is not None
-    return DecodeConfig(max_len=max_len, sample=sampling, temperature=temperature or 1.0,
-                        top_k=top_k or 0, top_p=1.0 if top_p is None else top_p, beam=beam,
-                        length_penalty=length_penalty, seed=seed)
-
-
-@app.command()
-def sample(
-    n: Annotated[int, typer.Option("-n", help="how many sentences")] = 10,
-    checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
-    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
-    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
-):
-    """Sentences from the prior, z ~ N(0, I): one per line on stdout (greedy unless told)."""
-    import torch
-    from sentvae.decode import decode
-    from sentvae.streams import emit, emit_json
-
-    if n < 1:
-        raise SentvaeError(f"-n: must be >= 1, not {n}")
-    cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
-    model, tok, dev = _load(checkpoint, device)
-    gen = torch.Generator().manual_seed(seed)
-    for start in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - start), model.cfg.latent, generator=gen).to(dev)
-        cfg.seed = seed + start            # each batch its own sampling stream, reproducibly
-        for text in tok.decode(decode(model, z, cfg)):
-            emit_json({"text": text}) if as_json else emit(text)
-
-
-@app.command()
-def interpolate(
-    a: Annotated[str, typer.Argument(help="first sentence")],
-    b: Annotated[str, typer.Argument(help="second sentence")],
-    steps: Annotated[int, typer.Option(help="points on the path, endpoints included")] = 8,
-    method: Annotated[Method, typer.Option(help="straight line or great circle")] = Method.lerp,
-    posterior: PosteriorOpt = Posterior.mean,
-    checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
-    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
-    seed: Seed = 0, device: Device = "auto", as_json: AsJson = False,
-):
-    """Decode points on the path from z(a) to z(b), endpoints included."""
-    import torch
-    from sentvae.decode import decode
-    from sentvae.latent import codes, lerp, slerp
-    from sentvae.streams import emit, emit_json
-
-    if steps < 2:
-        raise SentvaeError(f"--steps: must be >= 2 (the endpoints), not {steps}")
-    for name, s_ in (("A", a), ("B", b)):
-        if not s_.strip():
-            raise SentvaeError(f"interpolate: sentence {name} is empty")
-    cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
-    model, tok, dev = _load(checkpoint, device)
-    z_ab = codes(model, tok, [a, b], posterior.value, seed, dev)
-    t = torch.linspace(0, 1, steps, device=dev)
-    z = (slerp if method == Method.slerp else lerp)(z_ab[0], z_ab[1], t)
-    for ti, text in zip(t.tolist(), tok.decode(decode(model, z, cfg))):
-        emit_json({"t": round(ti, 6), "text": text}) if as_json else emit(text)
-
-
-@app.command()
-def reconstruct(
-    texts: Texts = None,
-    input_file: InputFile = None,
-    bleu: Annotated[bool, typer.Option("--bleu", help="report sacrebleu corpus BLEU of reconstructions vs inputs")] = False,
-    posterior: PosteriorOpt = Posterior.mean,
-    checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
-    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
-    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
-    encoding_errors: EncErr = EncodingErrors.strict,
-):
-    """Encode then decode each input line; one output line per input line, in order.
-
-    A blank input line gives a blank output line (JSON: "reconstruction": null).
-    """
-    from sentvae.decode import decode
-    from sentvae.latent import codes
-    from sentvae.streams import batches, emit, emit_json, source_name, text_source
-
-    cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
-    lines = text_source(texts, input_file, encoding_errors.value, "reconstruct")
-    model, tok, dev = _load(checkpoint, device)
-    refs, hyps, n, stats = [], [], 0, {}
-    for i, chunk in enumerate(batches(lines, batch_size)):
-        keep = [j for j, s_ in enumerate(chunk) if s_.strip()]
-        outs = [None] * len(chunk)
-        if keep:
-            z = codes(model, tok, [chunk[j] for j in keep], posterior.value, seed + i, dev, stats)
-            cfg.seed = seed + i
-            for j, text in zip(keep, tok.decode(decode(model, z, cfg))):
-                outs[j] = text
-        for src, out in zip(chunk, outs):
-            n += 1
-            if as_json:
-                emit_json({"text": src, "reconstruction": out})
-            else:
-                emit(out or "")
-            if bleu and out is not None:
-                refs.append(src)
-                hyps.append(out)
-    _input_report(stats, n, source_name(texts, input_file))
-    if bleu:
-        from sentvae import console
-        from sentvae.latent import corpus_bleu
-
-        score = corpus_bleu(hyps, refs)
-        console.note(f"BLEU = {score['bleu']:.2f} on {len(refs)} sentences ({score['signature']})")
-        if as_json:
-            emit_json({"bleu": score["bleu"], "sentences": len(refs), "signature": score["signature"]})
-
-
-@app.command()
-def encode(
-    texts: Texts = None,
-    input_file: InputFile = None,
-    checkpoint: Checkpoint = DEFAULT_CKPT,
-    batch_size: BatchSize = 256, device: Device = "auto",
-    encoding_errors: EncErr = EncodingErrors.strict,
-):
-    """Latent codes: one JSON object {"text", "mu", "logvar"} per input line (null for blanks)."""
-    from sentvae.latent import encode_texts
-    from sentvae.streams import batches, emit_json, source_name, text_source
-
-    lines = text_source(texts, input_file, encoding_errors.value, "encode")
-    model, tok, dev = _load(checkpoint, device)
-    n, stats = 0, {}
-    for chunk in batches(lines, batch_size):
-        keep = [j for j, s_ in enumerate(chunk) if s_.strip()]
-        mu = logvar = None
-        if keep:
-            mu, logvar = encode_texts(model, tok, [chunk[j] for j in keep], device=dev, stats=stats)
-            mu, logvar = mu.cpu().tolist(), logvar.cpu().tolist()    # exact float32 values
-        where = {j: r for r, j in enumerate(keep)}
-        for j, src in enumerate(chunk):
-            r = where.get(j)
-            emit_json({"text": src, "mu": None if r is None else mu[r], "logvar": None if r is None else logvar[r]})
-            n += 1
-    _input_report(stats, n, source_name(texts, input_file))
-
-
-@app.command("decode")
-def decode_(
-    input_file: InputFile = None,
-    checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
-    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
-    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
-):
-    """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line."""
-    import torch
-    from sentvae.decode import decode
-    from sentvae.streams import batches, code_source, emit, emit_json
-
-    cfg = _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed)
-    model, tok, dev = _load(checkpoint, device)
-    n = 0
-    for i, chunk in enumerate(batches(code_source(input_file, model.cfg.latent), batch_size)):
-        keep = [j for j, z in enumerate(chunk) if z is not None]
-        outs = [None] * len(chunk)
-        if keep:
-            z = torch.tensor([chunk[j] for j in keep], dtype=torch.float32, device=dev)
-            cfg.seed = seed + i
-            for j, text in zip(keep, tok.decode(decode(model, z, cfg))):
-                outs[j] = text
-        for out in outs:
-            emit_json({"text": out}) if as_json else emit(out or "")
-            n += 1
-    if n == 0:
-        raise SentvaeError("decode: the input is empty")
+def _register_generation_commands() -> None:
+    import sentvae.cli_generate  # noqa: F401  (its commands register themselves on `app`)
 
 
 def main() -> None:
     """Console entry point: runs the app and turns exceptions into exit codes."""
     # SIGTERM during training is handled by the training loop; elsewhere it ends quietly
+    _register_generation_commands()
     try:
         rc = app(standalone_mode=False)
     except SentvaeError as e:

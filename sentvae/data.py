@@ -7,6 +7,8 @@ ids[offsets[i]:offsets[i+1]]. A batch is (B, T+1) tokens laid out as
 [BOS, w1..wn, EOS, PAD...]; the decoder reads [:, :-1] and predicts [:, 1:].
 """
 
+import csv
+import json
 import logging
 import os
 import sys
@@ -63,27 +65,90 @@ def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = Fa
             stream.close()
 
 
-def read_texts(paths: list[str], encoding_errors: str = "strict"):
-    for path in paths:
+def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "text"):
+    """Sentences of one source: plain text (one per line), JSON Lines (.jsonl/.json, the
+    `text_field` of each object), CSV (.csv, the `text_field` column) or hf:NAME[:CONFIG]."""
+    if path.startswith("hf:"):
+        yield from _hub_dataset(path, text_field)[text_field]
+        return
+    name = "<stdin>" if path == "-" else path
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        for lineno, line in iter_lines(path, encoding_errors):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SentvaeError(f"{name} line {lineno}: not JSON ({e.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
+                raise SentvaeError(f"{name} line {lineno}: no string field {text_field!r} (--text-field)")
+            if row[text_field].strip():
+                yield row[text_field].strip()
+    elif suffix == ".csv":
+        lines = (text for _, text in iter_lines(path, encoding_errors, keep_blank=True))
+        reader = csv.DictReader(lines)
+        if reader.fieldnames is None or text_field not in reader.fieldnames:
+            raise SentvaeError(f"{name}: no column {text_field!r} (--text-field); "
+                               f"columns: {', '.join(reader.fieldnames or [])}")
+        for row in reader:
+            text = (row.get(text_field) or "").strip()
+            if text:
+                yield text
+    else:
         for _, text in iter_lines(path, encoding_errors):
             yield text
 
 
+def read_texts(paths: list[str], encoding_errors: str = "strict", text_field: str = "text"):
+    for path in paths:
+        yield from iter_texts(path, encoding_errors, text_field)
+
+
+def _hub_dataset(spec: str, text_field: str, split: str = "train"):
+    """hf:NAME[:CONFIG] from the Hugging Face Hub (or its local cache). Fails in seconds,
+    with one line, where the Hub cannot be reached, instead of retrying for half a minute."""
+    name, _, config = spec[3:].partition(":")
+    if not name:
+        raise SentvaeError(f"--data {spec}: expected hf:NAME or hf:NAME:CONFIG")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if not offline:
+        import socket
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=3).close()
+        except OSError as e:
+            raise SentvaeError(f"--data {spec}: the Hugging Face Hub is unreachable ({e.strerror or e}); "
+                               "use local files (text, .jsonl or .csv)") from None
+    datasets = _quiet_datasets(offline_default=False)
+    try:
+        ds = datasets.load_dataset(name, config or None, split=split)
+    except Exception as e:  # noqa: BLE001 - any failure of the Hub or the loader is the user's to see
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        where = "offline (HF_HUB_OFFLINE=1) and not in the local cache" if offline else msg
+        raise SentvaeError(f"--data {spec}: cannot load it: {where}") from None
+    if text_field not in ds.column_names:
+        raise SentvaeError(f"--data {spec}: no column {text_field!r} (--text-field); "
+                           f"columns: {', '.join(ds.column_names)}")
+    return ds.select_columns([text_field])
+
+
 @dataclass
 class Corpus:
-    ids: np.ndarray        # (N_tokens,) int32, every sentence's pieces back to back
-    offsets: np.ndarray    # (n + 1,) int64
-    words: np.ndarray      # (n,) whitespace words per sentence, for per-word perplexity
+    ids: np.ndarray        # (N_tokens,) int32, pieces back to back; memory-mapped for big corpora
+    offsets: np.ndarray    # (N + 1,) int64 into ids
+    words: np.ndarray      # (n,) whitespace words of each sentence of this corpus, for perplexity
     n_truncated: int       # sentences cut to max_len pieces
     n_unk: int             # pieces the tokenizer could not represent
     source: str
+    rows: np.ndarray | None = None   # a view: these sentences of ids/offsets, in this order
+
+    def __post_init__(self):
+        starts, ends = self.offsets[:-1], self.offsets[1:]
+        if self.rows is not None:
+            starts, ends = starts[self.rows], ends[self.rows]
+        self.starts = np.asarray(starts, dtype=np.int64)      # (n,) computed once, not per batch
+        self.lengths = np.asarray(ends - starts, dtype=np.int64)
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
+        return len(self.lengths)
 
     def check_coverage(self, limit: float = 0.5) -> None:
         """Refuse text the tokenizer mostly cannot represent (another language or script)."""
@@ -93,13 +158,14 @@ class Corpus:
                                "this tokenizer; is it in the language/script the model was trained on?")
 
     def sentence(self, i: int) -> list[int]:
-        return self.ids[self.offsets[i]:self.offsets[i + 1]].tolist()
+        return self.ids[self.starts[i]:self.starts[i] + self.lengths[i]].tolist()
 
 
-def _quiet_datasets():
-    # Local files only: never let datasets wait on the Hub. It reads these at import time.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+def _quiet_datasets(offline_default: bool = True):
+    # For local files never let datasets wait on the Hub; it reads these at import time only.
+    if offline_default and "datasets" not in sys.modules:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import datasets
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
@@ -107,12 +173,11 @@ def _quiet_datasets():
     return datasets
 
 
-def _gen_lines(paths, encoding_errors, stamps):
+def _gen_lines(paths, encoding_errors, stamps, text_field="text"):
     # `stamps` (size, mtime) is unused here but part of datasets' cache key: an edited
     # file gets a new cache entry instead of stale Arrow data.
-    for path in paths:
-        for _, text in iter_lines(path, encoding_errors):
-            yield {"text": text}
+    for text in read_texts(paths, encoding_errors, text_field):
+        yield {"text": text}
 
 
 _TOKENIZERS: dict[int, Tokenizer] = {}
@@ -138,20 +203,27 @@ def _find_user_error(exc: BaseException):
 
 
 def load_corpus(paths: list[str], tokenizer: Tokenizer, max_len: int,
-                encoding_errors: str = "strict") -> Corpus:
-    """Tokenize text files (or '-' for stdin) into a Corpus, cached by datasets."""
+                encoding_errors: str = "strict", text_field: str = "text") -> Corpus:
+    """Tokenize sources (text, .jsonl, .csv, '-' for stdin, hf:NAME) into a Corpus, cached by datasets."""
+    hub = [p for p in paths if p.startswith("hf:")]
+    if hub and len(paths) > 1:
+        raise SentvaeError("--data: give one hf:NAME source on its own")
     for p in paths:
-        check_path(p)
-    datasets = _quiet_datasets()
+        if not p.startswith("hf:"):
+            check_path(p)
+    datasets = _quiet_datasets(offline_default=not hub)
     try:
-        if "-" in paths:
-            texts = list(read_texts(paths, encoding_errors))
+        if hub:
+            ds = _hub_dataset(hub[0], text_field).rename_column(text_field, "text")
+            ds = ds.filter(lambda b: [bool(t and t.strip()) for t in b["text"]], batched=True)
+        elif "-" in paths:
+            texts = list(read_texts(paths, encoding_errors, text_field))
             ds = datasets.Dataset.from_dict({"text": texts})
         else:
             stamps = [(os.path.getsize(p), os.stat(p).st_mtime_ns, os.path.abspath(p)) for p in paths]
             ds = datasets.Dataset.from_generator(
                 _gen_lines, gen_kwargs={"paths": list(paths), "encoding_errors": encoding_errors,
-                                        "stamps": stamps},
+                                        "stamps": stamps, "text_field": text_field},
                 features=datasets.Features({"text": datasets.Value("string")}))
         if len(ds) == 0:
             raise SentvaeError(f"{', '.join(paths)}: no usable sentence (the input is empty or blank)")
@@ -166,15 +238,40 @@ def load_corpus(paths: list[str], tokenizer: Tokenizer, max_len: int,
             raise SentvaeError(f"{', '.join(paths)}: no usable sentence (the input is empty or blank)") from None
         raise
     table = ds.data.table
-    col = table.column("ids").combine_chunks()
-    ids = col.values.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    offsets = col.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
-    offsets = offsets - offsets[0]
+    ids, lengths = _flat_ids(ds, table.column("ids"))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     words = table.column("words").to_numpy().astype(np.int32)
     return Corpus(ids=ids, offsets=offsets, words=words,
                   n_truncated=int(table.column("truncated").to_numpy().sum()),
                   n_unk=int(table.column("unk").to_numpy().sum()),
                   source=", ".join(paths))
+
+
+def _flat_ids(ds, col):
+    """All token ids back to back, and each sentence's length. For a dataset cached on disk
+    the ids are written once, chunk by chunk, to a .npy file beside datasets' Arrow cache
+    (named by its fingerprint) and memory-mapped: a corpus larger than memory still trains,
+    and memory does not grow with it."""
+    import pyarrow.compute as pc
+
+    lengths = np.concatenate([pc.list_value_length(c).to_numpy(zero_copy_only=False)
+                              for c in col.chunks] or [np.zeros(0)]).astype(np.int64)
+    if not ds.cache_files:   # an in-memory dataset (stdin): keep it in memory
+        return np.concatenate([c.flatten().to_numpy(zero_copy_only=False) for c in col.chunks]
+                              ).astype(np.int32), lengths
+    path = Path(ds.cache_files[0]["filename"]).with_name(f"sentvae-ids-{ds._fingerprint}.npy")
+    if not path.exists():
+        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int32, shape=(int(lengths.sum()),))
+        at = 0
+        for c in col.chunks:
+            v = c.flatten().to_numpy(zero_copy_only=False)
+            out[at:at + len(v)] = v
+            at += len(v)
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    return np.load(path, mmap_mode="r"), lengths
 
 
 def corpus_from_texts(texts: list[str], tokenizer: Tokenizer, max_len: int) -> Corpus:
@@ -236,19 +333,18 @@ def collate(corpus: Corpus, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     total = int(lens.sum())
     row = np.repeat(np.arange(B), lens)
     col = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
-    src = np.repeat(corpus.offsets[idx], lens) + col
+    src = np.repeat(corpus.starts[idx], lens) + col
     tokens[row, col + 1] = corpus.ids[src]
     tokens[np.arange(B), lens + 1] = EOS
     return torch.from_numpy(tokens), torch.from_numpy(lens + 1)
 
 
 def subset(corpus: Corpus, idx: np.ndarray) -> Corpus:
-    lens = corpus.lengths[idx]
-    starts = corpus.offsets[idx]
-    src = np.repeat(starts, lens) + (np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens))
-    return Corpus(ids=corpus.ids[src], offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-                  words=corpus.words[idx], n_truncated=corpus.n_truncated, n_unk=corpus.n_unk,
-                  source=corpus.source)
+    """The sentences idx of a corpus, as a view: no token is copied."""
+    base = np.arange(len(corpus.offsets) - 1) if corpus.rows is None else corpus.rows
+    return Corpus(ids=corpus.ids, offsets=corpus.offsets, words=corpus.words[idx],
+                  n_truncated=corpus.n_truncated, n_unk=corpus.n_unk, source=corpus.source,
+                  rows=base[np.asarray(idx)])
 
 
 def split_corpus(corpus: Corpus, seed: int = 0, fraction: float = 0.05, max_held: int = 1000):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from sentvae import distributed as dist
 from sentvae.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.data import Corpus, collate, make_batches, padding_fraction
@@ -41,20 +42,37 @@ class TrainResult:
     last: dict = field(default_factory=dict)    # final validation figures
     best: dict = field(default_factory=dict)
     stopped: str = ""                           # why training ended
+    model: object = None                        # the trained SentenceVAE (this process's copy)
 
 
-def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float, cfg: TrainConfig) -> dict:
+def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float, cfg: TrainConfig,
+               scaler=None) -> dict:
     """One update on one batch: word dropout, forward, the annealed ELBO, backward, clip, AdamW.
-    Returns the batch's figures as tensors (read them later: no host sync here)."""
+    Returns the batch's figures as tensors (read them later: no host sync here).
+
+    With cfg.precision bf16/fp16 the forward runs under autocast (the loss itself is summed in
+    float32); fp16 needs `scaler` (a torch.amp.GradScaler) against gradient underflow."""
     dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
-    log_px_z, mu, logvar = model(x, lengths, dec_inp)
-    loss, figs = elbo_loss(log_px_z, mu, logvar, weight, cfg)
+    with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):
+        log_px_z, mu, logvar = model(x, lengths, dec_inp)
+    loss, figs = elbo_loss(log_px_z.float(), mu.float(), logvar.float(), weight, cfg)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+    else:
+        loss.backward()
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    opt.step()
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
     return figs
+
+
+_AMP = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int | None:
@@ -112,14 +130,31 @@ def resume_configs(out_dir) -> tuple[ModelConfig, dict, Tokenizer]:
 def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_data: Corpus,
           valid_data: Corpus, out_dir, device="cpu", resume: bool = False, on_event=None) -> TrainResult:
     out = Path(out_dir)
-    emit = on_event or (lambda kind, info: None)
     device = torch.device(device)
-    torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rank, world = dist.rank_world()
+    lead = rank == 0                          # only rank 0 validates, writes and reports
+    emit = (on_event if lead else None) or (lambda kind, info: None)
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise SentvaeError("--precision fp16: needs a CUDA device; use bf16 on CPU")
+    torch.manual_seed(cfg.seed)               # the same initial weights on every rank
+    raw = build_model(model_cfg).to(device)
+    model = raw
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            raw, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     pos = Position()
     lengths = train_data.lengths
-    n_batches = len(make_batches(lengths, cfg.max_tokens, cfg.seed, 0))  # the same every epoch
+
+    def epoch_batches(epoch: int):
+        # every rank builds the same list and takes every world-th batch of an equal share
+        b = make_batches(lengths, cfg.max_tokens, cfg.seed, epoch)
+        return b[rank:len(b) - len(b) % world:world]
+
+    n_batches = len(epoch_batches(0))         # the same every epoch
+    if n_batches == 0:
+        raise SentvaeError(f"--data: too little data for {world} processes at --max-tokens {cfg.max_tokens}")
     total = total_steps(cfg, n_batches)
     if cfg.kl_anneal == "cyclical" and total is None:
         raise SentvaeError("--kl-anneal cyclical: needs --epochs or --max-steps to place its cycles")
@@ -130,33 +165,40 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
         if st["sentences"] != len(train_data):
             raise SentvaeError(f"--resume: {out / 'last.pt'} was trained on {st['sentences']} sentences, "
                                f"this data has {len(train_data)}; resume with the same --data")
-        model.load_state_dict(ckpt["model"])
+        raw.load_state_dict(ckpt["model"])
         opt.load_state_dict(st["optimizer"])
         pos = Position(**st["position"])
         torch.set_rng_state(st["rng"])
         if device.type == "cuda" and st.get("cuda_rng"):
             torch.cuda.set_rng_state_all(st["cuda_rng"])
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SentvaeError(f"{out}: cannot create the output folder ({e.strerror})", 1) from None
-    remove_stale_temporaries(out)
-    metrics_path = out / "metrics.jsonl"
-    try:
-        metrics = open(metrics_path, "a" if resume else "w", encoding="utf-8")
-    except OSError as e:
-        raise SentvaeError(f"{metrics_path}: cannot write ({e.strerror})", 1) from None
+    if world > 1:
+        # noise differs between ranks (else word dropout would repeat itself across shards)
+        torch.manual_seed(cfg.seed * 100_003 + pos.step * 1009 + rank)
+    metrics = None
+    if lead:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SentvaeError(f"{out}: cannot create the output folder ({e.strerror})", 1) from None
+        remove_stale_temporaries(out)
+        metrics_path = out / "metrics.jsonl"
+        try:
+            metrics = open(metrics_path, "a" if resume else "w", encoding="utf-8")
+        except OSError as e:
+            raise SentvaeError(f"{metrics_path}: cannot write ({e.strerror})", 1) from None
 
     def log(row):
-        metrics.write(json.dumps(row) + "\n")
-        metrics.flush()
+        if metrics is not None:
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
 
     def payload(with_state: bool, figures: dict) -> dict:
         p = {"model_config": model_cfg.to_dict(), "train_config": cfg.to_dict(),
              "tokenizer": tokenizer.proto,
-             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
              "info": {"step": pos.step, "epoch": pos.epoch, "valid": figures,
-                      "best_valid_elbo": pos.best, "parameters": model.num_parameters(),
+                      "best_valid_elbo": pos.best, "parameters": raw.num_parameters(),
+                      "processes": world,
                       "train_sentences": len(train_data), "train_seconds": pos.elapsed}}
         if with_state:
             p["train_state"] = {
@@ -165,10 +207,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                 "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}
         return p
 
-    result = TrainResult(pos)
+    result = TrainResult(pos, model=raw)
 
     def validate_and_save():
-        figures = evaluate_elbo(model, valid_data, max_tokens=max(cfg.max_tokens, 4000),
+        if not lead:
+            dist.barrier()                    # wait while rank 0 validates and writes
+            return
+        figures = evaluate_elbo(raw, valid_data, max_tokens=max(cfg.max_tokens, 4000),
                                 device=device, seed=cfg.seed)
         if not math.isfinite(figures["elbo"]):
             raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; kept the last good "
@@ -184,11 +229,12 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
         result.last = figures
         log({"split": "valid", **figures, "best": improved})
         emit("valid", {**figures, "best": improved})
+        dist.barrier()
 
     emit("start", {"steps": total, "step": pos.step, "batches_per_epoch": n_batches,
                    "padding": padding_fraction(make_batches(lengths, cfg.max_tokens, cfg.seed, 0), lengths),
-                   "sentences": len(train_data), "parameters": model.num_parameters(),
-                   "device": str(device)})
+                   "sentences": len(train_data), "parameters": raw.num_parameters(),
+                   "device": str(device) + (f" x {world} processes" if world > 1 else "")})
     model.train()
     acc = {k: torch.zeros((), device=device) for k in ("loss", "elbo", "rec", "kl")}
     acc_steps, acc_tokens, t_log = 0, 0, time.perf_counter()
@@ -198,14 +244,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
 
     def flush_log():
         nonlocal acc_steps, acc_tokens, t_log
-        figs = {k: float(v) / max(acc_steps, 1) for k, v in acc.items()}
+        figs = dist.mean_over_ranks({k: float(v) / max(acc_steps, 1) for k, v in acc.items()}, device)
         if not all(math.isfinite(v) for v in figs.values()):
             raise SentvaeError(f"non-finite loss by step {pos.step} (lower --lr or check the data); "
                                f"kept the last good checkpoint {out / 'last.pt'}", 1)
         now = time.perf_counter()
         row = {"split": "train", "step": pos.step, "epoch": pos.epoch, **figs,
                "kl_weight": cfg.beta * kl_weight(max(pos.step - 1, 0), cfg, total),
-               "tokens_per_s": acc_tokens / max(now - t_log, 1e-9)}
+               "tokens_per_s": world * acc_tokens / max(now - t_log, 1e-9)}
         log(row)
         emit("log", row)
         for v in acc.values():
@@ -215,7 +261,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
     def finished() -> str:
         if total is not None and pos.step >= total:
             return "max steps" if cfg.max_steps and pos.step >= cfg.max_steps else "epochs"
-        if cfg.time_budget and time.perf_counter() - run_start >= cfg.time_budget:
+        # the clock may differ between ranks: stop when any rank's budget is spent
+        if cfg.time_budget and dist.any_rank(time.perf_counter() - run_start >= cfg.time_budget, device):
             return "time budget"
         return ""
 
@@ -223,15 +270,17 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
     with _graceful_stop() as stop:
         try:
             while not result.stopped:
-                batches = make_batches(lengths, cfg.max_tokens, cfg.seed, pos.epoch)
+                batches = epoch_batches(pos.epoch)
                 while pos.batch < len(batches) and not result.stopped:
-                    if stop.requested:
+                    if dist.any_rank(stop.requested, device):
                         raise _StopRequested
                     idx = batches[pos.batch]
                     x, lens = collate(train_data, idx)
+                    if device.type == "cuda":          # pinned pages: an asynchronous copy
+                        x, lens = x.pin_memory(), lens.pin_memory()
                     x = x.to(device, non_blocking=True)
                     lens = lens.to(device, non_blocking=True)
-                    figs = train_step(model, opt, x, lens, kl_weight(pos.step, cfg, total), cfg)
+                    figs = train_step(model, opt, x, lens, kl_weight(pos.step, cfg, total), cfg, scaler)
                     for k, v in figs.items():
                         acc[k] += v
                     acc_steps += 1
@@ -254,16 +303,19 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
             # stopped between two steps: weights, optimizer and position agree
             if acc_steps:
                 flush_log()
-            save_checkpoint(out / "last.pt", payload(True, result.last))
-            metrics.close()
+            if lead:
+                save_checkpoint(out / "last.pt", payload(True, result.last))
+                metrics.close()
             raise TrainingInterrupted(pos.step, out / "last.pt") from None
         except BaseException:
-            metrics.close()
+            if metrics is not None:
+                metrics.close()
             raise
     if acc_steps:
         flush_log()
     if last_validated != pos.step:
         validate_and_save()
-    metrics.close()
+    if metrics is not None:
+        metrics.close()
     emit("end", {"stopped": result.stopped, "step": pos.step})
     return result

@@ -100,3 +100,47 @@ def test_edited_file_is_not_served_from_a_stale_cache(tmp_path, tok):
     assert len(load_corpus([str(f)], tok, 20)) == 1
     f.write_text("the dog ran .\nthe cat sat .\nthe man ran .\n", encoding="utf-8")
     assert len(load_corpus([str(f)], tok, 20)) == 3
+
+
+def test_jsonl_and_csv_with_a_text_field(tmp_path, tok):
+    import json as _json
+    rows = ["the dog ran .", "did the man read a book ?", "she sat ."]
+    j = tmp_path / "d.jsonl"
+    j.write_text("\n".join(_json.dumps({"id": i, "sentence": r}) for i, r in enumerate(rows)) + "\n")
+    c = tmp_path / "d.csv"
+    c.write_text("id,sentence\n" + "\n".join(f'{i},"{r}"' for i, r in enumerate(rows)) + "\n")
+    plain = load_corpus([str(_write(tmp_path / "p.txt", rows))], tok, 20)
+    for f in (j, c):
+        got = load_corpus([str(f)], tok, 20, text_field="sentence")
+        assert got.ids.tolist() == plain.ids.tolist() and len(got) == 3
+        with pytest.raises(SentvaeError, match="--text-field"):
+            load_corpus([str(f)], tok, 20, text_field="text")
+
+
+def _write(path, rows):
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_hub_data_fails_fast_and_clearly_offline(tok, monkeypatch):
+    import time
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.time()
+    with pytest.raises(SentvaeError, match=r"--data hf:ptb_text_only: cannot load it: offline"):
+        load_corpus(["hf:ptb_text_only"], tok, 20)
+    assert time.time() - t < 15
+
+
+def test_hub_data_fails_fast_without_a_network(tok, monkeypatch):
+    import socket
+    import time
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def unreachable(*a, **k):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    t = time.time()
+    with pytest.raises(SentvaeError, match="Hub is unreachable"):
+        load_corpus(["hf:ptb_text_only"], tok, 20)
+    assert time.time() - t < 5

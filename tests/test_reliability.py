@@ -44,7 +44,7 @@ def test_sigkill_at_random_moments_never_breaks_last_pt(tmp_path, corpus_dir):
     for attempt in range(14):
         resume = ["--resume"] if (ck / "last.pt").exists() else []
         p = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, "train", "--data", str(corpus_dir / "train.txt"),
-                              "--out", str(ck), "--max-steps", "100000", "--eval-every", "3", *TINY, *resume],
+                              "--out", str(ck), "--max-steps", "100000", "--epochs", "0", "--eval-every", "3", *TINY, *resume],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         resumed += bool(resume)
         # wait until this run has written at least once, then kill at a random moment
@@ -56,6 +56,7 @@ def test_sigkill_at_random_moments_never_breaks_last_pt(tmp_path, corpus_dir):
             during_write += 1
         p.send_signal(signal.SIGKILL)
         p.wait()
+        assert p.returncode == -signal.SIGKILL, p.stderr.read()[-500:]   # it was training, not done
         kills += 1
         if (ck / "last.pt").exists():
             ckpt = load_checkpoint(ck / "last.pt")      # always whole, always loadable
@@ -72,7 +73,7 @@ def test_sigkill_at_random_moments_never_breaks_last_pt(tmp_path, corpus_dir):
 def test_sigterm_saves_and_exits_130(tmp_path, corpus_dir):
     ck = tmp_path / "ck"
     p = subprocess.Popen([sys.executable, "-m", "sentvae", "train", "--data", str(corpus_dir / "train.txt"),
-                          "--out", str(ck), "--max-steps", "100000", *TINY],
+                          "--out", str(ck), "--max-steps", "100000", "--epochs", "0", *TINY],
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 90
     while time.time() < deadline and not (ck / "metrics.jsonl").exists():

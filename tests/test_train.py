@@ -88,3 +88,15 @@ def test_config_errors_name_the_flag():
         ModelConfig(vocab_size=100, latent=0)
     with pytest.raises(SentvaeError, match="unknown TrainConfig key"):
         TrainConfig.from_dict({"lr": 1e-3, "learning_rate": 2})
+
+
+def test_bf16_autocast_trains_on_cpu_and_fp16_needs_cuda(tmp_path, tok, corpora):
+    mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
+    result = train(mcfg, tiny_train_config(max_steps=6, eval_every=6, precision="bf16"), tok, *corpora, tmp_path)
+    rows = _rows(tmp_path / "metrics.jsonl")
+    assert rows and all(r["loss"] == r["loss"] and r["loss"] < 1e6 for r in rows)   # finite
+    assert result.best["elbo"] < 1e6
+    with pytest.raises(SentvaeError, match="--precision fp16: needs a CUDA device"):
+        train(mcfg, tiny_train_config(precision="fp16"), tok, *corpora, tmp_path / "b")
+    with pytest.raises(SentvaeError, match="--precision"):
+        tiny_train_config(precision="fp8")

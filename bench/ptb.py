@@ -1,0 +1,19 @@
+"""Shared by the benchmarks: where Penn Treebank is, and its word tokenizer (V = 10,000)."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PTB = ROOT.parent / "shared" / "data" / "ptb"
+TOKENIZER_CACHE = ROOT / "bench" / ".ptb-word10k.model"   # ignored by git
+
+
+def ptb_tokenizer(ptb: Path = PTB):
+    """Trained once on ptb.train.txt, then read from the cache."""
+    from sentvae.data import read_texts
+    from sentvae.tokenizer import Tokenizer, train_tokenizer
+
+    if TOKENIZER_CACHE.is_file():
+        return Tokenizer.load(TOKENIZER_CACHE)
+    tok = train_tokenizer(read_texts([str(ptb / "ptb.train.txt")]), "word", 10000)
+    tok.save(TOKENIZER_CACHE)
+    return tok
