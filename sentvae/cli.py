@@ -110,10 +110,12 @@ def train(
     model_type: Annotated[ModelType, typer.Option(help="tokenizer type when training one")] = ModelType.bpe,
     vocab_size: Annotated[int, typer.Option(help="tokenizer size when training one")] = 8000,
     resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt")] = False,
+    config: Annotated[Optional[Path], typer.Option("--config", help="a TOML recipe of these options (configs/*.toml); flags given here win")] = None,
     arch: Annotated[Optional[Arch], typer.Option(help="encoder/decoder architecture [default: lstm]")] = None,
     emb_dim: Annotated[Optional[int], typer.Option(help="embedding size" + _d(ModelConfig, "emb_dim"))] = None,
     hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size" + _d(ModelConfig, "hidden"))] = None,
     d_model: Annotated[Optional[int], typer.Option(help="transformer width (sets --emb-dim and --hidden)")] = None,
+    no_latent: Annotated[Optional[bool], typer.Option("--no-latent", help="LM baseline: the same decoder without z (KL 0; eval gives its exact NLL)")] = None,
     layers: Annotated[Optional[int], typer.Option(help="encoder and decoder layers (sets both)")] = None,
     heads: Annotated[Optional[int], typer.Option(help="transformer attention heads" + _d(ModelConfig, "heads"))] = None,
     ff: Annotated[Optional[int], typer.Option(help="transformer feed-forward width" + _d(ModelConfig, "ff"))] = None,
@@ -157,7 +159,7 @@ def train(
 
     given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if v is not None}
     model_opts = {k: given[k] for k in ("arch", "emb_dim", "hidden", "latent", "enc_layers", "dec_layers",
-                                        "bidirectional", "dropout", "heads", "ff") if k in given}
+                                        "bidirectional", "dropout", "heads", "ff", "no_latent") if k in given}
     if "d_model" in given:
         model_opts["emb_dim"] = model_opts["hidden"] = given["d_model"]
     if "layers" in given:
@@ -308,6 +310,17 @@ def _load(checkpoint: Path, device: str):
     return model, tok, dev
 
 
+def _with_recipe(args: list[str]) -> list[str]:
+    """`train --config FILE`: the file's options become flags before the typed ones."""
+    if "train" not in args or "--config" not in args:
+        return args
+    from sentvae.recipe import expand
+
+    i = args.index("train")
+    params = typer.main.get_command(app).commands["train"].params
+    return args[:i + 1] + expand(args[i + 1:], params)
+
+
 def _register_generation_commands() -> None:
     import sentvae.cli_generate  # noqa: F401  (its commands register themselves on `app`)
 
@@ -317,7 +330,8 @@ def main() -> None:
     # SIGTERM during training is handled by the training loop; elsewhere it ends quietly
     _register_generation_commands()
     try:
-        rc = app(standalone_mode=False)
+        args = _with_recipe(sys.argv[1:])
+        rc = app(args=args, standalone_mode=False)
     except SentvaeError as e:
         if _debug:
             raise

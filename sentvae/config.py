@@ -48,6 +48,7 @@ class ModelConfig(_Config):
     bidirectional: bool = True
     dropout: float = 0.2          # on embeddings and decoder outputs (not word dropout)
     tie_weights: bool = True      # output layer shares the input embedding
+    no_latent: bool = False       # LM baseline: the same decoder, z always 0, no encoder, KL 0
     heads: int = 4                # transformer: attention heads
     ff: int = 1024                # transformer: feed-forward width
     # The transformer's width (d_model) is emb_dim, and hidden must equal it; its depth is

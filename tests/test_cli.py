@@ -187,3 +187,39 @@ def test_every_command_works_with_a_transformer_checkpoint(tmp_path, corpus_dir,
     code, enc, err = run_cli(["encode", "the dog ran .", "-c", best], monkeypatch, capsys)
     code, dec, err = run_cli(["decode", "-c", best], monkeypatch, capsys, stdin=enc)
     assert code == 0 and len(dec.splitlines()) == 1
+
+
+def test_recipe_files_load_and_command_line_flags_win(tmp_path, corpus_dir, monkeypatch, capsys):
+    from sentvae import cli, recipe
+    import typer as _typer
+    params = _typer.main.get_command(cli.app).commands["train"].params
+    # every shipped recipe expands to known flags
+    for f in sorted((ROOT / "configs").glob("*.toml")):
+        assert recipe.expand(["--config", str(f)], params)
+    r = tmp_path / "r.toml"
+    r.write_text(f'data = ["{corpus_dir / "train.txt"}"]\nvalid = ["{corpus_dir / "valid.txt"}"]\n'
+                 f'model-type = "word"\nemb_dim = 32\nhidden = 32\nlatent = 8\nmax-tokens = 400\n'
+                 f'max-steps = 3\nlr = 0.01\nbidirectional = false\nkl-anneal = "linear"\n')
+    ck = tmp_path / "ck"
+    code, out, err = run_cli(["train", "--config", r, "--out", ck, "--lr", "0.002", "--latent", "6"],
+                             monkeypatch, capsys)
+    assert code == 0, err
+    ckpt = load_checkpoint(ck / "last.pt")
+    assert ckpt["train_config"]["lr"] == 0.002 and ckpt["train_config"]["kl_anneal"] == "linear"
+    assert ckpt["model_config"]["latent"] == 6 and ckpt["model_config"]["hidden"] == 32
+    assert ckpt["model_config"]["bidirectional"] is False and ckpt["info"]["step"] == 3
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('learning_rate = 0.1\n', "unknown key 'learning_rate'"),
+    ('lr = -1\n', "--lr"),
+    ('kl-anneal = "sometimes"\n', "--kl-anneal"),
+    ('bidirectional = "yes"\n', "key 'bidirectional' must be true or false"),
+    ('lr = [1, 2]\n', "key 'lr' takes one value"),
+    ('lr = \n', "not valid TOML"),
+])
+def test_bad_recipes_are_one_line_exit_2(text, needle, tmp_path, monkeypatch, capsys):
+    r = tmp_path / "r.toml"
+    r.write_text(text)
+    code, out, err = run_cli(["train", "--config", r, "--out", tmp_path / "ck"], monkeypatch, capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err

@@ -113,3 +113,23 @@ def test_transformer_config_errors():
         ModelConfig(vocab_size=50, arch="transformer", emb_dim=32, hidden=64)
     with pytest.raises(SentvaeError, match="--arch"):
         ModelConfig(vocab_size=50, arch="gru")
+
+
+def test_lm_baseline_ignores_z_and_its_iw_nll_is_exact(tok):
+    from sentvae.data import corpus_from_texts
+    from sentvae.evaluate import evaluate
+    for arch, opts in ARCHS.items():
+        torch.manual_seed(0)
+        m = build_model(ModelConfig(vocab_size=tok.vocab_size, no_latent=True, **opts)).eval()
+        assert m.encoder is None and m.to_posterior is None
+        x, lengths = _batch(SEQS)
+        with torch.no_grad():
+            a = m.log_likelihood(torch.randn(3, 6), x[:, :-1], x[:, 1:])
+            b = m.log_likelihood(torch.zeros(3, 6), x[:, :-1], x[:, 1:])
+        assert torch.equal(a, b)                                   # z makes no difference
+        from conftest import BUNDLED
+        c = corpus_from_texts((BUNDLED / "test.txt").read_text().splitlines()[:200], tok, 40)
+        r1, r9 = evaluate(m, c, iw_samples=1), evaluate(m, c, iw_samples=9, seed=3)
+        # identical posteriors: the MI estimate is 0.5 (mean |z|^2 - nz), sd sqrt(nz / 2N) = 0.12
+        assert r1.kl == 0 and r1.au == 0 and abs(r1.mi) < 0.5
+        assert r1.iw_nll == pytest.approx(r9.iw_nll, abs=1e-5) == pytest.approx(r1.elbo, abs=1e-5)

@@ -9,12 +9,13 @@ from sentvae.model.vae import SentenceVAE
 
 def build_model(cfg: ModelConfig) -> SentenceVAE:
     if cfg.arch == "lstm":
-        from sentvae.model.lstm import LSTMDecoder, LSTMEncoder
-        return SentenceVAE(cfg, LSTMEncoder(cfg), LSTMDecoder(cfg))
-    if cfg.arch == "transformer":
-        from sentvae.model.transformer import TransformerDecoder, TransformerEncoder
-        return SentenceVAE(cfg, TransformerEncoder(cfg), TransformerDecoder(cfg))
-    raise SentvaeError(f"--arch: unknown architecture {cfg.arch!r}")
+        from sentvae.model.lstm import LSTMDecoder as Decoder, LSTMEncoder as Encoder
+    elif cfg.arch == "transformer":
+        from sentvae.model.transformer import TransformerDecoder as Decoder, TransformerEncoder as Encoder
+    else:
+        raise SentvaeError(f"--arch: unknown architecture {cfg.arch!r}")
+    # the LM baseline (--no-latent) has no encoder at all
+    return SentenceVAE(cfg, None if cfg.no_latent else Encoder(cfg), Decoder(cfg))
 
 
 def resolve_device(name: str = "auto") -> torch.device:

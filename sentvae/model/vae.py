@@ -24,9 +24,9 @@ class SentenceVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim, padding_idx=PAD)
-        self.encoder = encoder
+        self.encoder = encoder              # None for the LM baseline (cfg.no_latent)
         self.decoder = decoder
-        self.to_posterior = nn.Linear(encoder.out_dim, 2 * cfg.latent)
+        self.to_posterior = nn.Linear(encoder.out_dim, 2 * cfg.latent) if encoder is not None else None
         self.drop = nn.Dropout(cfg.dropout)
         H, E = decoder.out_dim, cfg.emb_dim
         if cfg.tie_weights:
@@ -41,7 +41,13 @@ class SentenceVAE(nn.Module):
 
     # --- q(z|x)
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor):
-        """tokens (B, T) words + EOS, lengths (B,) -> mu, logvar (B, nz)."""
+        """tokens (B, T) words + EOS, lengths (B,) -> mu, logvar (B, nz).
+
+        The LM baseline's posterior is the prior N(0, I): KL 0, and since its decoder never
+        sees z, importance weights are exactly p(x) and IW-NLL is the exact NLL."""
+        if self.encoder is None:
+            zeros = self.emb.weight.new_zeros(tokens.size(0), self.cfg.latent)
+            return zeros, zeros
         h = self.encoder(self.drop(self.emb(tokens)), lengths)     # (B, S)
         mu, logvar = self.to_posterior(h).chunk(2, dim=-1)
         return mu, logvar
@@ -60,7 +66,7 @@ class SentenceVAE(nn.Module):
 
     def log_likelihood(self, z: torch.Tensor, inp: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """Sum over target tokens (EOS included, PAD excluded) of log p(tgt | inp, z): (B,)."""
-        hidden = self.decoder(self.drop(self.emb(inp)), z)          # (B, T, H)
+        hidden = self.decoder(self.drop(self.emb(inp)), self._condition(z))   # (B, T, H)
         logits = self.logits(hidden)                                 # (B, T, V)
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt.reshape(-1),
                               ignore_index=PAD, reduction="none")
@@ -79,7 +85,11 @@ class SentenceVAE(nn.Module):
 
     # --- incremental decoding
     def init_state(self, z: torch.Tensor):
-        return self.decoder.init_state(z)
+        return self.decoder.init_state(self._condition(z))
+
+    def _condition(self, z: torch.Tensor) -> torch.Tensor:
+        """What the decoder is given: z, or zeros for the LM baseline."""
+        return torch.zeros_like(z) if self.encoder is None else z
 
     def step(self, tokens: torch.Tensor, state):
         """tokens (B,) -> next-token logits (B, V) and the new state."""
