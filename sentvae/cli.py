@@ -139,6 +139,8 @@ def train(
     word_dropout: Annotated[Optional[float], typer.Option(help="decoder input -> UNK probability" + _d(TrainConfig, "word_dropout"))] = None,
     free_bits: Annotated[Optional[float], typer.Option(help="KL floor per latent dim, nats" + _d(TrainConfig, "free_bits"))] = None,
     beta: Annotated[Optional[float], typer.Option(help="final KL weight" + _d(TrainConfig, "beta"))] = None,
+    bow_weight: Annotated[Optional[float], typer.Option(help="bag-of-words loss weight (Zhao et al. 2017); adds a head on z" + _d(TrainConfig, "bow_weight"))] = None,
+    pretrain_steps: Annotated[Optional[int], typer.Option(help="autoencoder pretraining steps, then a decoder reset (Li et al. 2019)" + _d(TrainConfig, "pretrain_steps"))] = None,
     eval_every: Annotated[Optional[int], typer.Option(help="validate and save every N steps" + _d(TrainConfig, "eval_every"))] = None,
     log_every: Annotated[Optional[int], typer.Option(help="log figures every N steps" + _d(TrainConfig, "log_every"))] = None,
     seed: Annotated[Optional[int], typer.Option(help="random seed" + _d(TrainConfig, "seed"))] = None,
@@ -164,6 +166,8 @@ def train(
         model_opts["emb_dim"] = model_opts["hidden"] = given["d_model"]
     if "layers" in given:
         model_opts["enc_layers"] = model_opts["dec_layers"] = given["layers"]
+    if given.get("bow_weight", 0) > 0:
+        model_opts["bow"] = True             # the loss needs its head
     train_opts = {k: given[k] for k in TrainConfig.__dataclass_fields__ if k in given}
     dev = distributed.setup(resolve_device(device))      # joins torchrun's process group, if any
     rank, world = distributed.rank_world()

@@ -49,6 +49,7 @@ class ModelConfig(_Config):
     dropout: float = 0.2          # on embeddings and decoder outputs (not word dropout)
     tie_weights: bool = True      # output layer shares the input embedding
     no_latent: bool = False       # LM baseline: the same decoder, z always 0, no encoder, KL 0
+    bow: bool = False             # a bag-of-words head on z (Zhao et al. 2017), for --bow-weight
     heads: int = 4                # transformer: attention heads
     ff: int = 1024                # transformer: feed-forward width
     # The transformer's width (d_model) is emb_dim, and hidden must equal it; its depth is
@@ -88,6 +89,9 @@ class TrainConfig(_Config):
     word_dropout: float = 0.6
     free_bits: float = 0.0        # nats per latent dimension (batch-mean KL floor)
     beta: float = 1.0             # final weight on the KL term
+    bow_weight: float = 0.0       # bag-of-words loss weight (Zhao et al. 2017); needs the bow head
+    pretrain_steps: int = 0       # Li et al. 2019: train as an autoencoder (KL weight 0) this many
+                                  # steps, then re-initialise the decoder and anneal from there
     precision: str = "fp32"       # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler, CUDA only)
     eval_every: int = 400
     log_every: int = 50
@@ -112,5 +116,7 @@ class TrainConfig(_Config):
         _check(0.0 <= self.word_dropout <= 1.0, "word_dropout", f"must be in [0, 1], not {self.word_dropout}")
         _check(self.free_bits >= 0, "free_bits", f"must be >= 0, not {self.free_bits}")
         _check(self.beta >= 0, "beta", f"must be >= 0, not {self.beta}")
+        _check(self.bow_weight >= 0, "bow_weight", f"must be >= 0, not {self.bow_weight}")
+        _check(self.pretrain_steps >= 0, "pretrain_steps", f"must be >= 0, not {self.pretrain_steps}")
         _check(self.max_tokens >= self.max_len + 1, "max_tokens",
                f"must be at least --max-len + 1 ({self.max_len + 1}) so the longest sentence fits")

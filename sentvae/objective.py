@@ -52,8 +52,11 @@ def word_dropout(inp: torch.Tensor, p: float, generator=None) -> torch.Tensor:
 
 
 def elbo_loss(log_px_z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-              weight: float, cfg: TrainConfig):
+              weight: float, cfg: TrainConfig, bow_nll: torch.Tensor | None = None):
     """-> (surrogate loss to minimise, figures). Figures are tensors (no host sync here).
+
+    bow_nll: the bag-of-words NLL per sentence; cfg.bow_weight times its mean joins the
+    surrogate (Zhao et al. 2017), never the true ELBO.
 
     Free bits (Kingma et al. 2016; Li et al. 2019): each dimension's batch-mean KL is
     floored at cfg.free_bits nats, so the optimiser gains nothing by pushing it lower.
@@ -66,6 +69,8 @@ def elbo_loss(log_px_z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
     else:
         kl_term = kl.mean()
     loss = rec.mean() + cfg.beta * weight * kl_term
+    if bow_nll is not None and cfg.bow_weight > 0:
+        loss = loss + cfg.bow_weight * bow_nll.mean()
     figures = {"loss": loss.detach(), "elbo": (rec + kl).mean().detach(),
                "rec": rec.mean().detach(), "kl": kl.mean().detach()}
     return loss, figures

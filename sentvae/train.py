@@ -54,8 +54,8 @@ def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float
     float32); fp16 needs `scaler` (a torch.amp.GradScaler) against gradient underflow."""
     dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
     with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):
-        log_px_z, mu, logvar = model(x, lengths, dec_inp)
-    loss, figs = elbo_loss(log_px_z.float(), mu.float(), logvar.float(), weight, cfg)
+        log_px_z, mu, logvar, bow_nll = model(x, lengths, dec_inp)
+    loss, figs = elbo_loss(log_px_z.float(), mu.float(), logvar.float(), weight, cfg, bow_nll.float())
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -73,6 +73,14 @@ def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float
 
 
 _AMP = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def schedule_weight(step: int, cfg: TrainConfig, total: int | None) -> float:
+    """The KL weight of update `step`: 0 while pretraining as an autoencoder, then the
+    annealing schedule restarted from the end of pretraining."""
+    if step < cfg.pretrain_steps:
+        return 0.0
+    return kl_weight(step - cfg.pretrain_steps, cfg, total - cfg.pretrain_steps if total else total)
 
 
 def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int | None:
@@ -250,7 +258,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                                f"kept the last good checkpoint {out / 'last.pt'}", 1)
         now = time.perf_counter()
         row = {"split": "train", "step": pos.step, "epoch": pos.epoch, **figs,
-               "kl_weight": cfg.beta * kl_weight(max(pos.step - 1, 0), cfg, total),
+               "kl_weight": cfg.beta * schedule_weight(max(pos.step - 1, 0), cfg, total),
                "tokens_per_s": world * acc_tokens / max(now - t_log, 1e-9)}
         log(row)
         emit("log", row)
@@ -280,7 +288,15 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                         x, lens = x.pin_memory(), lens.pin_memory()
                     x = x.to(device, non_blocking=True)
                     lens = lens.to(device, non_blocking=True)
-                    figs = train_step(model, opt, x, lens, kl_weight(pos.step, cfg, total), cfg, scaler)
+                    if cfg.pretrain_steps and pos.step == cfg.pretrain_steps:
+                        # Li et al. 2019: the encoder is now a good autoencoder's; start the
+                        # decoder afresh (and forget its optimizer moments) so it must use z
+                        # from a fixed seed: every DDP rank must draw the same new decoder
+                        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                            torch.manual_seed(cfg.seed + cfg.pretrain_steps)
+                            for p in raw.reset_decoder():
+                                opt.state.pop(p, None)
+                    figs = train_step(model, opt, x, lens, schedule_weight(pos.step, cfg, total), cfg, scaler)
                     for k, v in figs.items():
                         acc[k] += v
                     acc_steps += 1

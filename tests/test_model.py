@@ -36,7 +36,8 @@ SEQS = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19]]
 def test_shapes_loss_and_gradients(model):
     x, lengths = _batch(SEQS)
     model.train()
-    ll, mu, logvar = model(x, lengths)
+    ll, mu, logvar, bow = model(x, lengths)
+    assert torch.all(bow == 0)                            # no bow head by default
     assert ll.shape == (3,) and mu.shape == (3, 6) and logvar.shape == (3, 6)
     assert torch.all(ll < 0)
     (-ll.mean() + mu.pow(2).mean()).backward()

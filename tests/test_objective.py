@@ -79,3 +79,61 @@ def test_free_bits_stops_gradient_below_the_floor():
     assert torch.all(mu.grad[:, 0] == 0)
     assert torch.all(mu.grad[:, 1] != 0)
     assert math.isfinite(loss.item())
+
+
+def test_bag_of_words_loss_value_and_gradient():
+    from sentvae.config import ModelConfig
+    from sentvae.model import build_model
+    from sentvae.data import collate, corpus_from_ids
+    import numpy as np
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(vocab_size=30, emb_dim=16, hidden=16, latent=4, bow=True, dropout=0.0))
+    x, lengths = collate(corpus_from_ids([[5, 6, 5], [7, 8]]), np.arange(2))
+    z = torch.randn(2, 4)
+    logp = torch.log_softmax(m.bow(z), dim=-1)
+    expected = -torch.stack([logp[0, 5] * 2 + logp[0, 6], logp[1, 7] + logp[1, 8]])   # EOS and PAD excluded
+    assert torch.allclose(m.bow_nll(z, x[:, 1:]), expected, atol=1e-5)
+    ll, mu, logvar, bow = m(x, lengths)
+    bow.mean().backward()
+    assert m.encoder.lstm.weight_ih_l0.grad.abs().sum() > 0           # it trains the encoder through z
+    cfg = tiny_train_config(bow_weight=0.5)
+    loss_b, f_b = elbo_loss(ll.detach(), mu.detach(), logvar.detach(), 1.0, cfg, bow.detach())
+    loss_0, f_0 = elbo_loss(ll.detach(), mu.detach(), logvar.detach(), 1.0, cfg)
+    assert loss_b.item() == pytest.approx(loss_0.item() + 0.5 * bow.mean().item(), rel=1e-5)
+    assert f_b["elbo"] == f_0["elbo"]                                  # never in the true ELBO
+
+
+def test_reset_decoder_reinitialises_only_the_decoder():
+    from sentvae.config import ModelConfig
+    from sentvae.model import build_model
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(vocab_size=30, emb_dim=16, hidden=24, latent=4))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(1.0)                                                # "trained" weights
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    reset = m.reset_decoder()
+    after = m.state_dict()
+    assert {id(p) for p in reset} == {id(p) for p in [*m.decoder.parameters(), *m.proj.parameters(), m.out_bias]}
+    for k in before:
+        changed = not torch.equal(before[k], after[k])
+        assert changed == (k.startswith(("decoder.", "proj.")) or k == "out_bias"), k
+    assert torch.all(m.out_bias == 0)
+
+
+def test_pretraining_keeps_kl_off_then_resets_the_decoder_once(tmp_path, tok, corpora, monkeypatch):
+    import json
+    from sentvae.config import ModelConfig
+    from sentvae.model.vae import SentenceVAE
+    from sentvae.train import train
+    from conftest import TINY_MODEL
+    calls = []
+    real = SentenceVAE.reset_decoder
+    monkeypatch.setattr(SentenceVAE, "reset_decoder", lambda self: calls.append(1) or real(self))
+    cfg = tiny_train_config(max_steps=9, pretrain_steps=5, log_every=1, eval_every=100, kl_anneal="linear",
+                            anneal_steps=4)
+    train(ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL), cfg, tok, *corpora, tmp_path)
+    rows = [json.loads(r) for r in open(tmp_path / "metrics.jsonl") if '"train"' in r]
+    weights = {r["step"]: r["kl_weight"] for r in rows}      # the weight of update step - 1
+    assert [weights[s] for s in range(1, 10)] == [0, 0, 0, 0, 0, 0, 0.25, 0.5, 0.75]
+    assert calls == [1]

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sentvae.config import ModelConfig
-from sentvae.tokenizer import PAD
+from sentvae.tokenizer import EOS, PAD
 
 
 class SentenceVAE(nn.Module):
@@ -35,6 +35,8 @@ class SentenceVAE(nn.Module):
             self.out_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
         else:
             self.out = nn.Linear(H, cfg.vocab_size)
+        # bag-of-words head: predicts the sentence's words from z alone (Zhao et al. 2017)
+        self.bow = nn.Linear(cfg.latent, cfg.vocab_size) if cfg.bow else None
         nn.init.normal_(self.emb.weight, std=E ** -0.5)
         with torch.no_grad():
             self.emb.weight[PAD].zero_()
@@ -74,14 +76,40 @@ class SentenceVAE(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, dec_inp: torch.Tensor | None = None,
                 generator=None):
-        """x (B, T+1) -> (log p(x|z) (B,), mu, logvar) with z ~ q(z|x).
+        """x (B, T+1) -> (log p(x|z) (B,), mu, logvar, bag-of-words NLL (B,)) with z ~ q(z|x).
 
         dec_inp replaces x[:, :-1] as decoder input (word dropout is applied by the caller).
+        The bag-of-words NLL is zeros without a bow head. Everything a training step needs
+        comes out of forward(), so DistributedDataParallel sees every parameter used.
         """
         mu, logvar = self.encode(x[:, 1:], lengths)
         z = self.reparameterize(mu, logvar, generator)
         inp = x[:, :-1] if dec_inp is None else dec_inp
-        return self.log_likelihood(z, inp, x[:, 1:]), mu, logvar
+        return self.log_likelihood(z, inp, x[:, 1:]), mu, logvar, self.bow_nll(z, x[:, 1:])
+
+    def bow_nll(self, z: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """-sum over the sentence's pieces (EOS and PAD excluded) of log softmax(W z): (B,)."""
+        if self.bow is None:
+            return z.new_zeros(z.size(0))
+        logp = F.log_softmax(self.bow(z).float(), dim=-1)              # (B, V)
+        words = (tgt != PAD) & (tgt != EOS)                             # (B, T)
+        return -(logp.gather(1, tgt) * words).sum(dim=1)
+
+    def reset_decoder(self) -> list[nn.Parameter]:
+        """Re-initialise the decoder and output layer (the embedding, shared with the encoder,
+        stays): Li et al. 2019's reset after autoencoder pretraining. -> the parameters reset."""
+        parts = [self.decoder] + ([self.proj] if self.cfg.tie_weights else [self.out])
+        for module in parts:
+            for m in module.modules():
+                if m is not module or not list(m.children()):
+                    if hasattr(m, "reset_parameters"):
+                        m.reset_parameters()
+        params = [p for module in parts for p in module.parameters()]
+        if self.cfg.tie_weights:
+            with torch.no_grad():
+                self.out_bias.zero_()
+            params.append(self.out_bias)
+        return params
 
     # --- incremental decoding
     def init_state(self, z: torch.Tensor):
