@@ -100,3 +100,14 @@ def test_bf16_autocast_trains_on_cpu_and_fp16_needs_cuda(tmp_path, tok, corpora)
         train(mcfg, tiny_train_config(precision="fp16"), tok, *corpora, tmp_path / "b")
     with pytest.raises(SentvaeError, match="--precision"):
         tiny_train_config(precision="fp8")
+
+
+def test_time_budget_stops_training(tmp_path, tok, corpora):
+    import time as _time
+    mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
+    t = _time.perf_counter()
+    result = train(mcfg, tiny_train_config(max_steps=0, epochs=0, time_budget=1.0, eval_every=10_000),
+                   tok, *corpora, tmp_path)
+    assert result.stopped == "time budget" and result.position.step > 0
+    assert _time.perf_counter() - t < 30
+    assert load_checkpoint(tmp_path / "last.pt")["info"]["step"] == result.position.step
