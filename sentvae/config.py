@@ -90,6 +90,7 @@ class TrainConfig(_Config):
     free_bits: float = 0.0        # nats per latent dimension (batch-mean KL floor)
     beta: float = 1.0             # final weight on the KL term
     bow_weight: float = 0.0       # bag-of-words loss weight (Zhao et al. 2017); needs the bow head
+    aggressive: bool = False      # He et al. 2019: encoder inner loop until validation MI stops rising
     pretrain_steps: int = 0       # Li et al. 2019: train as an autoencoder (KL weight 0) this many
                                   # steps, then re-initialise the decoder and anneal from there
     precision: str = "fp32"       # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler, CUDA only)

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import torch
 
+from sentvae import aggressive
 from sentvae import distributed as dist
 from sentvae.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.data import Corpus, collate, make_batches, padding_fraction
 from sentvae.errors import SentvaeError, TrainingInterrupted
-from sentvae.evaluate import evaluate_elbo
+from sentvae.evaluate import evaluate, evaluate_elbo
 from sentvae.model import build_model
 from sentvae.objective import elbo_loss, kl_weight, word_dropout
 from sentvae.tokenizer import Tokenizer
@@ -34,6 +35,8 @@ class Position:
     batch: int = 0         # next batch index within the epoch
     best: float = math.inf # best validation -ELBO per sentence
     elapsed: float = 0.0   # training seconds over all runs
+    aggressive_done: bool = False   # He et al. 2019: the aggressive phase has ended
+    best_mi: float = -math.inf      # best validation MI seen while aggressive
 
 
 @dataclass
@@ -46,12 +49,14 @@ class TrainResult:
 
 
 def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float, cfg: TrainConfig,
-               scaler=None) -> dict:
+               scaler=None, only: list | None = None) -> dict:
     """One update on one batch: word dropout, forward, the annealed ELBO, backward, clip, AdamW.
     Returns the batch's figures as tensors (read them later: no host sync here).
 
     With cfg.precision bf16/fp16 the forward runs under autocast (the loss itself is summed in
-    float32); fp16 needs `scaler` (a torch.amp.GradScaler) against gradient underflow."""
+    float32); fp16 needs `scaler` (a torch.amp.GradScaler) against gradient underflow.
+    only: update just these parameters (the others' gradients are dropped, and AdamW skips a
+    parameter without one) — for aggressive training's encoder-only and decoder-only steps."""
     dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
     with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):
         log_px_z, mu, logvar, bow_nll = model(x, lengths, dec_inp)
@@ -62,6 +67,11 @@ def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float
         scaler.unscale_(opt)
     else:
         loss.backward()
+    if only is not None:
+        keep = {id(p) for p in only}
+        for p in model.parameters():
+            if id(p) not in keep:
+                p.grad = None
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     if scaler is not None:
@@ -246,6 +256,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
     model.train()
     acc = {k: torch.zeros((), device=device) for k in ("loss", "elbo", "rec", "kl")}
     acc_steps, acc_tokens, t_log = 0, 0, time.perf_counter()
+    inner = 0                                  # aggressive: encoder-only updates since the last log
     run_start = time.perf_counter()
     elapsed0 = pos.elapsed
     last_validated = -1
@@ -257,6 +268,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
             raise SentvaeError(f"non-finite loss by step {pos.step} (lower --lr or check the data); "
                                f"kept the last good checkpoint {out / 'last.pt'}", 1)
         now = time.perf_counter()
+        nonlocal inner
+        if cfg.aggressive:
+            figs["inner_steps"] = inner / max(acc_steps, 1)
+            inner = 0
         row = {"split": "train", "step": pos.step, "epoch": pos.epoch, **figs,
                "kl_weight": cfg.beta * schedule_weight(max(pos.step - 1, 0), cfg, total),
                "tokens_per_s": world * acc_tokens / max(now - t_log, 1e-9)}
@@ -296,7 +311,18 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                             torch.manual_seed(cfg.seed + cfg.pretrain_steps)
                             for p in raw.reset_decoder():
                                 opt.state.pop(p, None)
-                    figs = train_step(model, opt, x, lens, schedule_weight(pos.step, cfg, total), cfg, scaler)
+                    w = schedule_weight(pos.step, cfg, total)
+                    if cfg.aggressive and not pos.aggressive_done:
+                        enc, dec = aggressive.split_parameters(raw)
+
+                        def encoder_update(b):
+                            xb, lb = collate(train_data, b)
+                            return train_step(model, opt, xb.to(device), lb.to(device), w, cfg, scaler, enc)["loss"]
+
+                        inner += aggressive.inner_loop(encoder_update, batches, cfg.seed, pos.step, device)
+                        figs = train_step(model, opt, x, lens, w, cfg, scaler, dec)
+                    else:
+                        figs = train_step(model, opt, x, lens, w, cfg, scaler)
                     for k, v in figs.items():
                         acc[k] += v
                     acc_steps += 1
@@ -312,6 +338,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                         validate_and_save()
                         last_validated = pos.step
                 if pos.batch >= len(batches):
+                    if cfg.aggressive and not pos.aggressive_done:
+                        # same weights and data on every rank: the same decision everywhere
+                        mi = evaluate(raw, valid_data, iw_samples=1, max_tokens=max(cfg.max_tokens, 4000),
+                                      device=device, seed=cfg.seed).mi
+                        pos.aggressive_done = mi < pos.best_mi
+                        pos.best_mi = max(pos.best_mi, mi)
+                        log({"split": "aggressive", "epoch": pos.epoch, "step": pos.step, "mi": mi,
+                             "aggressive": not pos.aggressive_done})
                     pos.epoch += 1
                     pos.batch = 0
                     result.stopped = result.stopped or finished()

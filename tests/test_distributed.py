@@ -36,7 +36,8 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, corpus_dir):
                         "--valid", str(corpus_dir / "valid.txt"), "--out", str(ck), "--model-type", "word",
                         "--emb-dim", "32", "--hidden", "32", "--latent", "8", "--max-tokens", "400",
                         "--max-steps", "8", "--eval-every", "4", "--log-every", "2",
-                        "--pretrain-steps", "4"],   # a decoder reset mid-run must stay in sync
+                        "--pretrain-steps", "4",    # a decoder reset mid-run must stay in sync
+                        "--aggressive"],            # so must inner loops and the MI decision
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     w0, w1 = torch.load(ck / "rank0.pt"), torch.load(ck / "rank1.pt")

@@ -137,3 +137,52 @@ def test_pretraining_keeps_kl_off_then_resets_the_decoder_once(tmp_path, tok, co
     weights = {r["step"]: r["kl_weight"] for r in rows}      # the weight of update step - 1
     assert [weights[s] for s in range(1, 10)] == [0, 0, 0, 0, 0, 0, 0.25, 0.5, 0.75]
     assert calls == [1]
+
+
+def test_aggressive_inner_loop_stopping_rule():
+    from sentvae.aggressive import InnerLoopRule
+
+    def run(losses):
+        rule = InnerLoopRule(block=15, max_steps=100)
+        for i, loss in enumerate(losses, 1):
+            if rule.update(loss):
+                return i
+        return None
+
+    falling = [10.0] * 15 + [9.0] * 15 + [8.0] * 15 + [8.5] * 15
+    assert run(falling) == 60                  # the 4th block (8.5 x 15) is not below the 3rd
+    assert run([10.0 - 0.01 * i for i in range(200)]) == 100     # always falling: capped at 100
+    assert run([5.0] * 40) == 30               # a flat block counts as no progress
+
+
+def test_aggressive_phase_updates_the_encoder_alone_then_ends_when_mi_falls(tmp_path, tok, corpora, monkeypatch):
+    import json
+    import numpy as np
+    import sentvae.train as T
+    from sentvae.config import ModelConfig
+    from sentvae.data import collate
+    from sentvae.model import build_model
+    from sentvae.aggressive import split_parameters
+    from conftest import TINY_MODEL
+    # encoder-only update: the decoder side does not move
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    enc, dec = split_parameters(m)
+    before = [p.detach().clone() for p in m.parameters()]
+    x, lens = collate(corpora[0], np.arange(8))
+    T.train_step(m, opt, x, lens, 1.0, tiny_train_config(), only=enc)
+    moved = {id(p) for p, b in zip(m.parameters(), before) if not torch.equal(p, b)}
+    assert moved == {id(p) for p in enc}
+    # the phase: MI 1.0 after epoch 1, 0.5 after epoch 2 -> aggressive for two epochs, then not
+    mis = iter([1.0, 0.5, 9.9, 9.9])
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: type("R", (), {"mi": next(mis)})())
+    cfg = tiny_train_config(max_steps=0, epochs=3, max_tokens=2000, log_every=1, eval_every=10_000, aggressive=True)
+    T.train(ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL), cfg, tok, *corpora, tmp_path)
+    rows = [json.loads(r) for r in open(tmp_path / "metrics.jsonl")]
+    phase = [r for r in rows if r["split"] == "aggressive"]
+    assert [(r["epoch"], r["aggressive"]) for r in phase] == [(0, True), (1, False)]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    per_epoch = {e: [r["inner_steps"] for r in train_rows if r["epoch"] == e] for e in (0, 1, 2)}
+    assert all(s >= 15 for s in per_epoch[0])            # every aggressive step ran an inner loop
+    assert all(s == 0 for s in per_epoch[2][1:])         # after the phase: plain steps
