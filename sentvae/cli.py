@@ -210,11 +210,8 @@ def train(
         train_data, valid_data = split_corpus(train_data, seed=cfg.seed)
     for name, c in (("training", train_data), ("validation", valid_data)):
         c.check_coverage()
-        if c.n_truncated and not quiet:
-            console.warn(f"{c.n_truncated} {name} sentence(s) longer than --max-len {cfg.max_len} "
-                         "pieces were truncated")
-        if c.n_unk and not quiet:
-            console.warn(f"{c.n_unk} {name} piece(s) unknown to the tokenizer were mapped to <unk>")
+        if not quiet:
+            console.input_warnings(c.n_truncated, c.n_unk, f"--max-len {cfg.max_len}", f"{name} ")
     progress = console.TrainProgress(quiet)
     if detect_anomaly:
         import torch
@@ -292,10 +289,8 @@ def eval_(
     model, tok, dev = _load(checkpoint, device)
     corpus = load_corpus(paths, tok, max_len, encoding_errors.value, text_field)
     corpus.check_coverage()
-    if corpus.n_truncated and not quiet:
-        console.warn(f"{corpus.n_truncated} sentence(s) longer than --max-len {max_len} pieces were truncated")
-    if corpus.n_unk and not quiet:
-        console.warn(f"{corpus.n_unk} piece(s) unknown to the tokenizer were mapped to <unk>")
+    if not quiet:
+        console.input_warnings(corpus.n_truncated, corpus.n_unk, f"--max-len {max_len}")
     with console.Counter("eval", len(corpus), disable=quiet) as progress:
         result = evaluate(model, corpus, iw_samples, max_tokens, dev, seed, on_progress=progress)
     report = {**result.to_dict(), "checkpoint": str(checkpoint), "data": corpus.source,

@@ -49,10 +49,18 @@ def _input_report(stats: dict, n_lines: int, source: str) -> None:
 
     if "unk" not in stats:          # no non-blank line reached the encoder
         raise SentvaeError(f"{source}: no text (the input is empty or blank)")
-    if stats["truncated"]:
-        console.warn(f"{stats['truncated']} sentence(s) longer than 100 pieces were truncated")
-    if stats["unk"]:
-        console.warn(f"{stats['unk']} piece(s) unknown to the tokenizer were mapped to <unk>")
+    console.input_warnings(stats["truncated"], stats["unk"], "100")
+
+
+def _in_place(chunk: list, present, compute) -> list:
+    """compute() over the present items of a chunk; None where an item is absent (a blank line,
+    a null code), so output i always answers input i."""
+    keep = [j for j, item in enumerate(chunk) if present(item)]
+    outs = [None] * len(chunk)
+    if keep:
+        for j, out in zip(keep, compute([chunk[j] for j in keep])):
+            outs[j] = out
+    return outs
 
 
 def _decode_cfg(max_len, sample_, temperature, top_k, top_p, beam, length_penalty, seed):
@@ -146,13 +154,9 @@ def reconstruct(
     model, tok, dev = _load(checkpoint, device)
     refs, hyps, n, stats = [], [], 0, {}
     for i, chunk in enumerate(batches(lines, batch_size)):
-        keep = [j for j, s_ in enumerate(chunk) if s_.strip()]
-        outs = [None] * len(chunk)
-        if keep:
-            z = codes(model, tok, [chunk[j] for j in keep], posterior.value, seed + i, dev, stats)
-            cfg.seed = seed + i
-            for j, text in zip(keep, tok.decode(decode(model, z, cfg))):
-                outs[j] = text
+        cfg.seed = seed + i
+        outs = _in_place(chunk, str.strip, lambda ts: tok.decode(
+            decode(model, codes(model, tok, ts, posterior.value, seed + i, dev, stats), cfg)))
         for src, out in zip(chunk, outs):
             n += 1
             if as_json:
@@ -189,15 +193,12 @@ def encode(
     model, tok, dev = _load(checkpoint, device)
     n, stats = 0, {}
     for chunk in batches(lines, batch_size):
-        keep = [j for j, s_ in enumerate(chunk) if s_.strip()]
-        mu = logvar = None
-        if keep:
-            mu, logvar = encode_texts(model, tok, [chunk[j] for j in keep], device=dev, stats=stats)
-            mu, logvar = mu.cpu().tolist(), logvar.cpu().tolist()    # exact float32 values
-        where = {j: r for r, j in enumerate(keep)}
-        for j, src in enumerate(chunk):
-            r = where.get(j)
-            emit_json({"text": src, "mu": None if r is None else mu[r], "logvar": None if r is None else logvar[r]})
+        # .tolist() keeps the exact float32 values
+        outs = _in_place(chunk, str.strip, lambda ts: zip(*(t.cpu().tolist() for t in encode_texts(
+            model, tok, ts, device=dev, stats=stats))))
+        for src, out in zip(chunk, outs):
+            mu, logvar = out or (None, None)
+            emit_json({"text": src, "mu": mu, "logvar": logvar})
             n += 1
     _input_report(stats, n, source_name(texts, input_file))
 
@@ -219,13 +220,9 @@ def decode_(
     model, tok, dev = _load(checkpoint, device)
     n = 0
     for i, chunk in enumerate(batches(code_source(input_file, model.cfg.latent), batch_size)):
-        keep = [j for j, z in enumerate(chunk) if z is not None]
-        outs = [None] * len(chunk)
-        if keep:
-            z = torch.tensor([chunk[j] for j in keep], dtype=torch.float32, device=dev)
-            cfg.seed = seed + i
-            for j, text in zip(keep, tok.decode(decode(model, z, cfg))):
-                outs[j] = text
+        cfg.seed = seed + i
+        outs = _in_place(chunk, lambda z: z is not None, lambda zs: tok.decode(
+            decode(model, torch.tensor(zs, dtype=torch.float32, device=dev), cfg)))
         for out in outs:
             emit_json({"text": out}) if as_json else emit(out or "")
             n += 1

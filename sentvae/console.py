@@ -24,6 +24,14 @@ def note(message: str) -> None:
     err.print(Text(message), soft_wrap=True)
 
 
+def input_warnings(n_truncated: int, n_unk: int, limit: str, what: str = "") -> None:
+    """What reading the input changed: sentences cut to `limit` pieces, pieces mapped to <unk>."""
+    if n_truncated:
+        warn(f"{n_truncated} {what}sentence(s) longer than {limit} pieces were truncated")
+    if n_unk:
+        warn(f"{n_unk} {what}piece(s) unknown to the tokenizer were mapped to <unk>")
+
+
 def format_valid(f: dict) -> str:
     return (f"step {f['step']:>6}  valid  -ELBO {f['elbo']:.2f}  rec {f['rec']:.2f}  KL {f['kl']:.2f}  "
             f"AU {f['au']}/{f['latent']}  PPL<= {f['ppl_elbo']:.2f}" + ("  (best)" if f.get("best") else ""))

@@ -10,9 +10,11 @@ token, never a re-encoding of the prefix. Decoding stops when every sequence has
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sentvae.data import collate, corpus_from_ids
 from sentvae.errors import SentvaeError
 from sentvae.tokenizer import BOS, EOS, PAD
 
@@ -164,10 +166,7 @@ def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length
 
 def sequence_logprob(model, z: torch.Tensor, ids: list[list[int]]) -> torch.Tensor:
     """Total log p(ids + EOS | z) for each code: how decoders' outputs are compared."""
-    from sentvae.data import collate, corpus_from_ids
-    corpus = corpus_from_ids(ids)
-    import numpy as np
-    x, _ = collate(corpus, np.arange(len(ids)))
+    x, _ = collate(corpus_from_ids(ids), np.arange(len(ids)))
     with torch.inference_mode():
         return model.log_likelihood(z, x[:, :-1].to(z.device), x[:, 1:].to(z.device))
 

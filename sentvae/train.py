@@ -226,12 +226,13 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
         return p
 
     result = TrainResult(pos, model=raw)
+    eval_tokens = max(cfg.max_tokens, 4000)      # validation needs no gradients: bigger batches
 
     def validate_and_save():
         if not lead:
             dist.barrier()                    # wait while rank 0 validates and writes
             return
-        figures = evaluate_elbo(raw, valid_data, max_tokens=max(cfg.max_tokens, 4000),
+        figures = evaluate_elbo(raw, valid_data, max_tokens=eval_tokens,
                                 device=device, seed=cfg.seed)
         if not math.isfinite(figures["elbo"]):
             raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; kept the last good "
@@ -290,6 +291,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
         return ""
 
     result.stopped = finished()  # a resumed run may have nothing left to do
+    enc_dec = aggressive.split_parameters(raw) if cfg.aggressive else None   # once, not per step
     with _graceful_stop() as stop:
         try:
             while not result.stopped:
@@ -313,7 +315,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                                 opt.state.pop(p, None)
                     w = schedule_weight(pos.step, cfg, total)
                     if cfg.aggressive and not pos.aggressive_done:
-                        enc, dec = aggressive.split_parameters(raw)
+                        enc, dec = enc_dec
 
                         def encoder_update(b):
                             xb, lb = collate(train_data, b)
@@ -340,7 +342,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                 if pos.batch >= len(batches):
                     if cfg.aggressive and not pos.aggressive_done:
                         # same weights and data on every rank: the same decision everywhere
-                        mi = evaluate(raw, valid_data, iw_samples=1, max_tokens=max(cfg.max_tokens, 4000),
+                        mi = evaluate(raw, valid_data, iw_samples=1, max_tokens=eval_tokens,
                                       device=device, seed=cfg.seed).mi
                         pos.aggressive_done = mi < pos.best_mi
                         pos.best_mi = max(pos.best_mi, mi)

@@ -101,9 +101,8 @@ class SentenceVAE(nn.Module):
         parts = [self.decoder] + ([self.proj] if self.cfg.tie_weights else [self.out])
         for module in parts:
             for m in module.modules():
-                if m is not module or not list(m.children()):
-                    if hasattr(m, "reset_parameters"):
-                        m.reset_parameters()
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
         params = [p for module in parts for p in module.parameters()]
         if self.cfg.tie_weights:
             with torch.no_grad():
