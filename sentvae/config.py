@@ -91,6 +91,7 @@ class TrainConfig(_Config):
     beta: float = 1.0             # final weight on the KL term
     bow_weight: float = 0.0       # bag-of-words loss weight (Zhao et al. 2017); needs the bow head
     aggressive: bool = False      # He et al. 2019: encoder inner loop until validation MI stops rising
+    aggressive_every: int = 0     # check that MI every N steps; 0 = at each epoch's end (He et al.)
     pretrain_steps: int = 0       # Li et al. 2019: train as an autoencoder (KL weight 0) this many
                                   # steps, then re-initialise the decoder and anneal from there
     precision: str = "fp32"       # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler, CUDA only)
@@ -118,6 +119,7 @@ class TrainConfig(_Config):
         _check(self.free_bits >= 0, "free_bits", f"must be >= 0, not {self.free_bits}")
         _check(self.beta >= 0, "beta", f"must be >= 0, not {self.beta}")
         _check(self.bow_weight >= 0, "bow_weight", f"must be >= 0, not {self.bow_weight}")
+        _check(self.aggressive_every >= 0, "aggressive_every", f"must be >= 0, not {self.aggressive_every}")
         _check(self.pretrain_steps >= 0, "pretrain_steps", f"must be >= 0, not {self.pretrain_steps}")
         _check(self.max_tokens >= self.max_len + 1, "max_tokens",
                f"must be at least --max-len + 1 ({self.max_len + 1}) so the longest sentence fits")

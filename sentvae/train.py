@@ -250,6 +250,17 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
         emit("valid", {**figures, "best": improved})
         dist.barrier()
 
+    def check_aggressive_phase():
+        """He et al. 2019: the aggressive phase ends once validation MI falls below its best."""
+        if not cfg.aggressive or pos.aggressive_done:
+            return
+        # same weights and data on every rank: the same decision everywhere
+        mi = evaluate(raw, valid_data, iw_samples=1, max_tokens=eval_tokens, device=device, seed=cfg.seed).mi
+        pos.aggressive_done = mi < pos.best_mi
+        pos.best_mi = max(pos.best_mi, mi)
+        log({"split": "aggressive", "epoch": pos.epoch, "step": pos.step, "mi": mi,
+             "aggressive": not pos.aggressive_done})
+
     emit("start", {"steps": total, "step": pos.step, "batches_per_epoch": n_batches,
                    "padding": padding_fraction(make_batches(lengths, cfg.max_tokens, cfg.seed, 0), lengths),
                    "sentences": len(train_data), "parameters": raw.num_parameters(),
@@ -336,18 +347,14 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                     result.stopped = finished()
                     if pos.step % cfg.log_every == 0:
                         flush_log()
+                    if cfg.aggressive_every and pos.step % cfg.aggressive_every == 0:
+                        check_aggressive_phase()          # before saving: a resume sees the decision
                     if pos.step % cfg.eval_every == 0:
                         validate_and_save()
                         last_validated = pos.step
                 if pos.batch >= len(batches):
-                    if cfg.aggressive and not pos.aggressive_done:
-                        # same weights and data on every rank: the same decision everywhere
-                        mi = evaluate(raw, valid_data, iw_samples=1, max_tokens=eval_tokens,
-                                      device=device, seed=cfg.seed).mi
-                        pos.aggressive_done = mi < pos.best_mi
-                        pos.best_mi = max(pos.best_mi, mi)
-                        log({"split": "aggressive", "epoch": pos.epoch, "step": pos.step, "mi": mi,
-                             "aggressive": not pos.aggressive_done})
+                    if not cfg.aggressive_every:
+                        check_aggressive_phase()
                     pos.epoch += 1
                     pos.batch = 0
                     result.stopped = result.stopped or finished()

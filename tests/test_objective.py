@@ -186,3 +186,22 @@ def test_aggressive_phase_updates_the_encoder_alone_then_ends_when_mi_falls(tmp_
     per_epoch = {e: [r["inner_steps"] for r in train_rows if r["epoch"] == e] for e in (0, 1, 2)}
     assert all(s >= 15 for s in per_epoch[0])            # every aggressive step ran an inner loop
     assert all(s == 0 for s in per_epoch[2][1:])         # after the phase: plain steps
+
+
+def test_aggressive_phase_checked_every_n_steps(tmp_path, tok, corpora, monkeypatch):
+    """--aggressive-every N: MI is checked every N steps, not at epoch ends; the phase ends at the
+    first check whose MI is below the best, and later steps run no inner loop."""
+    import json
+    import sentvae.train as T
+    from sentvae.config import ModelConfig
+    from conftest import TINY_MODEL
+    mis = iter([1.0, 2.0, 1.5] + [9.9] * 100)
+    monkeypatch.setattr(T, "evaluate", lambda *a, **k: type("R", (), {"mi": next(mis)})())
+    cfg = tiny_train_config(max_steps=8, epochs=0, max_tokens=2000, log_every=1, eval_every=10_000,
+                            aggressive=True, aggressive_every=2)
+    T.train(ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL), cfg, tok, *corpora, tmp_path)
+    rows = [json.loads(r) for r in open(tmp_path / "metrics.jsonl")]
+    phase = [(r["step"], r["aggressive"]) for r in rows if r["split"] == "aggressive"]
+    assert phase == [(2, True), (4, True), (6, False)]
+    inner = {r["step"]: r["inner_steps"] for r in rows if r["split"] == "train"}
+    assert all(inner[s] >= 15 for s in range(1, 7)) and inner[7] == inner[8] == 0
