@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from sentvae.errors import SentvaeError
-from sentvae.tokenizer import BOS, EOS, PAD, Tokenizer
+from sentvae.tokenizer import BOS, ENCODING, EOS, PAD, Tokenizer
 
 BUNDLED = Path(__file__).resolve().parent.parent / "data"
 
@@ -183,7 +183,9 @@ def _gen_lines(paths, encoding_errors, stamps, text_field="text"):
 _TOKENIZERS: dict[int, Tokenizer] = {}
 
 
-def _tokenize_batch(batch, proto: bytes, max_len: int):
+def _tokenize_batch(batch, proto: bytes, max_len: int, encoding: int):
+    # `encoding` (tokenizer.ENCODING) is unused here but part of datasets' cache key: corpora
+    # cached before a change to Tokenizer.encode are tokenized again
     tok = _TOKENIZERS.get(hash(proto))
     if tok is None:
         tok = _TOKENIZERS.setdefault(hash(proto), Tokenizer(proto))
@@ -228,7 +230,7 @@ def load_corpus(paths: list[str], tokenizer: Tokenizer, max_len: int,
         if len(ds) == 0:
             raise SentvaeError(f"{', '.join(paths)}: no usable sentence (the input is empty or blank)")
         ds = ds.map(_tokenize_batch, batched=True, batch_size=2000, remove_columns=["text"],
-                    fn_kwargs={"proto": tokenizer.proto, "max_len": max_len})
+                    fn_kwargs={"proto": tokenizer.proto, "max_len": max_len, "encoding": ENCODING})
     except Exception as e:  # datasets wraps errors raised inside the generator
         user = _find_user_error(e)
         if user is not None:

@@ -15,6 +15,7 @@ import sentencepiece as spm
 from sentvae.errors import SentvaeError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+ENCODING = 2        # bumped whenever encode() changes what it returns (cached corpora key)
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 
 
@@ -57,7 +58,21 @@ class Tokenizer:
         return self.sp.get_piece_size()
 
     def encode(self, texts: list[str]) -> list[list[int]]:
-        return self.sp.encode(list(texts), out_type=int)
+        texts = list(texts)
+        ids = self.sp.encode(texts, out_type=int)
+        # SentencePiece merges a run of unknown pieces into one UNK, across spaces too: PTB's
+        # "<unk> <unk>" would become one token, and a model would be scored on fewer tokens
+        # than the text has words. Sentences holding an UNK are encoded again word by word
+        # (pieces never cross spaces), so each unknown word keeps its own UNK.
+        redo = [i for i, x in enumerate(ids) if UNK in x]
+        if redo:
+            words = [texts[i].split() for i in redo]
+            flat = self.sp.encode([w for ws in words for w in ws], out_type=int)
+            k = 0
+            for i, ws in zip(redo, words):
+                ids[i] = [t for x in flat[k:k + len(ws)] for t in x]
+                k += len(ws)
+        return ids
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return [self.sp.decode(list(x)) for x in ids]

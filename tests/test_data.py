@@ -144,3 +144,21 @@ def test_hub_data_fails_fast_without_a_network(tok, monkeypatch):
     with pytest.raises(SentvaeError, match="Hub is unreachable"):
         load_corpus(["hf:ptb_text_only"], tok, 20)
     assert time.time() - t < 5
+
+
+def test_each_unknown_word_is_its_own_token(tmp_path):
+    """SentencePiece would merge "<unk> <unk>" (PTB's unknown word, twice) into one UNK; a model
+    would then be scored on fewer tokens than the text has words. Word-level corpora must keep
+    one token per word, through the tokenizer and through the (cached) corpus."""
+    from sentvae.data import load_corpus
+    from sentvae.tokenizer import UNK, train_tokenizer
+    text = ["the cat sat on the mat", "a dog sat on a log", "the dog saw the cat"] * 20
+    tok = train_tokenizer(text, "word", 16)
+    line = "the zebra <unk> <unk> sat on a yak"
+    ids = tok.encode([line, "the cat sat"])
+    assert len(ids[0]) == len(line.split()) and ids[0].count(UNK) == 4
+    assert ids[1] == tok.encode(["the cat sat"])[0] and UNK not in ids[1]
+    f = tmp_path / "t.txt"
+    f.write_text(line + "\n")
+    corpus = load_corpus([str(f)], tok, max_len=50)
+    assert corpus.n_unk == 4 and int(corpus.offsets[1]) == len(line.split())
