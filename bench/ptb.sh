@@ -23,7 +23,7 @@ awk 'NR % 10 == 1' "$ptb/ptb.test.txt" > "$subset"
 if [ ! -f "$out/time.txt" ]; then
     start=$(date +%s)
     "$sentvae" train --config "$cfg" -q "${@:2}" 2>&1 | tee "$out/train.log"
-    echo "$(( $(date +%s) - start )) s training, $OMP_NUM_THREADS thread(s), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p')" > "$out/time.txt"
+    echo "$(( $(date +%s) - start )) s training, $OMP_NUM_THREADS thread(s), $(nproc --all) cores: $(lscpu | sed -n 's/^Model name: *//p')" > "$out/time.txt"
 fi
 "$sentvae" eval -c "$out/best.pt" --data "$ptb/ptb.test.txt" -k 1 --json > "$out/eval-test.json"
 "$sentvae" eval -c "$out/best.pt" --data "$subset" -k 500 --json > "$out/eval-k500.json"

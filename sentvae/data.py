@@ -183,7 +183,7 @@ def _gen_lines(paths, encoding_errors, stamps, text_field="text"):
 _TOKENIZERS: dict[int, Tokenizer] = {}
 
 
-def _tokenize_batch(batch, proto: bytes, max_len: int, encoding: int):
+def _tokenize_batch(batch, proto: bytes, max_len: int, encoding: int = ENCODING):
     # `encoding` (tokenizer.ENCODING) is unused here but part of datasets' cache key: corpora
     # cached before a change to Tokenizer.encode are tokenized again
     tok = _TOKENIZERS.get(hash(proto))

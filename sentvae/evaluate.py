@@ -117,6 +117,8 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
     model.eval()
     device = torch.device(device)
     n, nz, K = len(corpus), model.cfg.latent, iw_samples
+    if model.encoder is None:
+        K = 1      # LM baseline: every weight is p(x), so one sample is already exact
     mus, logvars = torch.empty(n, nz), torch.empty(n, nz)
     log_px = torch.empty(n, dtype=torch.float64)      # IW estimate of log p(x)
     var_log_px = torch.empty(n, dtype=torch.float64)  # delta-method variance of that estimate
@@ -172,7 +174,9 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
         elbo=elbo_total / n, rec=float(rec.mean()), kl=float(kl.mean()),
         iw_nll=nll_total / n, iw_nll_se=float(var_log_px.sum().sqrt()) / n, ess=float(ess.mean()),
         ppl=math.exp(min(nll_total / words, 700.0)), ppl_elbo=math.exp(min(elbo_total / words, 700.0)),
-        mi=mutual_information(mus, logvars, seed) if with_mi else float("nan"),
+        # an LM baseline has one posterior for every x, so I(x; z) is exactly 0 (the estimator
+        # would return Monte Carlo noise around it)
+        mi=(0.0 if model.encoder is None else mutual_information(mus, logvars, seed)) if with_mi else float("nan"),
         au=active_units(mus), latent=nz, iw_samples=K, seed=seed)
 
 
