@@ -19,23 +19,32 @@ ROWS = [("LSTM-LM", "lstm-lm"),
 
 def row(name: str, key: str) -> str:
     run = ROOT / "runs" / f"ptb-{key}"
-    try:
-        full = json.loads((run / "eval-test.json").read_text())
-        k500 = json.loads((run / "eval-k500.json").read_text())
-        secs, rest = (run / "time.txt").read_text().split(" s training, ", 1)
-    except (OSError, ValueError):
+    def read(name):
+        try:
+            return json.loads((run / name).read_text())
+        except (OSError, ValueError):      # not run (or not finished) yet
+            return None
+
+    full, k500 = read("eval-test.json"), read("eval-k500.json")
+    if full is None:
         return f"| {name} | not run | | | | | | | | `bench/ptb.sh {key}` |"
-    threads = rest.split(" thread")[0]
-    lm = full["kl"] == 0 and full["au"] == 0 and full.get("no_latent", key.endswith("-lm"))
-    nll = f"{k500['iw_nll']:.2f}" + ("" if lm else f" ± {k500['iw_nll_se']:.2f}")
-    return (f"| {name} | {nll} | {k500['ppl']:.1f} | {full['elbo']:.2f} | {full['ppl_elbo']:.1f} "
-            f"| {full['kl']:.2f} | {full['mi']:.2f} | {full['au']} | {int(secs) / 60:.0f} min, {threads} thr "
-            f"| `bench/ptb.sh {key}` |")
+    nll = ppl = "not run"
+    if k500 is not None:
+        exact = k500["iw_samples"] == 1          # an LM baseline: its NLL is exact
+        nll = f"{k500['iw_nll']:.2f}" + (" (exact)" if exact else f" ± {k500['iw_nll_se']:.2f}")
+        ppl = f"{k500['ppl']:.1f}"
+    try:
+        secs, rest = (run / "time.txt").read_text().split(" s training, ", 1)
+        took = f"{int(secs) / 60:.0f} min, {rest.split(' thread')[0]} thread"
+    except (OSError, ValueError):
+        took = "not finished"
+    return (f"| {name} | {nll} | {ppl} | {full['elbo']:.2f} | {full['ppl_elbo']:.1f} "
+            f"| {full['kl']:.2f} | {full['mi']:.2f} | {full['au']} | {took} | `bench/ptb.sh {key}` |")
 
 
 if __name__ == "__main__":
     print("| model | IW-NLL (K=500, subset) | PPL (subset) | -ELBO (test) | PPL from -ELBO (test) "
-          "| KL | MI | AU | train time, CPU threads | command |")
+          "| KL | MI | AU | training time | command |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, key in ROWS:
         print(row(name, key))
