@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/ptb_table.py
 
-A row not yet run is printed with its cells marked "not run"."""
+A row not yet run is printed with its cells marked "not run"; runs/ptb-ROW/note.txt, if
+present, is appended to the row's name (a row stopped early says so there)."""
 
 import json
 from pathlib import Path
@@ -26,12 +27,15 @@ def row(name: str, key: str) -> str:
             return None
 
     full, k500 = read("eval-test.json"), read("eval-k500.json")
+    note = run / "note.txt"                  # a row run differently from its recipe says how
+    if note.is_file():
+        name += f" (**{note.read_text().strip()}**)"
     if full is None:
         return f"| {name} | not run | | | | | | | | `bench/ptb.sh {key}` |"
     nll = ppl = "not run"
     if k500 is not None:
         exact = k500["iw_samples"] == 1          # an LM baseline: its NLL is exact
-        nll = f"{k500['iw_nll']:.2f}" + (" (exact)" if exact else f" ± {k500['iw_nll_se']:.2f}")
+        nll = f"{k500['iw_nll']:.2f}" + (" (exact)" if exact else f" ± {k500['iw_nll_se']:.3f}")
         ppl = f"{k500['ppl']:.1f}"
     try:
         secs, rest = (run / "time.txt").read_text().split(" s training, ", 1)
