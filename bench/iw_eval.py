@@ -16,17 +16,13 @@ Prints figures; never part of the test suite.
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from ptb import PTB, ptb_tokenizer  # first: puts the repository on sys.path, Hub offline
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -38,7 +34,6 @@ from sentvae.data import collate, corpus_from_texts, subset  # noqa: E402
 from sentvae.evaluate import evaluate, iw_plan  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
 from sentvae.tokenizer import PAD  # noqa: E402
-from ptb import ptb_tokenizer  # noqa: E402
 
 
 class BareDecoder(nn.Module):
@@ -90,7 +85,7 @@ def child(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ptb", type=Path, default=ROOT.parent / "shared" / "data" / "ptb")
+    ap.add_argument("--ptb", type=Path, default=PTB)
     ap.add_argument("--sentences", type=int, default=200)
     ap.add_argument("--k", type=int, default=500)
     ap.add_argument("--max-tokens", type=int, default=2000)

@@ -1,8 +1,16 @@
-"""Shared by the benchmarks: where Penn Treebank is, and its word tokenizer (V = 10,000)."""
+"""Shared by the benchmarks: where Penn Treebank is, and its word tokenizer (V = 10,000).
 
+Importing it (before sentvae) also puts the repository on sys.path and keeps datasets off
+the Hugging Face Hub, which this machine cannot reach."""
+
+import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 PTB = ROOT.parent / "shared" / "data" / "ptb"
 TOKENIZER_CACHE = ROOT / "bench" / ".ptb-word10k.model"   # ignored by git
 

@@ -19,16 +19,12 @@ and for the transformer the speed-up of decoding with the key/value cache.
 """
 
 import argparse
-import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from ptb import PTB, ptb_tokenizer  # first: puts the repository on sys.path, Hub offline
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -40,7 +36,6 @@ from sentvae.decode import greedy  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
 from sentvae.objective import kl_weight  # noqa: E402
 from sentvae.tokenizer import BOS, PAD  # noqa: E402
-from ptb import ptb_tokenizer  # noqa: E402
 from sentvae.train import train_step  # noqa: E402
 
 
@@ -101,7 +96,7 @@ def greedy_without_cache(model, z, max_len):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", choices=["lstm", "transformer"], default="lstm")
-    ap.add_argument("--ptb", type=Path, default=ROOT.parent / "shared" / "data" / "ptb")
+    ap.add_argument("--ptb", type=Path, default=PTB)
     ap.add_argument("--max-tokens", type=int, default=2000)
     ap.add_argument("--batches", type=int, default=60, help="timed batches per side")
     ap.add_argument("--block", type=int, default=5, help="batches per A/B alternation")
