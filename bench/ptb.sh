@@ -1,30 +1,53 @@
 #!/usr/bin/env bash
-# One row of README's PTB results table: train configs/ptb-ROW.toml, then evaluate its best
-# checkpoint on PTB test. Run from the repository root after `make install`:
-#   bench/ptb.sh lstm-vae-pretrain-freebits
-# Writes runs/ptb-ROW/{train.log, time.txt, eval-test.json, eval-k500.json}.
-#   eval-test.json: the whole test set (3,761 sentences): -ELBO, KL, MI, AU (K = 1 suffices)
-#   eval-k500.json: IW-NLL and perplexity with K = 500 on every 10th test sentence (377; the
-#                   full set at K = 500 takes ~45 min a row on 2 CPU cores); the LM rows are
-#                   evaluated on the same sentences, so the comparison is paired.
-# THREADS=1 runs two rows side by side on a 2-core machine.
+# One row of README's PTB results table: train configs/ptb-ROW.toml to convergence (resumable),
+# then evaluate its best checkpoint on PTB test. Run from the repository root after `make install`:
+#   bench/ptb.sh lstm-vae-pretrain-freebits [extra train flags]
+# Environment:
+#   RUNS=DIR        where runs live (default runs/; put it outside the checkout to keep runs
+#                   across fresh clones)
+#   THREADS=N       torch threads (THREADS=1 runs two rows side by side on a 2-core machine)
+#   BUDGET=SECONDS  train at most this long in this call (--time-budget); call again to go on:
+#                   an unfinished run is resumed exactly from its last.pt
+#   FULL=1          also IW-NLL with K = 500 on the whole test set (~45 min a VAE row on 2 CPU cores)
+# Writes $RUNS/ptb-ROW/: train.log, time.txt (once training has finished), and for each
+# evaluation E.json (summary) and E.sentences.jsonl (one line per sentence, for paired tests):
+#   eval-test:      the whole test set (3,761 sentences), K = 1: -ELBO, KL, MI, AU (an LM: exact NLL)
+#   eval-k500:      K = 500 on every 10th test sentence (377), paired across rows
+#   eval-k500-full: K = 500 on the whole test set (FULL=1; an LM's eval-test is already exact)
 set -euo pipefail
 row=${1:?usage: bench/ptb.sh ROW   (ROW: a configs/ptb-ROW.toml)}
 cfg=configs/ptb-$row.toml
 [ -f "$cfg" ] || { echo "bench/ptb.sh: no recipe $cfg" >&2; exit 2; }
 ptb=${PTB:-../shared/data/ptb}
-out=runs/ptb-$row
+runs=${RUNS:-runs}
+out=$runs/ptb-$row
 sentvae=${SENTVAE:-.venv/bin/sentvae}
 export OMP_NUM_THREADS=${THREADS:-${OMP_NUM_THREADS:-2}}
-mkdir -p runs "$out"
-subset=runs/ptb.test.every10.txt
+mkdir -p "$out"
+subset=$runs/ptb.test.every10.txt
 awk 'NR % 10 == 1' "$ptb/ptb.test.txt" > "$subset"
 
 if [ ! -f "$out/time.txt" ]; then
-    start=$(date +%s)
-    "$sentvae" train --config "$cfg" -q "${@:2}" 2>&1 | tee "$out/train.log"
-    echo "$(( $(date +%s) - start )) s training, $OMP_NUM_THREADS thread(s), $(nproc --all) cores: $(lscpu | sed -n 's/^Model name: *//p')" > "$out/time.txt"
+    resume=()
+    [ -f "$out/last.pt" ] && resume=(--resume)
+    budget=()
+    [ -n "${BUDGET:-}" ] && budget=(--time-budget "$BUDGET")
+    "$sentvae" train --config "$cfg" --out "$out" "${resume[@]}" "${budget[@]}" "${@:2}" 2>&1 \
+        | grep --line-buffered -v '^\s*$' | tee -a "$out/train.log"
+    if tail -1 "$out/train.log" | grep -q '^done (time budget)'; then
+        echo "bench/ptb.sh: $row not finished (time budget); run it again to resume" >&2
+        exit 0
+    fi
+    secs=$(.venv/bin/python -c "import sys, torch; print(round(torch.load(sys.argv[1], weights_only=True)['info']['train_seconds']))" "$out/last.pt")
+    echo "$secs s training, $OMP_NUM_THREADS thread(s), $(nproc --all) cores: $(lscpu | sed -n 's/^Model name: *//p')" > "$out/time.txt"
 fi
-"$sentvae" eval -c "$out/best.pt" --data "$ptb/ptb.test.txt" -k 1 --json > "$out/eval-test.json"
-"$sentvae" eval -c "$out/best.pt" --data "$subset" -k 500 --json > "$out/eval-k500.json"
-cat "$out/time.txt" "$out/eval-test.json" "$out/eval-k500.json"
+evaluate() {   # NAME DATA K
+    "$sentvae" eval -c "$out/best.pt" --data "$2" -k "$3" --json -q \
+        --per-sentence "$out/$1.sentences.jsonl" > "$out/$1.json"
+}
+evaluate eval-test "$ptb/ptb.test.txt" 1
+evaluate eval-k500 "$subset" 500
+if [ -n "${FULL:-}" ] && ! grep -q '"no_latent": true' <("$sentvae" info --json "$out/best.pt"); then
+    evaluate eval-k500-full "$ptb/ptb.test.txt" 500
+fi
+cat "$out/time.txt" "$out"/eval-*.json

@@ -49,6 +49,12 @@ class Anneal(str, Enum):
     cyclical = "cyclical"
 
 
+class LRSchedule(str, Enum):
+    none = "none"
+    plateau = "plateau"
+    cosine = "cosine"
+
+
 class EncodingErrors(str, Enum):
     strict = "strict"
     replace = "replace"
@@ -123,10 +129,19 @@ def train(
     enc_layers: Annotated[Optional[int], typer.Option(help="encoder layers" + _d(ModelConfig, "enc_layers"))] = None,
     dec_layers: Annotated[Optional[int], typer.Option(help="decoder layers" + _d(ModelConfig, "dec_layers"))] = None,
     bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="encoder direction" + _d(ModelConfig, "bidirectional"))] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="dropout on embeddings/outputs" + _d(ModelConfig, "dropout"))] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="dropout on the decoder's input embeddings and outputs (and the encoder's, unless --enc-dropout)" + _d(ModelConfig, "dropout"))] = None,
+    enc_dropout: Annotated[Optional[float], typer.Option(help="dropout on the encoder's input embeddings [default: --dropout]")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(help="padded tokens per batch" + _d(TrainConfig, "max_tokens"))] = None,
     max_len: Annotated[Optional[int], typer.Option(help="pieces per sentence; longer ones are truncated" + _d(TrainConfig, "max_len"))] = None,
     lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate" + _d(TrainConfig, "lr"))] = None,
+    lr_schedule: Annotated[Optional[LRSchedule], typer.Option(help="plateau: decay on validation plateaus; cosine: to --min-lr at the end" + _d(TrainConfig, "lr_schedule"))] = None,
+    lr_decay: Annotated[Optional[float], typer.Option(help="plateau: factor applied on each plateau" + _d(TrainConfig, "lr_decay"))] = None,
+    patience: Annotated[Optional[int], typer.Option(help="plateau: validations without improvement before a decay" + _d(TrainConfig, "patience"))] = None,
+    max_decays: Annotated[Optional[int], typer.Option(help="plateau: the plateau after this many decays ends the run" + _d(TrainConfig, "max_decays"))] = None,
+    decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with fresh AdamW moments" + _d(TrainConfig, "decay_restart"))] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="linear learning-rate warm-up steps" + _d(TrainConfig, "warmup_steps"))] = None,
+    min_lr: Annotated[Optional[float], typer.Option(help="cosine: the rate at the last step" + _d(TrainConfig, "min_lr"))] = None,
+    early_stop: Annotated[Optional[int], typer.Option(help="stop after N validations without improvement, 0 = off" + _d(TrainConfig, "early_stop"))] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay" + _d(TrainConfig, "weight_decay"))] = None,
     grad_clip: Annotated[Optional[float], typer.Option(help="gradient norm clip, 0 = off" + _d(TrainConfig, "grad_clip"))] = None,
     epochs: Annotated[Optional[int], typer.Option(help="passes over the data, 0 = no limit" + _d(TrainConfig, "epochs"))] = None,
@@ -163,7 +178,7 @@ def train(
 
     given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if v is not None}
     model_opts = {k: given[k] for k in ("arch", "emb_dim", "hidden", "latent", "enc_layers", "dec_layers",
-                                        "bidirectional", "dropout", "heads", "ff", "no_latent") if k in given}
+                                        "bidirectional", "dropout", "enc_dropout", "heads", "ff", "no_latent") if k in given}
     if "d_model" in given:
         model_opts["emb_dim"] = model_opts["hidden"] = given["d_model"]
     if "layers" in given:
@@ -275,6 +290,7 @@ def eval_(
     encoding_errors: EncErr = EncodingErrors.strict,
     text_field: TextField = "text",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
+    per_sentence: Annotated[Optional[Path], typer.Option(help="also write one JSON line per sentence here (index, words, elbo, iw_nll, ess, kl): for paired comparisons")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
 ):
     """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units."""
@@ -293,13 +309,37 @@ def eval_(
     if not quiet:
         console.input_warnings(corpus.n_truncated, corpus.n_unk, f"--max-len {max_len}")
     with console.Counter("eval", len(corpus), disable=quiet) as progress:
-        result = evaluate(model, corpus, iw_samples, max_tokens, dev, seed, on_progress=progress)
+        result = evaluate(model, corpus, iw_samples, max_tokens, dev, seed, on_progress=progress,
+                          per_sentence=per_sentence is not None)
+    if per_sentence is not None:
+        _write_lines(per_sentence, (json.dumps(r) for r in result.sentence_rows()))
+    if result.iw_samples > 1 and result.ess < ESS_WARN_FRACTION * result.iw_samples:
+        console.warn(f"degenerate importance weights: mean ESS {result.ess:.1f} of K = {result.iw_samples} "
+                     f"(< {ESS_WARN_FRACTION:.0%}); the IW-NLL is then biased upwards by more than "
+                     "its standard error shows: try a larger --iw-samples")
     report = {**result.to_dict(), "checkpoint": str(checkpoint), "data": corpus.source,
               "max_tokens": max_tokens}
     if not quiet:
         console.eval_table(report)
     if as_json or console.stdout_is_pipe():
         print(json.dumps(report))
+
+
+ESS_WARN_FRACTION = 0.01   # mean ESS below this fraction of K: a few weights carry the estimate
+
+
+def _write_lines(path: Path, lines) -> None:
+    """Write text lines to a new file in one go: a temporary file renamed over `path`, so a
+    failure never leaves half a file (or an old one clobbered)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(line + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SentvaeError(f"{path}: cannot write ({e.strerror})", 1) from None
 
 
 def _load(checkpoint: Path, device: str):

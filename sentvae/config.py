@@ -12,6 +12,7 @@ from sentvae.errors import SentvaeError
 ARCHS = ("lstm", "transformer")
 ANNEAL = ("none", "linear", "logistic", "cyclical")
 PRECISIONS = ("fp32", "bf16", "fp16")
+LR_SCHEDULES = ("none", "plateau", "cosine")
 
 
 def flag(name: str) -> str:
@@ -46,7 +47,8 @@ class ModelConfig(_Config):
     enc_layers: int = 1
     dec_layers: int = 1
     bidirectional: bool = True
-    dropout: float = 0.2          # on embeddings and decoder outputs (not word dropout)
+    dropout: float = 0.2          # on the decoder's input embeddings and its outputs (not word dropout)
+    enc_dropout: float | None = None   # on the encoder's input embeddings; None: the same as dropout
     tie_weights: bool = True      # output layer shares the input embedding
     no_latent: bool = False       # LM baseline: the same decoder, z always 0, no encoder, KL 0
     bow: bool = False             # a bag-of-words head on z (Zhao et al. 2017), for --bow-weight
@@ -61,6 +63,8 @@ class ModelConfig(_Config):
         for name in ("emb_dim", "hidden", "latent", "enc_layers", "dec_layers"):
             _check(getattr(self, name) >= 1, name, f"must be >= 1, not {getattr(self, name)}")
         _check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), not {self.dropout}")
+        _check(self.enc_dropout is None or 0.0 <= self.enc_dropout < 1.0, "enc_dropout",
+               f"must be in [0, 1), not {self.enc_dropout}")
         if self.arch == "transformer":
             _check(self.heads >= 1 and self.emb_dim % self.heads == 0, "heads",
                    f"must divide --d-model {self.emb_dim}, not {self.heads}")
@@ -77,6 +81,14 @@ class TrainConfig(_Config):
     max_tokens: int = 1000        # token budget per batch (padded tokens, EOS included)
     max_len: int = 100            # tokens per sentence; longer ones are truncated and counted
     lr: float = 2e-3
+    lr_schedule: str = "none"     # none | plateau | cosine (sentvae/schedule.py)
+    lr_decay: float = 0.5         # plateau: multiply the rate by this on a plateau
+    patience: int = 2             # plateau: validations without improvement before a decay
+    max_decays: int = 5           # plateau: after this many decays, the next plateau stops the run
+    decay_restart: bool = True    # plateau: restart from the best weights (fresh AdamW moments) on a decay
+    warmup_steps: int = 0         # linear warm-up of the rate over the first N steps
+    min_lr: float = 0.0           # cosine: the rate at the last step
+    early_stop: int = 0           # stop after N validations without improvement; 0 = off
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     epochs: int = 8
@@ -111,6 +123,13 @@ class TrainConfig(_Config):
         _check(self.precision in PRECISIONS, "precision",
                f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         _check(self.lr > 0, "lr", f"must be > 0, not {self.lr}")
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
+               f"must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
+        _check(0.0 < self.lr_decay < 1.0, "lr_decay", f"must be in (0, 1), not {self.lr_decay}")
+        _check(self.patience >= 1, "patience", f"must be >= 1, not {self.patience}")
+        for name in ("max_decays", "warmup_steps", "early_stop"):
+            _check(getattr(self, name) >= 0, name, f"must be >= 0, not {getattr(self, name)}")
+        _check(0.0 <= self.min_lr <= self.lr, "min_lr", f"must be in [0, --lr {self.lr}], not {self.min_lr}")
         _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, not {self.weight_decay}")
         _check(self.grad_clip >= 0, "grad_clip", f"must be >= 0, not {self.grad_clip}")
         _check(self.time_budget >= 0, "time_budget", f"must be >= 0, not {self.time_budget}")

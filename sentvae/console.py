@@ -34,7 +34,10 @@ def input_warnings(n_truncated: int, n_unk: int, limit: str, what: str = "") -> 
 
 def format_valid(f: dict) -> str:
     return (f"step {f['step']:>6}  valid  -ELBO {f['elbo']:.2f}  rec {f['rec']:.2f}  KL {f['kl']:.2f}  "
-            f"AU {f['au']}/{f['latent']}  PPL<= {f['ppl_elbo']:.2f}" + ("  (best)" if f.get("best") else ""))
+            f"AU {f['au']}/{f['latent']}  PPL<= {f['ppl_elbo']:.2f}  lr {f.get('lr', 0):.2g}"
+            + ("  (best)" if f.get("best") else "")
+            + ("  -> lr decayed" if f.get("decision") == "decay" else "")
+            + ("  -> stop" if f.get("decision") == "stop" else ""))
 
 
 class TrainProgress:
@@ -61,7 +64,7 @@ class TrainProgress:
             self.progress.update(self.task, completed=info["step"])
         elif kind == "log" and self.progress is not None:
             figures = (f"loss {info['loss']:.2f} rec {info['rec']:.2f} KL {info['kl']:.2f} "
-                       f"beta {info['kl_weight']:.2f} {info['tokens_per_s']:,.0f} tok/s")
+                       f"beta {info['kl_weight']:.2f} lr {info.get('lr', 0):.2g} {info['tokens_per_s']:,.0f} tok/s")
             self.progress.update(self.task, figures=figures)
         elif kind == "valid":
             (self.progress.console if self.progress else err).print(format_valid(info), highlight=False, soft_wrap=True)

@@ -54,6 +54,23 @@ def mean_over_ranks(values: dict, device) -> dict:
     return {k: float(v) / rank_world()[1] for k, v in zip(keys, t.tolist())}
 
 
+def broadcast_floats(values: list, device) -> list:
+    """Rank 0's numbers on every rank (decisions only rank 0 can take: it alone validates)."""
+    if rank_world()[1] == 1:
+        return values
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return t.tolist()
+
+
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank, in place."""
+    if rank_world()[1] == 1:
+        return
+    for t in module.state_dict().values():
+        dist.broadcast(t, src=0)
+
+
 def barrier() -> None:
     if rank_world()[1] > 1:
         dist.barrier()

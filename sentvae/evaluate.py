@@ -14,7 +14,7 @@ size, token budget or chunking, and the first K samples are the same for every l
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -45,9 +45,21 @@ class EvalResult:
     latent: int
     iw_samples: int
     seed: int
+    # per sentence, in corpus order (evaluate(per_sentence=True)): words, elbo, iw_nll, ess, kl
+    per_sentence: dict | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("per_sentence")
+        return d
+
+    def sentence_rows(self):
+        """One dict per sentence: index (0-based, in the input's order), words (+EOS), -ELBO,
+        IW-NLL estimate, ESS, KL; their means are the summary figures."""
+        p = self.per_sentence
+        for i in range(self.sentences):
+            yield {"index": i, "words": int(p["words"][i]), "elbo": float(p["elbo"][i]),
+                   "iw_nll": float(p["iw_nll"][i]), "ess": float(p["ess"][i]), "kl": float(p["kl"][i])}
 
 
 def active_units(mu: torch.Tensor, threshold: float = AU_THRESHOLD) -> int:
@@ -106,8 +118,11 @@ def iw_plan(lengths: np.ndarray, K: int, max_tokens: int):
 
 @torch.inference_mode()
 def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 2000, device="cpu",
-             seed: int = 0, with_mi: bool = True, on_progress=None) -> EvalResult:
+             seed: int = 0, with_mi: bool = True, on_progress=None, per_sentence: bool = False) -> EvalResult:
     """All figures of the module docstring over `corpus`, K = iw_samples.
+
+    per_sentence: also keep each sentence's figures (EvalResult.sentence_rows), for paired
+    comparisons of two models on the same sentences.
 
     on_progress(sentences done, total) is called after each batch of sentences.
     """
@@ -177,7 +192,9 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
         # an LM baseline has one posterior for every x, so I(x; z) is exactly 0 (the estimator
         # would return Monte Carlo noise around it)
         mi=(0.0 if model.encoder is None else mutual_information(mus, logvars, seed)) if with_mi else float("nan"),
-        au=active_units(mus), latent=nz, iw_samples=K, seed=seed)
+        au=active_units(mus), latent=nz, iw_samples=K, seed=seed,
+        per_sentence={"words": corpus.words + 1, "elbo": (rec + kl).numpy(), "iw_nll": (-log_px).numpy(),
+                      "ess": ess.numpy(), "kl": kl.numpy()} if per_sentence else None)
 
 
 def evaluate_elbo(model, corpus: Corpus, max_tokens: int = 8000, device="cpu", seed: int = 0) -> dict:

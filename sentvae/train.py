@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from sentvae import aggressive
+from sentvae import aggressive, schedule
 from sentvae import distributed as dist
 from sentvae.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
@@ -37,6 +37,11 @@ class Position:
     elapsed: float = 0.0   # training seconds over all runs
     aggressive_done: bool = False   # He et al. 2019: the aggressive phase has ended
     best_mi: float = -math.inf      # best validation MI seen while aggressive
+    lr_scale: float = 1.0           # plateau schedule: the product of the decays so far
+    decays: int = 0                 # plateau schedule: decays so far
+    bad: int = 0                    # validations since the last improvement (after settling)
+    sched_best: float = math.inf    # best -ELBO of the regular validations (the schedule's)
+    stop: str = ""                  # why an early stop ended the run ("" while it goes on)
 
 
 @dataclass
@@ -176,6 +181,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
     total = total_steps(cfg, n_batches)
     if cfg.kl_anneal == "cyclical" and total is None:
         raise SentvaeError("--kl-anneal cyclical: needs --epochs or --max-steps to place its cycles")
+    if cfg.lr_schedule == "cosine" and total is None:
+        raise SentvaeError("--lr-schedule cosine: needs --epochs or --max-steps to know where it ends")
+    settled_from = schedule.settled_from(cfg, total)
 
     if resume:
         ckpt = load_checkpoint(out / "last.pt")
@@ -185,6 +193,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                                f"this data has {len(train_data)}; resume with the same --data")
         raw.load_state_dict(ckpt["model"])
         opt.load_state_dict(st["optimizer"])
+        for g in opt.param_groups:            # a changed --weight-decay takes effect (and --lr,
+            g["weight_decay"] = cfg.weight_decay   # set before every step from the schedule)
         pos = Position(**st["position"])
         torch.set_rng_state(st["rng"])
         if device.type == "cuda" and st.get("cuda_rng"):
@@ -228,26 +238,56 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
     result = TrainResult(pos, model=raw)
     eval_tokens = max(cfg.max_tokens, 4000)      # validation needs no gradients: bigger batches
 
-    def validate_and_save():
-        if not lead:
-            dist.barrier()                    # wait while rank 0 validates and writes
-            return
-        figures = evaluate_elbo(raw, valid_data, max_tokens=eval_tokens,
-                                device=device, seed=cfg.seed)
-        if not math.isfinite(figures["elbo"]):
-            raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; kept the last good "
-                               f"checkpoint {out / 'last.pt'}", 1)
-        figures = {"step": pos.step, **figures}
-        improved = figures["elbo"] < pos.best
-        if improved:
-            pos.best = figures["elbo"]
-            result.best = figures
-        save_checkpoint(out / "last.pt", payload(True, figures))
-        if improved:
-            save_checkpoint(out / "best.pt", payload(False, figures))
-        result.last = figures
-        log({"split": "valid", **figures, "best": improved})
-        emit("valid", {**figures, "best": improved})
+    def settled() -> bool:
+        # the KL weight is final and the aggressive phase over: -ELBO should now only fall
+        return pos.step >= settled_from and (not cfg.aggressive or pos.aggressive_done)
+
+    def restart_from_best():
+        """Plateau decay with --decay-restart: back to the best weights, fresh AdamW moments."""
+        if lead:
+            raw.load_state_dict(load_checkpoint(out / "best.pt")["model"])
+        dist.broadcast_module(raw)
+        opt.state.clear()
+
+    def validate_and_save(regular: bool = True):
+        """Validate, update best.pt, let the schedule decide, save last.pt. Only regular
+        validations (every --eval-every steps) feed the schedule: the extra one made when a
+        --time-budget ends a run must not, or a resumed run would decay where one run did not."""
+        decision = schedule.CONTINUE
+        if lead:
+            figures = evaluate_elbo(raw, valid_data, max_tokens=eval_tokens,
+                                    device=device, seed=cfg.seed)
+            if not math.isfinite(figures["elbo"]):
+                raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; kept the last good "
+                                   f"checkpoint {out / 'last.pt'}", 1)
+            figures = {"step": pos.step, **figures, "lr": opt.param_groups[0]["lr"]}
+            improved = figures["elbo"] < pos.best
+            if improved:
+                pos.best = figures["elbo"]
+                result.best = figures
+            if regular:
+                gain = figures["elbo"] < pos.sched_best
+                pos.sched_best = min(pos.sched_best, figures["elbo"])
+                decision = schedule.on_validation(gain, pos, cfg, settled())
+            if decision == schedule.STOP:
+                pos.stop = schedule.stop_reason(cfg, pos)
+            if improved:      # best.pt first: a decay right after restarts from it
+                save_checkpoint(out / "best.pt", payload(False, figures))
+        # every rank takes rank 0's decision
+        code, pos.lr_scale, decays, bad = dist.broadcast_floats(
+            [("continue", "decay", "stop").index(decision), pos.lr_scale, pos.decays, pos.bad], device)
+        decision, pos.decays, pos.bad = ("continue", "decay", "stop")[int(code)], int(decays), int(bad)
+        if decision == schedule.DECAY and cfg.decay_restart:
+            restart_from_best()
+        if decision == schedule.STOP:
+            pos.stop = pos.stop or "early stop"
+            result.stopped = pos.stop
+        if lead:
+            save_checkpoint(out / "last.pt", payload(True, figures))
+            result.last = figures
+            row = {**figures, "best": improved, "decision": decision, "lr_scale": pos.lr_scale}
+            log({"split": "valid", **row})
+            emit("valid", row)
         dist.barrier()
 
     def check_aggressive_phase():
@@ -286,6 +326,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
             inner = 0
         row = {"split": "train", "step": pos.step, "epoch": pos.epoch, **figs,
                "kl_weight": cfg.beta * schedule_weight(max(pos.step - 1, 0), cfg, total),
+               "lr": opt.param_groups[0]["lr"],
                "tokens_per_s": world * acc_tokens / max(now - t_log, 1e-9)}
         log(row)
         emit("log", row)
@@ -294,6 +335,8 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
         acc_steps, acc_tokens, t_log = 0, 0, now
 
     def finished() -> str:
+        if pos.stop:
+            return pos.stop
         if total is not None and pos.step >= total:
             return "max steps" if cfg.max_steps and pos.step >= cfg.max_steps else "epochs"
         # the clock may differ between ranks: stop when any rank's budget is spent
@@ -325,6 +368,9 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
                             for p in raw.reset_decoder():
                                 opt.state.pop(p, None)
                     w = schedule_weight(pos.step, cfg, total)
+                    lr = schedule.learning_rate(pos.step, cfg, total, pos.lr_scale)
+                    for g in opt.param_groups:
+                        g["lr"] = lr
                     if cfg.aggressive and not pos.aggressive_done:
                         enc, dec = enc_dec
 
@@ -373,7 +419,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
     if acc_steps:
         flush_log()
     if last_validated != pos.step:
-        validate_and_save()
+        validate_and_save(regular=False)
     if metrics is not None:
         metrics.close()
     emit("end", {"stopped": result.stopped, "step": pos.step})

@@ -27,7 +27,8 @@ class SentenceVAE(nn.Module):
         self.encoder = encoder              # None for the LM baseline (cfg.no_latent)
         self.decoder = decoder
         self.to_posterior = nn.Linear(encoder.out_dim, 2 * cfg.latent) if encoder is not None else None
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)     # decoder input embeddings and outputs
+        self.enc_drop = nn.Dropout(cfg.dropout if cfg.enc_dropout is None else cfg.enc_dropout)
         H, E = decoder.out_dim, cfg.emb_dim
         if cfg.tie_weights:
             # tied output: logits = proj(h) @ emb.T + b; a projection only when sizes differ
@@ -50,7 +51,7 @@ class SentenceVAE(nn.Module):
         if self.encoder is None:
             zeros = self.emb.weight.new_zeros(tokens.size(0), self.cfg.latent)
             return zeros, zeros
-        h = self.encoder(self.drop(self.emb(tokens)), lengths)     # (B, S)
+        h = self.encoder(self.enc_drop(self.emb(tokens)), lengths)     # (B, S)
         mu, logvar = self.to_posterior(h).chunk(2, dim=-1)
         return mu, logvar
 
