@@ -1,54 +1,88 @@
-"""Print README's PTB results table from what `bench/ptb.sh ROW` left in runs/ptb-ROW/.
+"""Print README's PTB results table from what `bench/ptb.sh ROW` left in $RUNS/ptb-ROW/.
 
-    .venv/bin/python bench/ptb_table.py
+    RUNS=runs .venv/bin/python bench/ptb_table.py
 
-A row not yet run is printed with its cells marked "not run"; runs/ptb-ROW/note.txt, if
-present, is appended to the row's name (a row stopped early says so there)."""
+Per row: IW-NLL (K = 500) and PPL on the paired subset (every 10th test sentence) and, where
+run (FULL=1), on the whole test set; -ELBO, KL, MI, AU on the whole test set; and for each VAE
+its paired difference from the LM of the same architecture, mean over sentences with a 95%
+interval (normal approximation over sentences: the sentence-sampling error, which is far
+larger than the Monte Carlo one). A row not yet run is marked so; $RUNS/ptb-ROW/note.txt, if
+present, is appended to the row's name."""
 
 import json
+import math
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = [("LSTM-LM", "lstm-lm"),
-        ("LSTM-VAE (Bowman: anneal + word dropout 0.4)", "lstm-vae"),
-        ("+ cyclical annealing (4 cycles)", "lstm-vae-cyclical"),
-        ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits"),
-        ("+ aggressive encoder training", "lstm-vae-aggressive"),
-        ("Transformer-LM", "transformer-lm"),
-        ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae")]
+RUNS = Path(os.environ.get("RUNS", ROOT / "runs"))
+ROWS = [("LSTM-LM", "lstm-lm", None),
+        ("LSTM-VAE (Bowman: anneal + word dropout 0.4)", "lstm-vae", "lstm-lm"),
+        ("+ cyclical annealing (4 cycles)", "lstm-vae-cyclical", "lstm-lm"),
+        ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm-lm"),
+        ("+ aggressive encoder training", "lstm-vae-aggressive", "lstm-lm"),
+        ("Transformer-LM", "transformer-lm", None),
+        ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer-lm")]
 
 
-def row(name: str, key: str) -> str:
-    run = ROOT / "runs" / f"ptb-{key}"
-    def read(name):
-        try:
-            return json.loads((run / name).read_text())
-        except (OSError, ValueError):      # not run (or not finished) yet
-            return None
+def read(key: str, name: str):
+    try:
+        return json.loads((RUNS / f"ptb-{key}" / name).read_text())
+    except (OSError, ValueError):            # not run (or not finished) yet
+        return None
 
-    full, k500 = read("eval-test.json"), read("eval-k500.json")
-    note = run / "note.txt"                  # a row run differently from its recipe says how
+
+def per_sentence(key: str, name: str):
+    try:
+        lines = (RUNS / f"ptb-{key}" / f"{name}.sentences.jsonl").read_text().splitlines()
+    except OSError:
+        return None
+    return [json.loads(x)["iw_nll"] for x in lines]
+
+
+def paired(a: list, b: list) -> str:
+    """mean(a - b) with a 95% interval over sentences."""
+    if a is None or b is None or len(a) != len(b) or len(a) < 2:
+        return "-"
+    d = [x - y for x, y in zip(a, b)]
+    m = sum(d) / len(d)
+    sd = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1))
+    h = 1.96 * sd / math.sqrt(len(d))
+    return f"{m:+.2f} [{m - h:+.2f}, {m + h:+.2f}]"
+
+
+def nll_cell(r) -> str:
+    if r is None:
+        return "-"
+    exact = r["iw_samples"] == 1 and r["kl"] == 0
+    return f"{r['iw_nll']:.2f}" + (" (exact)" if exact else f" ± {r['iw_nll_se']:.3f}") + f" / {r['ppl']:.2f}"
+
+
+def row(name: str, key: str, lm: str | None) -> str:
+    full = read(key, "eval-test")
+    note = RUNS / f"ptb-{key}" / "note.txt"
     if note.is_file():
         name += f" (**{note.read_text().strip()}**)"
     if full is None:
-        return f"| {name} | not run | | | | | | | | `bench/ptb.sh {key}` |"
-    nll = ppl = "not run"
-    if k500 is not None:
-        exact = k500["iw_samples"] == 1          # an LM baseline: its NLL is exact
-        nll = f"{k500['iw_nll']:.2f}" + (" (exact)" if exact else f" ± {k500['iw_nll_se']:.3f}")
-        ppl = f"{k500['ppl']:.1f}"
+        return f"| {name} | not run | | | | | | | | | `bench/ptb.sh {key}` |"
+    is_lm = lm is None
+    sub, whole = read(key, "eval-k500"), (full if is_lm else read(key, "eval-k500-full"))
+    d_sub = d_full = "-"
+    if not is_lm:
+        d_sub = paired(per_sentence(key, "eval-k500"), per_sentence(lm, "eval-k500"))
+        d_full = paired(per_sentence(key, "eval-k500-full"), per_sentence(lm, "eval-test"))
     try:
-        secs, rest = (run / "time.txt").read_text().split(" s training, ", 1)
-        took = f"{int(secs) / 60:.0f} min, {rest.split(' thread')[0]} thread"
+        secs, rest = (RUNS / f"ptb-{key}" / "time.txt").read_text().split(" s training, ", 1)
+        took = f"{int(secs) / 60:.0f} min, {rest.split(' thread')[0]} CPU thread"
     except (OSError, ValueError):
         took = "not finished"
-    return (f"| {name} | {nll} | {ppl} | {full['elbo']:.2f} | {full['ppl_elbo']:.1f} "
+    return (f"| {name} | {nll_cell(whole)} | {d_full} | {nll_cell(sub)} | {d_sub} | {full['elbo']:.2f} "
             f"| {full['kl']:.2f} | {full['mi']:.2f} | {full['au']} | {took} | `bench/ptb.sh {key}` |")
 
 
 if __name__ == "__main__":
-    print("| model | IW-NLL (K=500, subset) | PPL (subset) | -ELBO (test) | PPL from -ELBO (test) "
-          "| KL | MI | AU | training time | command |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, key in ROWS:
-        print(row(name, key))
+    print("| model | NLL / PPL, full test (K = 500) | vs LM, full (nats, 95%) | NLL / PPL, subset (K = 500) "
+          "| vs LM, subset | -ELBO (full) | KL | MI | AU | training | command |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, key, lm in ROWS:
+        print(row(name, key, lm))

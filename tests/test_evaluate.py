@@ -129,3 +129,34 @@ def test_eval_bad_input(args, needle, trained, tmp_path, monkeypatch, capsys):
     base = [] if "-c" in args else ["-c", out / "best.pt"]
     code, stdout, err = run_cli(["eval", *base, *args], monkeypatch, capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1 and stdout == ""
+
+
+def test_per_sentence_lines_average_to_the_summary(trained, corpus_dir, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    lines = corpus_dir / "valid.txt"
+    per = tmp_path / "per.jsonl"
+    code, stdout, err = run_cli(["eval", "-c", out / "best.pt", "--data", lines, "-k", "9",
+                                 "--per-sentence", per, "--json"], monkeypatch, capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    rows = [json.loads(x) for x in per.read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(summary["sentences"]))
+    n = len(rows)
+    for key in ("iw_nll", "elbo", "ess", "kl"):
+        assert sum(r[key] for r in rows) / n == pytest.approx(summary[key], rel=1e-9), key
+    assert sum(r["words"] for r in rows) == summary["words"]
+    # each line is its own sentence: the words of line i of the input file
+    text = [t for t in lines.read_text().splitlines() if t.strip()]
+    assert [r["words"] for r in rows] == [len(t.split()) + 1 for t in text]
+    assert all(1.0 <= r["ess"] <= 9.0 and r["iw_nll"] <= r["elbo"] + 5 for r in rows)
+
+
+def test_degenerate_importance_weights_are_warned_about(trained, corpus_dir, monkeypatch, capsys):
+    import sentvae.cli as cli
+    out, _ = trained
+    args = ["eval", "-c", out / "best.pt", "--data", corpus_dir / "valid.txt", "-k", "4", "--json"]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0 and "degenerate importance weights" not in err
+    monkeypatch.setattr(cli, "ESS_WARN_FRACTION", 1.01)     # any ESS is now "a small fraction" of K
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0 and "degenerate importance weights: mean ESS" in err
