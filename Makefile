@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/sentvae train
+	$(BIN)/sentvae train --overwrite
 	@echo "--- 5 samples from the prior"
 	$(BIN)/sentvae sample -n 5
 	@echo "--- an interpolation"

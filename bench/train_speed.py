@@ -6,7 +6,7 @@ Penn Treebank train (../shared/data/ptb, word tokenizer, V = 10,000) loaded thro
 sentvae.data (HF datasets), length-bucketed batches of --max-tokens (2,000). Emb/hidden/nz
 256/256/32 with the tool's other defaults.
 
-A: sentvae's real training step (`sentvae.train.train_step`: word dropout, reparameterised
+A: sentvae's real training step (`sentvae.step.train_step`: word dropout, reparameterised
    sample, annealed ELBO with KL, backward, gradient clipping, AdamW) plus collation.
 B: the limit, a plain PyTorch loop over the same batches with no VAE logic:
    lstm        the same embedding + encoder LSTM + decoder LSTM (z = the encoder head's
@@ -36,7 +36,7 @@ from sentvae.decode import greedy  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
 from sentvae.objective import kl_weight  # noqa: E402
 from sentvae.tokenizer import BOS, PAD  # noqa: E402
-from sentvae.train import train_step  # noqa: E402
+from sentvae.step import train_step  # noqa: E402
 
 
 class BareLSTM(nn.Module):

@@ -116,6 +116,7 @@ def train(
     model_type: Annotated[ModelType, typer.Option(help="tokenizer type when training one")] = ModelType.bpe,
     vocab_size: Annotated[int, typer.Option(help="tokenizer size when training one")] = 8000,
     resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run already in OUT (its last.pt, best.pt, metrics.jsonl)")] = False,
     config: Annotated[Optional[Path], typer.Option("--config", help="a TOML recipe of these options (configs/*.toml); flags given here win")] = None,
     arch: Annotated[Optional[Arch], typer.Option(help="encoder/decoder architecture [default: lstm]")] = None,
     emb_dim: Annotated[Optional[int], typer.Option(help="embedding size" + _d(ModelConfig, "emb_dim"))] = None,
@@ -170,78 +171,23 @@ def train(
 ):
     """Train a sentence VAE (LSTM or Transformer); writes OUT/last.pt (resumable) and OUT/best.pt."""
     from sentvae import console, distributed
-    from sentvae.data import bundled, load_corpus, read_texts, split_corpus
-    from sentvae.model import resolve_device
-    from sentvae.tokenizer import Tokenizer, train_tokenizer
-    from sentvae.train import resume_configs
-    from sentvae.train import train as run_training
+    from sentvae.api import train as api_train
 
     given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if v is not None}
-    model_opts = {k: given[k] for k in ("arch", "emb_dim", "hidden", "latent", "enc_layers", "dec_layers",
-                                        "bidirectional", "dropout", "enc_dropout", "heads", "ff", "no_latent") if k in given}
-    if "d_model" in given:
-        model_opts["emb_dim"] = model_opts["hidden"] = given["d_model"]
-    if "layers" in given:
-        model_opts["enc_layers"] = model_opts["dec_layers"] = given["layers"]
-    if given.get("bow_weight", 0) > 0:
-        model_opts["bow"] = True             # the loss needs its head
-    train_opts = {k: given[k] for k in TrainConfig.__dataclass_fields__ if k in given}
-    dev = distributed.setup(resolve_device(device))      # joins torchrun's process group, if any
-    rank, world = distributed.rank_world()
-    quiet = quiet or rank != 0
-    if resume:
-        model_cfg, saved, tok = resume_configs(out)
-        for k, v in model_opts.items():      # the same command line plus --resume is fine
-            if getattr(model_cfg, k) != v:
-                raise SentvaeError(f"--{k.replace('_', '-')}: the model cannot change on --resume "
-                                   f"(last.pt has {getattr(model_cfg, k)}, not {v})")
-        cfg = TrainConfig.from_dict({**saved, **train_opts})
-    else:
-        cfg = TrainConfig(**train_opts)
-    train_paths = data or [bundled("train")]
-    valid_paths = valid or ([bundled("valid")] if not data else None)
-    if not resume:
-        if tokenizer is not None:
-            tok = Tokenizer.load(tokenizer)
-        else:
-            if "-" in train_paths:
-                raise SentvaeError("--data -: training from stdin needs --tokenizer (make one with "
-                                   "`sentvae tokenize`), since the text cannot be read twice")
-            if rank == 0:
-                tok = train_tokenizer(read_texts(train_paths, encoding_errors.value, text_field), model_type.value,
-                                      vocab_size, source=", ".join(train_paths))
-        if rank == 0:
-            try:
-                tok.save(out / "tokenizer.model")
-            except OSError as e:
-                raise SentvaeError(f"{out}: cannot write there ({e.strerror})", 1) from None
-        distributed.barrier()                # every rank uses rank 0's tokenizer, byte for byte
-        if rank != 0:
-            tok = Tokenizer.load(out / "tokenizer.model")
-        model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
-    train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors.value, text_field)
-    if valid_paths:
-        valid_data = load_corpus(valid_paths, tok, cfg.max_len, encoding_errors.value, text_field)
-    else:
-        train_data, valid_data = split_corpus(train_data, seed=cfg.seed)
-    for name, c in (("training", train_data), ("validation", valid_data)):
-        c.check_coverage()
-        if not quiet:
-            console.input_warnings(c.n_truncated, c.n_unk, f"--max-len {cfg.max_len}", f"{name} ")
+    for k in ("console", "distributed", "api_train", "quiet", "config"):
+        given.pop(k, None)
+    quiet = quiet or distributed.launched() and os.environ.get("RANK", "0") != "0"
     progress = console.TrainProgress(quiet)
-    if detect_anomaly:
-        import torch
-        torch.autograd.set_detect_anomaly(True)
     try:
-        result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, progress)
+        result = api_train(on_event=progress, **given)
     finally:
         progress.close()
-        distributed.shutdown()
     if not quiet:
         best = result.best or {}
+        latent = result.model.cfg.latent
         console.note(f"done ({result.stopped}) at step {result.position.step}; best valid -ELBO "
                      f"{best.get('elbo', float('nan')):.2f} (KL {best.get('kl', float('nan')):.2f}, "
-                     f"AU {best.get('au', 0)}/{model_cfg.latent}) -> {out / 'best.pt'}")
+                     f"AU {best.get('au', 0)}/{latent}) -> {out / 'best.pt'}")
 
 
 @app.command()

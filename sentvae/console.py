@@ -51,7 +51,9 @@ class TrainProgress:
     def __call__(self, kind: str, info: dict) -> None:
         if self.quiet:
             return
-        if kind == "start":
+        if kind == "input":
+            input_warnings(info["truncated"], info["unk"], info["limit"], f"{info['what']} ")
+        elif kind == "start":
             note(f"training {info['parameters']:,} parameters on {info['device']}: {info['sentences']:,} "
                  f"sentences, {info['batches_per_epoch']} batches/epoch, padding {100 * info['padding']:.1f}%")
             self.progress = Progress(

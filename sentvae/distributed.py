@@ -63,6 +63,15 @@ def broadcast_floats(values: list, device) -> list:
     return t.tolist()
 
 
+def broadcast_bytes(data: bytes | None) -> bytes:
+    """Rank 0's bytes on every rank (e.g. the tokenizer it trained)."""
+    if rank_world()[1] == 1:
+        return data
+    box = [data]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def broadcast_module(module: torch.nn.Module) -> None:
     """Rank 0's parameters and buffers on every rank, in place."""
     if rank_world()[1] == 1:

@@ -142,7 +142,7 @@ def test_train_from_stdin_and_resume_from_the_cli(tmp_path, corpus_dir, tok, mon
                              monkeypatch, capsys, stdin=text)
     assert code == 0, err
     assert load_checkpoint(ck / "last.pt")["info"]["train_sentences"] == 570
-    code, out, err = run_cli(["train", "--data", "-", "--out", ck], monkeypatch, capsys, stdin=text)
+    code, out, err = run_cli(["train", "--data", "-", "--out", ck, "--overwrite"], monkeypatch, capsys, stdin=text)
     assert code == 2 and "--tokenizer" in err                  # stdin cannot be read twice
     code, out, err = run_cli(["train", "--resume", "--data", "-", "--out", ck, "--hidden", "64"],
                              monkeypatch, capsys, stdin=text)

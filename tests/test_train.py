@@ -66,7 +66,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tok,
     mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
     train(mcfg, tiny_train_config(max_steps=10, eval_every=10), tok, *corpora, tmp_path)
     good = (tmp_path / "last.pt").read_bytes()
-    import sentvae.train as T
+    import sentvae.step as T
     real = T.elbo_loss
 
     def poisoned(log_px_z, *a, **k):

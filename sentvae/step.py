@@ -1,0 +1,65 @@
+"""One optimisation step, and where a step sits in the run (the KL weight, the total).
+
+`train_step` is shared by the training loop and the speed benchmark (bench/train_speed.py),
+so what is measured is what trains.
+"""
+
+import torch
+
+from sentvae.config import TrainConfig
+from sentvae.objective import elbo_loss, kl_weight, word_dropout
+
+
+def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float, cfg: TrainConfig,
+               scaler=None, only: list | None = None) -> dict:
+    """One update on one batch: word dropout, forward, the annealed ELBO, backward, clip, AdamW.
+    Returns the batch's figures as tensors (read them later: no host sync here).
+
+    With cfg.precision bf16/fp16 the forward runs under autocast (the loss itself is summed in
+    float32); fp16 needs `scaler` (a torch.amp.GradScaler) against gradient underflow.
+    only: update just these parameters (the others' gradients are dropped, and AdamW skips a
+    parameter without one) — for aggressive training's encoder-only and decoder-only steps."""
+    dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
+    with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):
+        log_px_z, mu, logvar, bow_nll = model(x, lengths, dec_inp)
+    loss, figs = elbo_loss(log_px_z.float(), mu.float(), logvar.float(), weight, cfg, bow_nll.float())
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+    else:
+        loss.backward()
+    if only is not None:
+        keep = {id(p) for p in only}
+        for p in model.parameters():
+            if id(p) not in keep:
+                p.grad = None
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    return figs
+
+
+_AMP = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def schedule_weight(step: int, cfg: TrainConfig, total: int | None) -> float:
+    """The KL weight of update `step`: 0 while pretraining as an autoencoder, then the
+    annealing schedule restarted from the end of pretraining."""
+    if step < cfg.pretrain_steps:
+        return 0.0
+    return kl_weight(step - cfg.pretrain_steps, cfg, total - cfg.pretrain_steps if total else total)
+
+
+def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int | None:
+    """Steps the run will take, if known in advance (needed by cyclical annealing)."""
+    limits = []
+    if cfg.epochs > 0:
+        limits.append(cfg.epochs * batches_per_epoch)
+    if cfg.max_steps > 0:
+        limits.append(cfg.max_steps)
+    return min(limits) if limits else None
