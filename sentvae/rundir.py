@@ -7,8 +7,9 @@
   drops when the process dies, so a killed run never leaves a stale lock) for as long as the
   run writes. A second `sentvae train --out OUT` is refused with the holder's pid.
 - **No clobbering.** A folder that already holds a run (last.pt, best.pt or metrics.jsonl) is
-  continued with `resume`, or replaced with `overwrite` (its run files are removed first, so
-  the folder never mixes two runs); anything else is refused, naming both ways out.
+  continued with `resume`, or replaced with `overwrite` (the old last.pt and best.pt are removed
+  when the new run starts writing, so the folder never mixes two runs); anything else is
+  refused, naming both ways out.
 - **Whole metrics.** A failed append (disk full, permissions) is one line, exit 1, and the
   file is cut back to its last whole line.
 """
@@ -81,6 +82,13 @@ class RunDir:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise SentvaeError(f"{self.path}: cannot write there ({e.strerror})", 1) from None
+        self._flock(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _flock(self, fd: int) -> None:
+        """Take the exclusive lock on fd, or close fd and say who holds it."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -90,9 +98,17 @@ class RunDir:
                 raise SentvaeError(f"{self.path}: another sentvae train (pid {holder}) is writing this "
                                    "folder; wait for it to end, or use another --out") from None
             raise SentvaeError(f"{self.path}: cannot lock the folder ({e.strerror})", 1) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
+
+    def _probe_lock(self) -> None:
+        """Refuse now if a live writer holds the folder (reads only: creates nothing)."""
+        if fcntl is None or self._lock_fd is not None or self._key() in _held:
+            return
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDONLY)
+        except OSError:
+            return                            # no lock file: nobody has ever written here
+        self._flock(fd)
+        os.close(fd)                          # taken and dropped at once: free
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -105,6 +121,7 @@ class RunDir:
     def check(self) -> None:
         """Refuse a folder holding a run unless resuming or overwriting (reads only; the check
         is made again under the lock)."""
+        self._probe_lock()
         if self.resume:
             if not (self.path / "last.pt").exists():
                 raise SentvaeError(f"--resume: {self.path / 'last.pt'} not found (nothing to resume)")
@@ -116,17 +133,22 @@ class RunDir:
 
     def _check_fresh(self) -> None:
         self.check()
-        if self.resume:
-            return
-        for name in self.existing():
+
+    def _clear_old_run(self) -> None:
+        """--overwrite: the old run's files go when the new run starts writing its own (not
+        before: a failure until then, e.g. writing the tokenizer, leaves the old run whole)."""
+        for name in ("last.pt", "best.pt"):
             try:
-                (self.path / name).unlink()
+                (self.path / name).unlink(missing_ok=True)
             except OSError as e:
                 raise SentvaeError(f"{self.path / name}: cannot remove it for --overwrite ({e.strerror})", 1) from None
 
     # --- metrics.jsonl
     def open_metrics(self) -> None:
+        """Start metrics.jsonl (append on resume; a new run replaces an old run's files)."""
         path = self.path / "metrics.jsonl"
+        if not self.resume:
+            self._clear_old_run()
         try:
             self._metrics = open(path, "a" if self.resume else "w", encoding="utf-8")
         except OSError as e:
