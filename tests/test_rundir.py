@@ -140,3 +140,18 @@ def test_a_read_only_run_folder_is_one_line(finished_run, corpus_dir, monkeypatc
     finally:
         ck.chmod(0o700)
     assert code == 1 and len(err.strip().splitlines()) == 1 and str(ck) in err
+
+
+def test_overwrite_removes_the_old_checkpoints_when_the_new_run_starts(finished_run, corpus_dir):
+    from sentvae.api import train
+    ck, before = finished_run
+    seen = {}
+
+    def at_start(kind, info):
+        if kind == "start":
+            seen.update({n: (ck / n).exists() for n in ("last.pt", "best.pt")})
+            seen["metrics"] = (ck / "metrics.jsonl").read_text()
+
+    train(data=corpus_dir / "train.txt", valid=corpus_dir / "valid.txt", out=ck, overwrite=True, model_type="word",
+          emb_dim=32, hidden=32, latent=8, max_tokens=400, max_steps=2, eval_every=2, on_event=at_start)
+    assert seen == {"last.pt": False, "best.pt": False, "metrics": ""}   # never a mix of two runs
