@@ -343,12 +343,22 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
-        # the reader went away (`| head -1`): end quietly, and keep Python from complaining
-        # again when it flushes stdout at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
+        _closed_pipe()
+    except SystemExit as e:
+        # typer answers a closed stdout (EPIPE) with exit 1 after wrapping the streams: for us
+        # the reader going away (`| head -1`) is a normal end
+        if e.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _closed_pipe()
+        raise
     sys.exit(rc or 0)
+
+
+def _closed_pipe() -> None:
+    """The reader went away: end quietly with 0, and keep Python from complaining again when it
+    flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -155,12 +155,33 @@ def test_train_from_stdin_and_resume_from_the_cli(tmp_path, corpus_dir, tok, mon
     assert ckpt["train_config"]["max_tokens"] == 400          # the saved config, not the defaults
 
 
-def test_closed_stdout_ends_quietly(trained):
+def _into_closed_pipe(args, stdin=None):
+    """Run sentvae with stdout a pipe whose reader has already gone: -> (sentvae's exit code, stderr)."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([sys.executable, "-m", "sentvae", *map(str, args)], stdout=w, stderr=subprocess.PIPE,
+                           input=stdin, text=True, cwd=ROOT, timeout=120)
+    finally:
+        os.close(w)
+    return p.returncode, p.stderr
+
+
+@pytest.mark.parametrize("args,stdin", [
+    (["sample", "-n", "3000"], None),
+    (["reconstruct"], "the dog ran .\n" * 2000),
+    (["encode"], "the dog ran .\n" * 2000),
+    (["interpolate", "the dog ran .", "a cat sat .", "--steps", "50"], None),
+])
+def test_closed_stdout_ends_quietly(trained, args, stdin):
     out, _ = trained
-    r = subprocess.run(f"'{sys.executable}' -m sentvae sample -n 3000 -c '{out / 'best.pt'}' | head -1",
-                       shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1
-    assert r.stderr == ""
+    code, err = _into_closed_pipe([*args, "-c", out / "best.pt"], stdin)
+    assert code == 0 and err == "", err[-500:]
+    # and in a real pipeline: sentvae's own exit status, not head's
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m sentvae {' '.join(map(repr, args))} -c '{out / 'best.pt'}' "
+                        "| head -1; echo \"status=${PIPESTATUS[0]}\" >&2"],
+                       input=stdin, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert len(r.stdout.splitlines()) == 1 and r.stderr == "status=0\n", r.stderr[-500:]
 
 
 def test_every_command_works_with_a_transformer_checkpoint(tmp_path, corpus_dir, tok, monkeypatch, capsys):

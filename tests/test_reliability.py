@@ -40,34 +40,32 @@ main()
 def test_sigkill_at_random_moments_never_breaks_last_pt(tmp_path, corpus_dir):
     ck = tmp_path / "ck"
     rng = random.Random(0)
-    kills, during_write, resumed = 0, 0, 0
+    mid_write, killed_pids = 0, []
     for attempt in range(14):
-        resume = ["--resume"] if (ck / "last.pt").exists() else []
+        # killed during its very first write, a run has no last.pt to resume: start it afresh
+        resume = ["--resume"] if (ck / "last.pt").exists() else ["--overwrite"]
         p = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, "train", "--data", str(corpus_dir / "train.txt"),
                               "--out", str(ck), "--max-steps", "100000", "--epochs", "0", "--eval-every", "3", *TINY, *resume],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        resumed += bool(resume)
-        # wait until this run has written at least once, then kill at a random moment
+        # wait until THIS process is writing a checkpoint (its temporary file carries its pid; a
+        # stale one left by an earlier kill does not count), then kill at a random moment
+        mine = ck / f".last.pt.tmp{p.pid}"
         deadline = time.time() + 60
-        while time.time() < deadline and not list(ck.glob(".last.pt.tmp*")) and p.poll() is None:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.1, 1.5))       # writes take most of the time: many kills land in one
-        if list(ck.glob(".*.tmp*")):
-            during_write += 1
+        while time.time() < deadline and not mine.exists() and p.poll() is None:
+            time.sleep(0.005)
+        assert mine.exists(), p.stderr.read()[-500:] if p.poll() is not None else "no checkpoint write began"
+        time.sleep(rng.uniform(0.0, 0.6))       # writes take most of the time: many kills land in one
         p.send_signal(signal.SIGKILL)
         p.wait()
         assert p.returncode == -signal.SIGKILL, p.stderr.read()[-500:]   # it was training, not done
-        kills += 1
-        if (ck / "last.pt").exists():
-            ckpt = load_checkpoint(ck / "last.pt")      # always whole, always loadable
-            assert ckpt["train_state"]["position"]["step"] > 0
-    assert kills >= 10 and during_write >= 3 and resumed >= 9, (kills, during_write, resumed)
-    r = subprocess.run([sys.executable, "-m", "sentvae", "train", "--data", str(corpus_dir / "train.txt"),
-                        "--out", str(ck), "--resume", "--max-steps",
-                        str(load_checkpoint(ck / "last.pt")["train_state"]["position"]["step"] + 3)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-500:]
-    assert not list(ck.glob(".*.tmp*"))               # a new run sweeps the killed writers' leftovers
+        mid_write += mine.exists()               # the writer renames its temp away: still there = killed mid-write
+        killed_pids.append(p.pid)
+        if (ck / "last.pt").exists():            # after every kill, last.pt is whole
+            assert load_checkpoint(ck / "last.pt")["train_state"]["position"]["step"] > 0
+    assert mid_write >= 7, f"only {mid_write} of 14 kills landed inside a checkpoint write"
+    # each new run swept the temporary files its killed predecessors left
+    left = {int(t.name.rsplit("tmp", 1)[1]) for t in ck.glob(".*.tmp*")}
+    assert left <= {killed_pids[-1]}
 
 
 def test_sigterm_saves_and_exits_130(tmp_path, corpus_dir):
@@ -142,11 +140,20 @@ def test_unsafe_or_foreign_checkpoints_are_refused_by_every_command(kind, traine
         torch.save({"state_dict": good["model"]}, f)
     else:
         torch.save({**good, "tokenizer": b"not a sentencepiece model"}, f)
-    for args in (["sample"], ["eval", "-k", "2"], ["info", f], ["reconstruct", "a dog ."], ["encode", "a dog ."]):
+    codes = json.dumps({"z": [0.0] * good["model_config"]["latent"]}) + "\n"
+    for args in (["sample"], ["eval", "-k", "2"], ["info", f], ["reconstruct", "a dog ."], ["encode", "a dog ."],
+                 ["interpolate", "a dog .", "a cat ."], ["decode"]):
         argv = args if args[0] == "info" else [*args, "-c", f]
-        code, stdout, err = run_cli(argv, monkeypatch, capsys)
+        code, stdout, err = run_cli(argv, monkeypatch, capsys, stdin=codes if args == ["decode"] else None)
         assert code == 2 and str(f) in err and len(err.strip().splitlines()) == 1, (kind, args, err)
         assert stdout == ""
+    # and resuming from it: the run folder's last.pt is that file
+    run = tmp_path / "run"
+    run.mkdir()
+    f.replace(run / "last.pt")
+    code, stdout, err = run_cli(["train", "--resume", "--out", run, "--data", BUNDLED / "valid.txt", "-q"],
+                                monkeypatch, capsys)
+    assert code == 2 and str(run / "last.pt") in err and len(err.strip().splitlines()) == 1, (kind, err)
     assert not mark.exists()                           # the payload never ran
 
 
@@ -196,9 +203,9 @@ def test_streaming_memory_does_not_grow_with_input(trained, tmp_path):
     out, _ = trained
     lines = (BUNDLED / "train.txt").read_text().splitlines()
     peaks = []
-    for n in (2_000, 40_000):
+    for n in (2_000, 120_000):
         f = tmp_path / f"in{n}.txt"
-        f.write_text("\n".join((lines * 3)[:n]) + "\n")
+        f.write_text("\n".join((lines * 30)[:n]) + "\n")
         code = ("import resource, runpy, sys\n"
                 f"sys.argv = ['sentvae', 'encode', '-c', {str(out / 'best.pt')!r}]\n"
                 "try:\n    runpy.run_module('sentvae', run_name='__main__')\nexcept SystemExit:\n    pass\n"
@@ -207,5 +214,6 @@ def test_streaming_memory_does_not_grow_with_input(trained, tmp_path):
             r = subprocess.run([sys.executable, "-c", code], stdin=stdin, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)
         peaks.append(int(r.stderr.rsplit("RSS=", 1)[1]) / 1024)
-    # 20x the input (40k lines, ~2.6M floats of output) must not move the peak by more than noise
-    assert peaks[1] - peaks[0] < 25, peaks
+    # 60x the input (5.6 MB of text, 120,000 codes out): holding the input's lines alone would
+    # add ~15 MB, the output's ~20 MB; streaming moves the peak by allocator noise (~3 MB measured)
+    assert peaks[1] - peaks[0] < 8, peaks

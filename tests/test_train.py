@@ -90,16 +90,62 @@ def test_config_errors_name_the_flag():
         TrainConfig.from_dict({"lr": 1e-3, "learning_rate": 2})
 
 
-def test_bf16_autocast_trains_on_cpu_and_fp16_needs_cuda(tmp_path, tok, corpora):
+def test_bf16_autocast_is_really_on_and_close_to_fp32(tmp_path, tok, corpora):
+    import numpy as np
+    from sentvae.data import collate
+    from sentvae.model import build_model
+    from sentvae.step import train_step
     mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
-    result = train(mcfg, tiny_train_config(max_steps=6, eval_every=6, precision="bf16"), tok, *corpora, tmp_path)
-    rows = _rows(tmp_path / "metrics.jsonl")
-    assert rows and all(r["loss"] == r["loss"] and r["loss"] < 1e6 for r in rows)   # finite
-    assert result.best["elbo"] < 1e6
+    # inside a bf16 step the matrix products run in bfloat16; the loss itself stays float32
+    torch.manual_seed(0)
+    m = build_model(mcfg)
+    seen = []
+    m.to_posterior.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    x, lens = collate(corpora[0], np.arange(8))
+    figs = train_step(m, torch.optim.AdamW(m.parameters()), x, lens, 1.0, tiny_train_config(precision="bf16"))
+    assert seen == [torch.bfloat16] and figs["loss"].dtype == torch.float32
+    # a short run in bf16 lands near fp32's figures, but not on them (it did run in bf16)
+    runs = {}
+    for prec in ("fp32", "bf16"):
+        runs[prec] = train(mcfg, tiny_train_config(max_steps=6, eval_every=6, precision=prec), tok, *corpora,
+                           tmp_path / prec).best["elbo"]
+    assert runs["bf16"] != runs["fp32"]
+    assert abs(runs["bf16"] - runs["fp32"]) < 0.02 * runs["fp32"], runs
     with pytest.raises(SentvaeError, match="--precision fp16: needs a CUDA device"):
         train(mcfg, tiny_train_config(precision="fp16"), tok, *corpora, tmp_path / "b")
     with pytest.raises(SentvaeError, match="--precision"):
         tiny_train_config(precision="fp8")
+
+
+def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_previous_last_pt(tmp_path, corpus_dir):
+    """The first Ctrl-C asks for a save at the next step; a second one during that (slowed) save
+    aborts it: exit 130, and last.pt is the previous one, byte for byte."""
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    from test_reliability import SLOW_WRITER, TINY
+    ck = tmp_path / "ck"
+    common = ["train", "--data", str(corpus_dir / "train.txt"), "--out", str(ck), *TINY]
+    subprocess.run([sys.executable, "-m", "sentvae", *common, "--max-steps", "3", "--eval-every", "3"],
+                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    before = (ck / "last.pt").read_bytes()
+    p = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, *common, "--resume", "--max-steps", "100000",
+                          "--epochs", "0", "--eval-every", "100000"],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    size = (ck / "metrics.jsonl").stat().st_size
+    while time.time() < deadline and (ck / "metrics.jsonl").stat().st_size == size:   # training steps
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    while time.time() < deadline and not (ck / f".last.pt.tmp{p.pid}").exists():    # its save began
+        time.sleep(0.002)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-500:]
+    assert "Traceback" not in err
+    assert (ck / "last.pt").read_bytes() == before
+    assert not list(ck.glob(".*.tmp*"))
 
 
 def test_time_budget_stops_training(tmp_path, tok, corpora):
