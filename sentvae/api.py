@@ -46,8 +46,8 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     from sentvae.model import resolve_device
     from sentvae.rundir import RunDir
     from sentvae.tokenizer import Tokenizer, train_tokenizer
-    from sentvae.train import resume_configs
-    from sentvae.train import train as run_training
+    from sentvae.trainer import resume_configs
+    from sentvae.trainer import train as run_training
 
     unknown = sorted(set(options) - set(MODEL_OPTIONS) - set(TRAIN_OPTIONS))
     if unknown:
@@ -116,3 +116,140 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     finally:
         distributed.shutdown()
 
+
+
+def load(path="checkpoints/best.pt", device: str = "auto") -> "Model":
+    """A trained model from a checkpoint (best.pt or last.pt), ready to use on `device`."""
+    from sentvae.checkpoint import load_model
+    from sentvae.model import resolve_device
+
+    dev = resolve_device(device)
+    net, tok, ckpt = load_model(path, dev)
+    return Model(net, tok, ckpt, dev, str(path))
+
+
+class Model:
+    """A trained sentence VAE: sentences to codes and back, samples, interpolations, scores.
+
+    Returned by `sentvae.load(path)`. Texts are lists of strings (one sentence each, not blank);
+    codes are float tensors (N, latent). Decoding options, wherever sentences come out:
+    max_len, sample (ancestral sampling instead of greedy; implied by temperature, top_k, top_p),
+    temperature, top_k, top_p, beam (beam search width; 1 = off), length_penalty, seed.
+    `stats`, where taken, is a dict to which input counts are added: "truncated" (sentences cut
+    to max_len pieces) and "unk" (pieces unknown to the tokenizer).
+    """
+
+    def __init__(self, net, tokenizer, checkpoint: dict, device, source: str = "<model>"):
+        self.net, self.tokenizer, self.device, self.source = net, tokenizer, device, source
+        self.config = net.cfg
+        self.info = checkpoint.get("info", {})
+
+    @property
+    def latent(self) -> int:
+        return self.config.latent
+
+    def __repr__(self) -> str:
+        return (f"sentvae.Model({self.source!r}: {self.config.arch}, latent {self.latent}, "
+                f"{self.net.num_parameters():,} parameters, on {self.device})")
+
+    # --- sentences -> codes
+    def encode(self, texts: list[str], max_len: int = 100, stats: dict | None = None):
+        """-> (mu, logvar), each (N, latent): the Gaussian q(z|x) of each text."""
+        from sentvae.latent import encode_texts
+        return encode_texts(self.net, self.tokenizer, _texts(texts), max_len, self.device, stats=stats)
+
+    def codes(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None):
+        """One code per text (N, latent): the posterior mean, or a sample z ~ q(z|x) (seeded)."""
+        from sentvae.latent import codes
+        if posterior not in ("mean", "sample"):
+            raise SentvaeError(f"--posterior: must be mean or sample, not {posterior!r}")
+        return codes(self.net, self.tokenizer, _texts(texts), posterior, seed, self.device, stats)
+
+    # --- codes -> sentences
+    def decode(self, z, **decoding) -> list[str]:
+        """Sentences from codes z (N, latent) (a tensor or nested lists)."""
+        import torch
+        from sentvae.decode import decode
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        if z.dim() != 2 or z.size(1) != self.latent:
+            raise SentvaeError(f"codes must be (N, {self.latent}), not {tuple(z.shape)}")
+        return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding)))
+
+    def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, **decoding):
+        """Yield n sentences from the prior z ~ N(0, I), batch_size codes at a time."""
+        import torch
+        if n < 1:
+            raise SentvaeError(f"-n: must be >= 1, not {n}")
+        gen = torch.Generator().manual_seed(seed)
+        for start in range(0, n, batch_size):
+            z = torch.randn(min(batch_size, n - start), self.latent, generator=gen).to(self.device)
+            # each batch its own sampling stream, reproducibly
+            yield from self.decode(z, **{**decoding, "seed": seed + start})
+
+    def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, **decoding) -> list[str]:
+        """n sentences from the prior z ~ N(0, I)."""
+        return list(self.iter_sample(n, seed, batch_size, **decoding))
+
+    def interpolate(self, a: str, b: str, steps: int = 8, method: str = "lerp", posterior: str = "mean",
+                    seed: int = 0, **decoding) -> list[str]:
+        """Sentences decoded at `steps` points from z(a) to z(b), endpoints included."""
+        import torch
+        from sentvae.latent import lerp, slerp
+        if steps < 2:
+            raise SentvaeError(f"--steps: must be >= 2 (the endpoints), not {steps}")
+        if method not in ("lerp", "slerp"):
+            raise SentvaeError(f"--method: must be lerp or slerp, not {method!r}")
+        for name, s in (("A", a), ("B", b)):
+            if not s.strip():
+                raise SentvaeError(f"interpolate: sentence {name} is empty")
+        z_ab = self.codes([a, b], posterior, seed)
+        t = torch.linspace(0, 1, steps, device=self.device)
+        z = (slerp if method == "slerp" else lerp)(z_ab[0], z_ab[1], t)
+        return self.decode(z, **{**decoding, "seed": seed})
+
+    def reconstruct(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
+                    **decoding) -> list[str]:
+        """Encode then decode each text."""
+        return self.decode(self.codes(texts, posterior, seed, stats), **{**decoding, "seed": seed})
+
+    # --- scores
+    def score(self, texts: list[str], k: int = 500, seed: int = 0, max_tokens: int = 2000,
+              max_len: int = 100) -> list[dict]:
+        """Per sentence, as `sentvae eval --per-sentence`: index, words (+EOS), elbo (-ELBO),
+        iw_nll (importance-weighted -log p(x), K = k), ess, kl; nats."""
+        return list(self.evaluate(texts, k, seed, max_tokens, max_len, per_sentence=True).sentence_rows())
+
+    def evaluate(self, texts, k: int = 500, seed: int = 0, max_tokens: int = 2000, max_len: int = 100,
+                 per_sentence: bool = False, on_progress=None):
+        """Every eval figure over texts (a list of strings, or a Corpus): -> EvalResult."""
+        from sentvae.data import Corpus, corpus_from_texts
+        from sentvae.evaluate import evaluate
+        if k < 1:
+            raise SentvaeError(f"--iw-samples: must be >= 1, not {k}")
+        if max_tokens < 1:
+            raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
+        corpus = texts if isinstance(texts, Corpus) else corpus_from_texts(_texts(texts), self.tokenizer, max_len)
+        return evaluate(self.net, corpus, k, max_tokens, self.device, seed, on_progress=on_progress,
+                        per_sentence=per_sentence)
+
+
+def decode_config(max_len: int = 60, sample: bool = False, temperature: float | None = None,
+                  top_k: int | None = None, top_p: float | None = None, beam: int = 1,
+                  length_penalty: float = 1.0, seed: int = 0):
+    """Decoding options -> DecodeConfig (sampling is implied by temperature, top_k or top_p)."""
+    from sentvae.decode import DecodeConfig
+
+    sampling = sample or temperature is not None or top_k is not None or top_p is not None
+    return DecodeConfig(max_len=max_len, sample=sampling, temperature=1.0 if temperature is None else temperature,
+                        top_k=top_k or 0, top_p=1.0 if top_p is None else top_p, beam=beam,
+                        length_penalty=length_penalty, seed=seed)
+
+
+def _texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise SentvaeError("texts: give a list of sentences, not one string")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise SentvaeError(f"texts[{i}]: not a sentence ({t!r})")
+    return texts

@@ -14,68 +14,39 @@ from typing import Annotated, Optional
 
 import typer
 
+from sentvae import __version__
+from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, FLAG, Anneal, Arch, Checkpoint, Device, EncErr,
+                                 EncodingErrors, LRSchedule, ModelType, Precision, Quiet, TextField, load)
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Train and use sentence variational autoencoders.")
-DEFAULT_OUT = Path("checkpoints")
-DEFAULT_CKPT = DEFAULT_OUT / "best.pt"
 _debug = False
 
 
-class ModelType(str, Enum):
-    unigram = "unigram"
-    bpe = "bpe"
-    word = "word"
-    char = "char"
-
-
-class Arch(str, Enum):
-    lstm = "lstm"
-    transformer = "transformer"
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class Anneal(str, Enum):
-    none = "none"
-    linear = "linear"
-    logistic = "logistic"
-    cyclical = "cyclical"
-
-
-class LRSchedule(str, Enum):
-    none = "none"
-    plateau = "plateau"
-    cosine = "cosine"
-
-
-class EncodingErrors(str, Enum):
-    strict = "strict"
-    replace = "replace"
-
-
 def _d(cls, name) -> str:
-    return f" [default: {getattr(cls, name)}]"
+    # escaped: rich would take a bare "[default: 256]" for markup and print nothing
+    return f" \\[default: {getattr(cls, name)}]"
 
 
-Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="checkpoint to use", show_default=True)]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
-EncErr = Annotated[EncodingErrors, typer.Option(help="on invalid UTF-8: stop (strict) or use U+FFFD")]
-TextField = Annotated[str, typer.Option(help="the field holding the text in .jsonl/.csv/hf: data")]
+def _version(value: bool) -> None:
+    if value:
+        print(f"sentvae {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks on errors")] = False):
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", metavar=FLAG, help="show full tracebacks on errors")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", metavar=FLAG, is_eager=True, callback=_version,
+                                          help="print the version and exit")] = False,
+):
     """Train and use sentence variational autoencoders (Bowman et al. 2016).
 
     Run `sentvae train` in the repository root to train on the bundled corpus, then
-    `sentvae sample`, `sentvae interpolate A B`, `sentvae info`.
+    `sentvae sample`, `sentvae interpolate A B`, `sentvae info`, `sentvae plot checkpoints`.
     """
     global _debug
     _debug = debug
@@ -109,65 +80,65 @@ def tokenize(
 
 @app.command()
 def train(
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="training data: text (one sentence per line), .jsonl, .csv, - for stdin, or hf:NAME[:CONFIG] [default: the bundled data/train.txt]")] = None,
-    valid: Annotated[Optional[list[str]], typer.Option(help="validation text file(s) [default: bundled data/valid.txt, or 5% held out of --data]")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="folder for last.pt, best.pt, tokenizer.model, metrics.jsonl")] = DEFAULT_OUT,
-    tokenizer: Annotated[Optional[Path], typer.Option(help="a tokenizer from `sentvae tokenize` [default: train one]")] = None,
-    model_type: Annotated[ModelType, typer.Option(help="tokenizer type when training one")] = ModelType.bpe,
-    vocab_size: Annotated[int, typer.Option(help="tokenizer size when training one")] = 8000,
-    resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run already in OUT (its last.pt, best.pt, metrics.jsonl)")] = False,
-    config: Annotated[Optional[Path], typer.Option("--config", help="a TOML recipe of these options (configs/*.toml); flags given here win")] = None,
-    arch: Annotated[Optional[Arch], typer.Option(help="encoder/decoder architecture [default: lstm]")] = None,
-    emb_dim: Annotated[Optional[int], typer.Option(help="embedding size" + _d(ModelConfig, "emb_dim"))] = None,
-    hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size" + _d(ModelConfig, "hidden"))] = None,
-    d_model: Annotated[Optional[int], typer.Option(help="transformer width (sets --emb-dim and --hidden)")] = None,
-    no_latent: Annotated[Optional[bool], typer.Option("--no-latent", help="LM baseline: the same decoder without z (KL 0; eval gives its exact NLL)")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="encoder and decoder layers (sets both)")] = None,
-    heads: Annotated[Optional[int], typer.Option(help="transformer attention heads" + _d(ModelConfig, "heads"))] = None,
-    ff: Annotated[Optional[int], typer.Option(help="transformer feed-forward width" + _d(ModelConfig, "ff"))] = None,
-    latent: Annotated[Optional[int], typer.Option(help="latent size nz" + _d(ModelConfig, "latent"))] = None,
-    enc_layers: Annotated[Optional[int], typer.Option(help="encoder layers" + _d(ModelConfig, "enc_layers"))] = None,
-    dec_layers: Annotated[Optional[int], typer.Option(help="decoder layers" + _d(ModelConfig, "dec_layers"))] = None,
-    bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="encoder direction" + _d(ModelConfig, "bidirectional"))] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="dropout on the decoder's input embeddings and outputs (and the encoder's, unless --enc-dropout)" + _d(ModelConfig, "dropout"))] = None,
-    enc_dropout: Annotated[Optional[float], typer.Option(help="dropout on the encoder's input embeddings [default: --dropout]")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(help="padded tokens per batch" + _d(TrainConfig, "max_tokens"))] = None,
-    max_len: Annotated[Optional[int], typer.Option(help="pieces per sentence; longer ones are truncated" + _d(TrainConfig, "max_len"))] = None,
-    lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate" + _d(TrainConfig, "lr"))] = None,
-    lr_schedule: Annotated[Optional[LRSchedule], typer.Option(help="plateau: decay on validation plateaus; cosine: to --min-lr at the end" + _d(TrainConfig, "lr_schedule"))] = None,
-    lr_decay: Annotated[Optional[float], typer.Option(help="plateau: factor applied on each plateau" + _d(TrainConfig, "lr_decay"))] = None,
-    patience: Annotated[Optional[int], typer.Option(help="plateau: validations without improvement before a decay" + _d(TrainConfig, "patience"))] = None,
-    max_decays: Annotated[Optional[int], typer.Option(help="plateau: the plateau after this many decays ends the run" + _d(TrainConfig, "max_decays"))] = None,
-    decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with fresh AdamW moments" + _d(TrainConfig, "decay_restart"))] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option(help="linear learning-rate warm-up steps" + _d(TrainConfig, "warmup_steps"))] = None,
-    min_lr: Annotated[Optional[float], typer.Option(help="cosine: the rate at the last step" + _d(TrainConfig, "min_lr"))] = None,
-    early_stop: Annotated[Optional[int], typer.Option(help="stop after N validations without improvement, 0 = off" + _d(TrainConfig, "early_stop"))] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay" + _d(TrainConfig, "weight_decay"))] = None,
-    grad_clip: Annotated[Optional[float], typer.Option(help="gradient norm clip, 0 = off" + _d(TrainConfig, "grad_clip"))] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="passes over the data, 0 = no limit" + _d(TrainConfig, "epochs"))] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="optimizer steps, 0 = no limit" + _d(TrainConfig, "max_steps"))] = None,
-    time_budget: Annotated[Optional[float], typer.Option(help="seconds of training in this run, 0 = no limit" + _d(TrainConfig, "time_budget"))] = None,
-    kl_anneal: Annotated[Optional[Anneal], typer.Option(help="KL weight schedule" + _d(TrainConfig, "kl_anneal"))] = None,
-    anneal_steps: Annotated[Optional[int], typer.Option(help="steps for linear/logistic to reach 1" + _d(TrainConfig, "anneal_steps"))] = None,
-    cycles: Annotated[Optional[int], typer.Option(help="cyclical: cycles over the run" + _d(TrainConfig, "cycles"))] = None,
-    cycle_ratio: Annotated[Optional[float], typer.Option(help="cyclical: ramp fraction of a cycle" + _d(TrainConfig, "cycle_ratio"))] = None,
-    word_dropout: Annotated[Optional[float], typer.Option(help="decoder input -> UNK probability" + _d(TrainConfig, "word_dropout"))] = None,
-    free_bits: Annotated[Optional[float], typer.Option(help="KL floor per latent dim, nats" + _d(TrainConfig, "free_bits"))] = None,
-    beta: Annotated[Optional[float], typer.Option(help="final KL weight" + _d(TrainConfig, "beta"))] = None,
-    bow_weight: Annotated[Optional[float], typer.Option(help="bag-of-words loss weight (Zhao et al. 2017); adds a head on z" + _d(TrainConfig, "bow_weight"))] = None,
-    aggressive: Annotated[Optional[bool], typer.Option("--aggressive", help="aggressive inference-network training until validation MI stops rising (He et al. 2019)")] = None,
-    aggressive_every: Annotated[Optional[int], typer.Option(help="--aggressive: check validation MI every N steps, 0 = once an epoch (an aggressive epoch costs ~16 plain ones)" + _d(TrainConfig, "aggressive_every"))] = None,
-    pretrain_steps: Annotated[Optional[int], typer.Option(help="autoencoder pretraining steps, then a decoder reset (Li et al. 2019)" + _d(TrainConfig, "pretrain_steps"))] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="validate and save every N steps" + _d(TrainConfig, "eval_every"))] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="log figures every N steps" + _d(TrainConfig, "log_every"))] = None,
-    seed: Annotated[Optional[int], typer.Option(help="random seed" + _d(TrainConfig, "seed"))] = None,
-    precision: Annotated[Optional[Precision], typer.Option(help="autocast precision (fp16: CUDA only, with a GradScaler)" + _d(TrainConfig, "precision"))] = None,
-    device: Device = "auto",
-    encoding_errors: EncErr = EncodingErrors.strict,
-    text_field: TextField = "text",
-    detect_anomaly: Annotated[bool, typer.Option("--detect-anomaly", help="torch autograd anomaly detection (slow; finds the op making a NaN)")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or validation lines")] = False,
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="training data: text (one sentence per line), .jsonl, .csv, - for stdin, or hf:NAME[:CONFIG] \\[default: the bundled data/train.txt]", rich_help_panel="Data")] = None,
+    valid: Annotated[Optional[list[str]], typer.Option(help="validation text file(s) \\[default: bundled data/valid.txt, or 5% held out of --data]", rich_help_panel="Data")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="padded tokens per batch" + _d(TrainConfig, "max_tokens"), rich_help_panel="Data")] = None,
+    max_len: Annotated[Optional[int], typer.Option(help="pieces per sentence; longer ones are truncated" + _d(TrainConfig, "max_len"), rich_help_panel="Data")] = None,
+    encoding_errors: Annotated[EncodingErrors, typer.Option(help="on invalid UTF-8: stop (strict) or use U+FFFD", rich_help_panel="Data")] = EncodingErrors.strict,
+    text_field: Annotated[str, typer.Option(help="the field holding the text in .jsonl/.csv/hf: data", rich_help_panel="Data")] = "text",
+    tokenizer: Annotated[Optional[Path], typer.Option(help="a tokenizer from `sentvae tokenize` \\[default: train one]", rich_help_panel="Tokenizer")] = None,
+    model_type: Annotated[ModelType, typer.Option(help="tokenizer type when training one", rich_help_panel="Tokenizer")] = ModelType.bpe,
+    vocab_size: Annotated[int, typer.Option(help="tokenizer size when training one", rich_help_panel="Tokenizer")] = 8000,
+    arch: Annotated[Optional[Arch], typer.Option(help="encoder/decoder architecture \\[default: lstm]", rich_help_panel="Model")] = None,
+    emb_dim: Annotated[Optional[int], typer.Option(help="embedding size" + _d(ModelConfig, "emb_dim"), rich_help_panel="Model")] = None,
+    hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size" + _d(ModelConfig, "hidden"), rich_help_panel="Model")] = None,
+    d_model: Annotated[Optional[int], typer.Option(help="transformer width (sets --emb-dim and --hidden)", rich_help_panel="Model")] = None,
+    no_latent: Annotated[Optional[bool], typer.Option("--no-latent", help="LM baseline: the same decoder without z (KL 0; eval gives its exact NLL)", rich_help_panel="Model", metavar=FLAG)] = None,
+    layers: Annotated[Optional[int], typer.Option(help="encoder and decoder layers (sets both)", rich_help_panel="Model")] = None,
+    heads: Annotated[Optional[int], typer.Option(help="transformer attention heads" + _d(ModelConfig, "heads"), rich_help_panel="Model")] = None,
+    ff: Annotated[Optional[int], typer.Option(help="transformer feed-forward width" + _d(ModelConfig, "ff"), rich_help_panel="Model")] = None,
+    latent: Annotated[Optional[int], typer.Option(help="latent size nz" + _d(ModelConfig, "latent"), rich_help_panel="Model")] = None,
+    enc_layers: Annotated[Optional[int], typer.Option(help="encoder layers" + _d(ModelConfig, "enc_layers"), rich_help_panel="Model")] = None,
+    dec_layers: Annotated[Optional[int], typer.Option(help="decoder layers" + _d(ModelConfig, "dec_layers"), rich_help_panel="Model")] = None,
+    bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="encoder direction" + _d(ModelConfig, "bidirectional"), rich_help_panel="Model", metavar=FLAG)] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="dropout on the decoder's input embeddings and outputs (and the encoder's, unless --enc-dropout)" + _d(ModelConfig, "dropout"), rich_help_panel="Model")] = None,
+    enc_dropout: Annotated[Optional[float], typer.Option(help="dropout on the encoder's input embeddings \\[default: --dropout]", rich_help_panel="Model")] = None,
+    kl_anneal: Annotated[Optional[Anneal], typer.Option(help="KL weight schedule" + _d(TrainConfig, "kl_anneal"), rich_help_panel="Objective")] = None,
+    anneal_steps: Annotated[Optional[int], typer.Option(help="steps for linear/logistic to reach 1" + _d(TrainConfig, "anneal_steps"), rich_help_panel="Objective")] = None,
+    cycles: Annotated[Optional[int], typer.Option(help="cyclical: cycles over the run" + _d(TrainConfig, "cycles"), rich_help_panel="Objective")] = None,
+    cycle_ratio: Annotated[Optional[float], typer.Option(help="cyclical: ramp fraction of a cycle" + _d(TrainConfig, "cycle_ratio"), rich_help_panel="Objective")] = None,
+    word_dropout: Annotated[Optional[float], typer.Option(help="decoder input -> UNK probability" + _d(TrainConfig, "word_dropout"), rich_help_panel="Objective")] = None,
+    free_bits: Annotated[Optional[float], typer.Option(help="KL floor per latent dim, nats" + _d(TrainConfig, "free_bits"), rich_help_panel="Objective")] = None,
+    beta: Annotated[Optional[float], typer.Option(help="final KL weight" + _d(TrainConfig, "beta"), rich_help_panel="Objective")] = None,
+    bow_weight: Annotated[Optional[float], typer.Option(help="bag-of-words loss weight (Zhao et al. 2017); adds a head on z" + _d(TrainConfig, "bow_weight"), rich_help_panel="Objective")] = None,
+    aggressive: Annotated[Optional[bool], typer.Option("--aggressive", help="aggressive inference-network training until validation MI stops rising (He et al. 2019)", rich_help_panel="Objective", metavar=FLAG)] = None,
+    aggressive_every: Annotated[Optional[int], typer.Option(help="--aggressive: check validation MI every N steps, 0 = once an epoch (an aggressive epoch costs ~16 plain ones)" + _d(TrainConfig, "aggressive_every"), rich_help_panel="Objective")] = None,
+    pretrain_steps: Annotated[Optional[int], typer.Option(help="autoencoder pretraining steps, then a decoder reset (Li et al. 2019)" + _d(TrainConfig, "pretrain_steps"), rich_help_panel="Objective")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate" + _d(TrainConfig, "lr"), rich_help_panel="Optimisation")] = None,
+    lr_schedule: Annotated[Optional[LRSchedule], typer.Option(help="plateau: decay on validation plateaus; cosine: to --min-lr at the end" + _d(TrainConfig, "lr_schedule"), rich_help_panel="Optimisation")] = None,
+    lr_decay: Annotated[Optional[float], typer.Option(help="plateau: factor applied on each plateau" + _d(TrainConfig, "lr_decay"), rich_help_panel="Optimisation")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="plateau: validations without improvement before a decay" + _d(TrainConfig, "patience"), rich_help_panel="Optimisation")] = None,
+    max_decays: Annotated[Optional[int], typer.Option(help="plateau: the plateau after this many decays ends the run" + _d(TrainConfig, "max_decays"), rich_help_panel="Optimisation")] = None,
+    decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with fresh AdamW moments" + _d(TrainConfig, "decay_restart"), rich_help_panel="Optimisation", metavar=FLAG)] = None,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="linear learning-rate warm-up steps" + _d(TrainConfig, "warmup_steps"), rich_help_panel="Optimisation")] = None,
+    min_lr: Annotated[Optional[float], typer.Option(help="cosine: the rate at the last step" + _d(TrainConfig, "min_lr"), rich_help_panel="Optimisation")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay" + _d(TrainConfig, "weight_decay"), rich_help_panel="Optimisation")] = None,
+    grad_clip: Annotated[Optional[float], typer.Option(help="gradient norm clip, 0 = off" + _d(TrainConfig, "grad_clip"), rich_help_panel="Optimisation")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="random seed" + _d(TrainConfig, "seed"), rich_help_panel="Optimisation")] = None,
+    early_stop: Annotated[Optional[int], typer.Option(help="stop after N validations without improvement, 0 = off" + _d(TrainConfig, "early_stop"), rich_help_panel="Stopping")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="passes over the data, 0 = no limit" + _d(TrainConfig, "epochs"), rich_help_panel="Stopping")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="optimizer steps, 0 = no limit" + _d(TrainConfig, "max_steps"), rich_help_panel="Stopping")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(help="seconds of training in this run, 0 = no limit" + _d(TrainConfig, "time_budget"), rich_help_panel="Stopping")] = None,
+    precision: Annotated[Optional[Precision], typer.Option(help="autocast precision (fp16: CUDA only, with a GradScaler)" + _d(TrainConfig, "precision"), rich_help_panel="Hardware")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N", rich_help_panel="Hardware")] = "auto",
+    detect_anomaly: Annotated[bool, typer.Option("--detect-anomaly", help="torch autograd anomaly detection (slow; finds the op making a NaN)", rich_help_panel="Hardware", metavar=FLAG)] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder for last.pt, best.pt, tokenizer.model, metrics.jsonl", rich_help_panel="Output")] = DEFAULT_OUT,
+    resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt", rich_help_panel="Output", metavar=FLAG)] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run already in OUT (its last.pt, best.pt, metrics.jsonl)", rich_help_panel="Output", metavar=FLAG)] = False,
+    config: Annotated[Optional[Path], typer.Option("--config", help="a TOML recipe of these options (configs/*.toml); flags given here win", rich_help_panel="Output")] = None,
+    eval_every: Annotated[Optional[int], typer.Option(help="validate and save every N steps" + _d(TrainConfig, "eval_every"), rich_help_panel="Output")] = None,
+    log_every: Annotated[Optional[int], typer.Option(help="log figures every N steps" + _d(TrainConfig, "log_every"), rich_help_panel="Output")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or validation lines", rich_help_panel="Output", metavar=FLAG)] = False,
 ):
     """Train a sentence VAE (LSTM or Transformer); writes OUT/last.pt (resumable) and OUT/best.pt."""
     from sentvae import console, distributed
@@ -227,7 +198,7 @@ def info(
 @app.command("eval")
 def eval_(
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="held-out text file(s), - for stdin [default: the bundled data/test.txt]")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="held-out text file(s), - for stdin \\[default: the bundled data/test.txt]")] = None,
     iw_samples: Annotated[int, typer.Option("--iw-samples", "-k", help="importance samples K per sentence")] = 500,
     max_tokens: Annotated[int, typer.Option(help="decoder tokens per call (bounds memory for any K)")] = 2000,
     max_len: Annotated[int, typer.Option(help="pieces per sentence; longer ones are truncated")] = 100,
@@ -235,28 +206,27 @@ def eval_(
     device: Device = "auto",
     encoding_errors: EncErr = EncodingErrors.strict,
     text_field: TextField = "text",
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar=FLAG, help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
     per_sentence: Annotated[Optional[Path], typer.Option(help="also write one JSON line per sentence here (index, words, elbo, iw_nll, ess, kl): for paired comparisons")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+    quiet: Quiet = False,
 ):
     """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units."""
     from sentvae import console
     from sentvae.data import bundled, load_corpus
-    from sentvae.evaluate import evaluate
 
     if iw_samples < 1:
         raise SentvaeError(f"--iw-samples: must be >= 1, not {iw_samples}")
     if max_tokens < 1:
         raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
     paths = data or [bundled("test")]
-    model, tok, dev = _load(checkpoint, device)
-    corpus = load_corpus(paths, tok, max_len, encoding_errors.value, text_field)
+    model = load(checkpoint, device)
+    corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors.value, text_field)
     corpus.check_coverage()
     if not quiet:
         console.input_warnings(corpus.n_truncated, corpus.n_unk, f"--max-len {max_len}")
     with console.Counter("eval", len(corpus), disable=quiet) as progress:
-        result = evaluate(model, corpus, iw_samples, max_tokens, dev, seed, on_progress=progress,
-                          per_sentence=per_sentence is not None)
+        result = model.evaluate(corpus, iw_samples, seed, max_tokens, per_sentence=per_sentence is not None,
+                                on_progress=progress)
     if per_sentence is not None:
         _write_lines(per_sentence, (json.dumps(r) for r in result.sentence_rows()))
     if result.iw_samples > 1 and result.ess < ESS_WARN_FRACTION * result.iw_samples:
@@ -288,37 +258,49 @@ def _write_lines(path: Path, lines) -> None:
         raise SentvaeError(f"{path}: cannot write ({e.strerror})", 1) from None
 
 
-def _load(checkpoint: Path, device: str):
-    from sentvae.checkpoint import load_model
-    from sentvae.model import resolve_device
-
-    dev = resolve_device(device)
-    model, tok, _ = load_model(checkpoint, dev)
-    return model, tok, dev
-
-
-def _with_recipe(args: list[str]) -> list[str]:
+def _with_recipe(args: list[str], command) -> list[str]:
     """`train --config FILE`: the file's options become flags before the typed ones."""
     if "train" not in args or "--config" not in args:
         return args
     from sentvae.recipe import expand
 
     i = args.index("train")
-    params = typer.main.get_command(app).commands["train"].params
-    return args[:i + 1] + expand(args[i + 1:], params)
+    return args[:i + 1] + expand(args[i + 1:], command.commands["train"].params)
 
 
-def _register_generation_commands() -> None:
-    import sentvae.cli_generate  # noqa: F401  (its commands register themselves on `app`)
+def _register_commands() -> None:
+    from sentvae import cli_generate
+    from sentvae.cli_plot import plot
+
+    if "sample" not in {c.name or c.callback.__name__ for c in app.registered_commands}:
+        for fn in cli_generate.COMMANDS:
+            app.command()(fn)
+        app.command()(plot)
+
+
+def build_command():
+    """The click command behind `sentvae`: every command registered, and on/off flags shown
+    without a value placeholder (typer would print `--help <bool>`, as if it took one)."""
+    _register_commands()
+    command = typer.main.get_command(app)
+    ctx = typer.Context(command, help_option_names=["-h", "--help"])
+    for cmd in [command, *command.commands.values()]:
+        help_option = cmd.get_help_option(ctx)
+        if help_option is not None:
+            help_option.metavar = FLAG
+        for param in cmd.params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = FLAG
+    return command
 
 
 def main() -> None:
     """Console entry point: runs the app and turns exceptions into exit codes."""
     # SIGTERM during training is handled by the training loop; elsewhere it ends quietly
-    _register_generation_commands()
     try:
-        args = _with_recipe(sys.argv[1:])
-        rc = app(args=args, standalone_mode=False)
+        command = build_command()
+        args = _with_recipe(sys.argv[1:], command)
+        rc = command(args=args, standalone_mode=False)
     except SentvaeError as e:
         if _debug:
             raise

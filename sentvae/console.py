@@ -41,7 +41,7 @@ def format_valid(f: dict) -> str:
 
 
 class TrainProgress:
-    """An on_event handler for sentvae.train.train that draws a rich progress bar."""
+    """An on_event handler for sentvae.trainer.train that draws a rich progress bar."""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet

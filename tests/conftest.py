@@ -61,7 +61,7 @@ def tiny_train_config(**kw):
 def trained(tmp_path_factory, tok, corpora):
     """A tiny model trained for a few dozen steps: (out dir, result)."""
     from sentvae.config import ModelConfig
-    from sentvae.train import train
+    from sentvae.trainer import train
     out = tmp_path_factory.mktemp("trained")
     cfg = tiny_train_config(max_steps=60, eval_every=30)
     result = train(ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL), cfg, tok, *corpora, out)

@@ -125,7 +125,7 @@ def test_pretraining_keeps_kl_off_then_resets_the_decoder_once(tmp_path, tok, co
     import json
     from sentvae.config import ModelConfig
     from sentvae.model.vae import SentenceVAE
-    from sentvae.train import train
+    from sentvae.trainer import train
     from conftest import TINY_MODEL
     calls = []
     real = SentenceVAE.reset_decoder
@@ -158,7 +158,7 @@ def test_aggressive_inner_loop_stopping_rule():
 def test_aggressive_phase_updates_the_encoder_alone_then_ends_when_mi_falls(tmp_path, tok, corpora, monkeypatch):
     import json
     import numpy as np
-    import sentvae.train as T
+    import sentvae.trainer as T
     from sentvae.config import ModelConfig
     from sentvae.data import collate
     from sentvae.model import build_model
@@ -192,7 +192,7 @@ def test_aggressive_phase_checked_every_n_steps(tmp_path, tok, corpora, monkeypa
     """--aggressive-every N: MI is checked every N steps, not at epoch ends; the phase ends at the
     first check whose MI is below the best, and later steps run no inner loop."""
     import json
-    import sentvae.train as T
+    import sentvae.trainer as T
     from sentvae.config import ModelConfig
     from conftest import TINY_MODEL
     mis = iter([1.0, 2.0, 1.5] + [9.9] * 100)

@@ -12,7 +12,7 @@ from sentvae import schedule
 from sentvae.checkpoint import load_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
-from sentvae.train import Position, train
+from sentvae.trainer import Position, train
 from conftest import TINY_MODEL, tiny_train_config
 
 
@@ -67,7 +67,7 @@ class ScriptedValidation:
     validation (the same object across an interrupted run and its resume continues the script)."""
 
     def __init__(self, script, monkeypatch):
-        import sentvae.train as T
+        import sentvae.trainer as T
         from sentvae.evaluate import evaluate_elbo
         self.script, self.calls, self.real = list(script), 0, evaluate_elbo
         monkeypatch.setattr(T, "evaluate_elbo", self)

@@ -8,7 +8,7 @@ import torch
 from sentvae.checkpoint import load_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
-from sentvae.train import train
+from sentvae.trainer import train
 from conftest import TINY_MODEL, tiny_train_config
 
 

@@ -1,4 +1,4 @@
-"""The training loop's parts, each on its own (sentvae.train.Trainer)."""
+"""The training loop's parts, each on its own (sentvae.trainer.Trainer)."""
 
 import json
 
@@ -8,7 +8,7 @@ import torch
 from sentvae.checkpoint import load_checkpoint
 from sentvae.config import ModelConfig
 from sentvae.rundir import RunDir
-from sentvae.train import Trainer
+from sentvae.trainer import Trainer
 from sentvae.trainstate import Meter
 from conftest import TINY_MODEL, tiny_train_config
 
@@ -70,7 +70,7 @@ def test_validate_and_save_writes_best_and_last_and_logs(tok, corpora, tmp_path)
 
 
 def test_check_aggressive_phase_ends_when_mi_falls(tok, corpora, tmp_path, monkeypatch):
-    import sentvae.train as T
+    import sentvae.trainer as T
     mis = iter([1.0, 2.0, 1.5])
     monkeypatch.setattr(T, "evaluate", lambda *a, **k: type("R", (), {"mi": next(mis)})())
     t = _trainer(tok, corpora, tmp_path, aggressive=True)

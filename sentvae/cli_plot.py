@@ -1,0 +1,127 @@
+"""`sentvae plot`: training curves of one or more runs, or a map of the latent space.
+
+Registered on the app by cli.py; matplotlib and torch are imported inside the command.
+"""
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sentvae.cli_options import FLAG, Device, EncErr, EncodingErrors, TextField, load
+from sentvae.errors import SentvaeError
+
+MAX_SENTENCES = 2000
+
+
+def plot(
+    runs: Annotated[Optional[list[Path]], typer.Argument(help="run folders written by `sentvae train` \\[default: checkpoints]")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="the figure: .png, .svg or .pdf \\[default: curves.png, or latent.png with --latent]")] = None,
+    latent: Annotated[bool, typer.Option("--latent", metavar=FLAG, help="map encoded sentences instead: posterior means on their two leading principal components", rich_help_panel="Latent map")] = False,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="the model \\[default: RUN/best.pt]", rich_help_panel="Latent map")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv \\[default: the bundled data/test.txt]", rich_help_panel="Latent map")] = None,
+    color_by: Annotated[str, typer.Option(help="colour by 'length' (words), or a field of .jsonl/.csv --data", rich_help_panel="Latent map")] = "length",
+    path: Annotated[Optional[list[str]], typer.Option("--path", help="give twice: draw the interpolation path between these two sentences", rich_help_panel="Latent map")] = None,
+    max_sentences: Annotated[int, typer.Option(help="encode at most this many (the first ones)", rich_help_panel="Latent map")] = MAX_SENTENCES,
+    text_field: TextField = "text",
+    encoding_errors: EncErr = EncodingErrors.strict,
+    device: Device = "auto",
+):
+    """Draw training curves (-ELBO, rec, KL and KL weight, active units, lr, tokens/s against
+    step; several runs overlaid), or with --latent a 2-D map of the latent space."""
+    from sentvae import console
+    from sentvae import plot as figures
+
+    runs = runs or [Path("checkpoints")]
+    if not latent:
+        out = figures.check_output(output or Path("curves.png"))
+        drawn = figures.training_figure([figures.read_run(r) for r in runs], out)
+        console.note(f"wrote {drawn}: training curves of {', '.join(str(r) for r in runs)}")
+        return
+    if len(runs) != 1:
+        raise SentvaeError("plot --latent: give one run folder (or -c CHECKPOINT)")
+    if path is not None and len(path) != 2:
+        raise SentvaeError(f"--path: give it exactly twice (two sentences), not {len(path)} time(s)")
+    if max_sentences < 3:
+        raise SentvaeError(f"--max-sentences: must be >= 3, not {max_sentences}")
+    out = figures.check_output(output or Path("latent.png"))
+    ckpt = checkpoint or runs[0] / "best.pt"
+    texts, values, source = _sentences(data, color_by, text_field, encoding_errors.value, max_sentences)
+    model = load(ckpt, device)
+    stats = {}
+    mu, _ = model.encode(texts, stats=stats)
+    console.input_warnings(stats.get("truncated", 0), stats.get("unk", 0), "100")
+    points = None
+    if path is not None:
+        import torch
+        from sentvae.latent import lerp
+        z_ab = model.codes(path)
+        points = lerp(z_ab[0], z_ab[1], torch.linspace(0, 1, 8, device=z_ab.device)).cpu()
+    label = "words" if color_by == "length" else color_by
+    figures.latent_figure(mu.cpu().numpy(), values, label, out, f"{ckpt}: posterior means of {len(texts):,} "
+                          f"sentences of {source}", points, path)
+    console.note(f"wrote {out}: {len(texts):,} sentences of {source}, coloured by {label}")
+
+
+def _sentences(data, color_by, text_field, errors, limit):
+    """-> (texts, colour values, source name): the first `limit` non-blank sentences."""
+    from sentvae.data import bundled, iter_texts
+
+    source = data or bundled("test")
+    suffix = Path(source).suffix.lower()
+    if color_by == "length":
+        texts = []
+        for t in iter_texts(source, errors, text_field):
+            if t.strip():
+                texts.append(t)
+                if len(texts) == limit:
+                    break
+        if len(texts) < 3:
+            raise SentvaeError(f"{source}: fewer than 3 sentences to map")
+        return texts, [len(t.split()) for t in texts], source
+    if suffix not in (".jsonl", ".json", ".csv"):
+        raise SentvaeError(f"--color-by {color_by}: a field needs .jsonl or .csv --data, not {source}")
+    texts, values = [], []
+    for lineno, record in _records(source, suffix):
+        if text_field not in record or color_by not in record:
+            missing = text_field if text_field not in record else color_by
+            raise SentvaeError(f"{source} line {lineno}: no field {missing!r}")
+        text = record[text_field]
+        if isinstance(text, str) and text.strip():
+            value = record[color_by]
+            if suffix == ".csv":
+                try:
+                    value = float(value)
+                except ValueError:
+                    pass
+            texts.append(text)
+            values.append(value)
+            if len(texts) == limit:
+                break
+    if len(texts) < 3:
+        raise SentvaeError(f"{source}: fewer than 3 sentences to map")
+    return texts, values, source
+
+
+def _records(source: str, suffix: str):
+    try:
+        f = open(source, encoding="utf-8", newline="")
+    except OSError as e:
+        raise SentvaeError(f"{source}: cannot read ({e.strerror})") from None
+    with f:
+        if suffix == ".csv":
+            for lineno, row in enumerate(csv.DictReader(f), 2):
+                yield lineno, row
+            return
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise SentvaeError(f"{source} line {lineno}: not valid JSON") from None
+            if not isinstance(record, dict):
+                raise SentvaeError(f"{source} line {lineno}: not a JSON object")
+            yield lineno, record
