@@ -297,6 +297,7 @@ def build_command():
 def main() -> None:
     """Console entry point: runs the app and turns exceptions into exit codes."""
     # SIGTERM during training is handled by the training loop; elsewhere it ends quietly
+    stdout_was_devnull = _stdout_is_devnull()
     try:
         command = build_command()
         args = _with_recipe(sys.argv[1:], command)
@@ -327,12 +328,21 @@ def main() -> None:
     except BrokenPipeError:
         _closed_pipe()
     except SystemExit as e:
-        # typer answers a closed stdout (EPIPE) with exit 1 after wrapping the streams: for us
-        # the reader going away (`| head -1`) is a normal end
-        if e.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        # typer and rich answer a closed stdout (EPIPE) with exit 1, after wrapping the streams
+        # (typer) or pointing stdout at /dev/null (rich, printing help): for us the reader going
+        # away (`| head -1`) is a normal end
+        if e.code == 1 and (type(sys.stdout).__name__ == "PacifyFlushWrapper"
+                            or (_stdout_is_devnull() and not stdout_was_devnull)):
             _closed_pipe()
         raise
     sys.exit(rc or 0)
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _closed_pipe() -> None:

@@ -60,8 +60,9 @@ def plot(
         z_ab = model.codes(path)
         points = lerp(z_ab[0], z_ab[1], torch.linspace(0, 1, 8, device=z_ab.device)).cpu()
     label = "words" if color_by == "length" else color_by
-    figures.latent_figure(mu.cpu().numpy(), values, label, out, f"{ckpt}: posterior means of {len(texts):,} "
-                          f"sentences of {source}", points, path)
+    name = f"{Path(ckpt).resolve().parent.name}/{Path(ckpt).name}"
+    figures.latent_figure(mu.cpu().numpy(), values, label, out, f"{name}: posterior means of {len(texts):,} "
+                          f"sentences of {Path(source).name}", points, path)
     console.note(f"wrote {out}: {len(texts):,} sentences of {source}, coloured by {label}")
 
 

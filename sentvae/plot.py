@@ -64,14 +64,17 @@ def _phases(train: list) -> tuple[float | None, float | None]:
     return pre, (ramp if ramp and ramp > start and top > 0 else None)
 
 
-def _robust_limits(ax, values: list) -> None:
-    """Keep early spikes (an untrained model, KL while pretraining) from flattening the rest."""
-    v = sorted(x for x in values if x is not None and math.isfinite(x))
-    if len(v) < 5:
+def _robust_limits(ax, points: list, floor: float | None = None) -> None:
+    """Scale the y axis to the later 60% of training (its 95th percentile), so that early spikes
+    (an untrained model, KL while pretraining) do not flatten what matters: they run off the top."""
+    points = [(s, v) for s, v in points if v is not None and math.isfinite(v)]
+    if len(points) < 5:
         return
-    lo, hi = v[0], v[int(0.9 * (len(v) - 1))]
+    last = max(s for s, _ in points)
+    late = sorted(v for s, v in points if s >= 0.4 * last) or sorted(v for _, v in points)
+    lo, hi = min(v for _, v in points), late[int(0.95 * (len(late) - 1))]
     pad = 0.08 * (hi - lo or 1.0)
-    ax.set_ylim(lo - pad, hi + 2 * pad)
+    ax.set_ylim(lo - pad if floor is None else floor, hi + 2 * pad)
 
 
 def training_figure(runs: list[dict], path) -> Path:
@@ -86,7 +89,7 @@ def training_figure(runs: list[dict], path) -> Path:
     ax_elbo, ax_rec, ax_kl, ax_au, ax_lr, ax_speed = axes.flat
     ax_w = ax_kl.twinx()
     colors = plt.get_cmap("tab10").colors
-    spans = {"elbo": [], "rec": [], "kl": []}
+    spans = {"elbo": [], "rec": [], "kl": []}           # (step, value) of every point drawn
     for i, run in enumerate(runs):
         c = colors[i % len(colors)]
         tr, va = run["train"], run["valid"]
@@ -95,15 +98,17 @@ def training_figure(runs: list[dict], path) -> Path:
         for ax, key in ((ax_elbo, "elbo"), (ax_rec, "rec"), (ax_kl, "kl")):
             ax.plot(ts, [r[key] for r in tr], color=c, lw=0.8, alpha=0.45)
             ax.plot(vs, [r[key] for r in va], color=c, lw=1.6, marker="o", ms=3)
-            spans[key] += [r[key] for r in tr] + [r[key] for r in va]
-        ax_w.plot(ts, [r.get("kl_weight", 1.0) for r in tr], color=c, lw=1.0, ls="--")
+            spans[key] += [(r["step"], r[key]) for r in tr + va]
+        has_latent = any(r["kl"] > 0 for r in tr + va)      # an LM baseline has no KL to weigh
+        if has_latent:
+            ax_w.plot(ts, [r.get("kl_weight", 1.0) for r in tr], color=c, lw=1.0, ls="--")
         ax_au.plot(vs, [r.get("au", float("nan")) for r in va], color=c, lw=1.6, marker="o", ms=3)
         ax_lr.plot(ts, [r.get("lr", float("nan")) for r in tr], color=c, lw=1.4)
         ax_speed.plot(ts, [r.get("tokens_per_s", float("nan")) for r in tr], color=c, lw=1.0)
         if va:                                   # the checkpoint best.pt holds
             best = min(va, key=lambda r: r["elbo"])
             ax_elbo.plot(best["step"], best["elbo"], marker="*", ms=15, color=c, mec="black", mew=0.7, zorder=5)
-        pre, ramp = _phases(tr)
+        pre, ramp = _phases(tr) if has_latent else (None, None)
         for ax in axes.flat:
             if pre:
                 ax.axvspan(0, pre, color=c, alpha=0.10, lw=0)
@@ -117,6 +122,7 @@ def training_figure(runs: list[dict], path) -> Path:
                     ax.axvline(r["step"], color=c, ls="-.", lw=1.0)
     _robust_limits(ax_elbo, spans["elbo"])
     _robust_limits(ax_rec, spans["rec"])
+    _robust_limits(ax_kl, spans["kl"], floor=0.0)
     ax_elbo.set_title("-ELBO (true bound), nats/sentence")
     ax_rec.set_title("reconstruction -E log p(x|z)")
     ax_kl.set_title("KL(q(z|x) || p(z)); KL weight dashed")
@@ -130,7 +136,6 @@ def training_figure(runs: list[dict], path) -> Path:
     for ax in axes.flat:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    ax_kl.set_ylim(bottom=0)
     ax_au.set_ylim(bottom=0)
     run_handles = [Line2D([], [], color=colors[i % len(colors)], lw=2, label=run["name"]) for i, run in enumerate(runs)]
     style = [Line2D([], [], color="gray", lw=0.8, alpha=0.6, label="train (log interval)"),

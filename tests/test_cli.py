@@ -110,7 +110,7 @@ def test_help_is_fast_and_does_not_import_torch():
             "except SystemExit:\n    pass\n"
             "heavy = [m for m in ('torch', 'datasets', 'sentencepiece') if m in sys.modules]\n"
             "sys.stderr.write('HEAVY=' + ','.join(heavy))")
-    for args in ([], ["train"], ["sample"]):
+    for args in ([], ["train"], ["sample"], ["plot"]):
         r = subprocess.run([sys.executable, "-c", code.replace("'--help'", ", ".join(repr(a) for a in [*args, "--help"]))],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert "Usage" in r.stdout and r.stderr.strip().endswith("HEAVY="), (args, r.stderr[-300:])
@@ -244,3 +244,38 @@ def test_bad_recipes_are_one_line_exit_2(text, needle, tmp_path, monkeypatch, ca
     r.write_text(text)
     code, out, err = run_cli(["train", "--config", r, "--out", tmp_path / "ck"], monkeypatch, capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+COMMANDS = ["tokenize", "train", "info", "eval", "sample", "interpolate", "reconstruct", "encode", "decode", "plot"]
+
+
+def test_help_reads_like_a_manual():
+    helps = {c: _sentvae(*([c] if c else []), "--help", env={**os.environ, "COLUMNS": "120"}).stdout
+             for c in ["", *COMMANDS]}
+    for c, text in helps.items():
+        assert "Usage" in text and "<bool>" not in text, c           # flags take no value
+    train = helps["train"]
+    panels = ["Data", "Tokenizer", "Model", "Objective", "Optimisation", "Stopping", "Hardware", "Output"]
+    where = [train.index(f"─ {p} ─") for p in panels]
+    assert where == sorted(where)                                      # in this order
+    assert "--lr-schedule" in train.split("─ Optimisation ─")[1].split("─ Stopping ─")[0]
+    assert "[default: 256]" in train                                   # defaults are printed
+    assert all(c in helps[""] for c in COMMANDS)
+    assert _sentvae("-h").stdout == _sentvae("--help").stdout
+    assert _sentvae("train", "-h").stdout == _sentvae("train", "--help").stdout
+
+
+def test_version():
+    from sentvae import __version__
+    for flag in ("--version", "-V"):
+        r = _sentvae(flag)
+        assert r.returncode == 0 and r.stdout == f"sentvae {__version__}\n" and r.stderr == ""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["-h"], ["--version"]])
+def test_help_into_a_closed_pipe_is_quiet(args):
+    code, err = _into_closed_pipe(args)
+    assert code == 0 and err == "", err
+    r = subprocess.run(["bash", "-c", f"'{sys.executable}' -m sentvae {' '.join(args)} | head -1; "
+                        "echo \"status=${PIPESTATUS[0]}\" >&2"], cwd=ROOT, capture_output=True, text=True)
+    assert r.stderr == "status=0\n"

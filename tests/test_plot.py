@@ -1,0 +1,88 @@
+"""`sentvae plot`: training curves and the latent map, and their errors."""
+
+import json
+import struct
+
+import pytest
+
+from conftest import run_cli
+
+
+def _png_size(path):
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_curves_of_one_and_of_two_runs(trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    other = tmp_path / "other"
+    other.mkdir()
+    # a second run: the first one's rows, shifted, with an lr decay and a pretraining phase
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["elbo"] += 3
+        if r["split"] == "train":
+            r["kl_weight"] = 0.0 if r["step"] <= 20 else 1.0
+        elif r["step"] == 30:
+            r["decision"] = "decay"
+    (other / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for runs, name in (([out], "one.png"), ([out, other], "two.png")):
+        code, stdout, err = run_cli(["plot", *runs, "-o", tmp_path / name], monkeypatch, capsys)
+        assert code == 0, err
+        assert _png_size(tmp_path / name) == (1200, 750) and stdout == ""
+    assert (tmp_path / "two.png").read_bytes() != (tmp_path / "one.png").read_bytes()
+    code, _, err = run_cli(["plot", out, "-o", tmp_path / "curves.svg"], monkeypatch, capsys)
+    assert code == 0 and (tmp_path / "curves.svg").read_text().lstrip().startswith("<?xml")
+    code, _, err = run_cli(["plot", out, "-o", tmp_path / "curves.pdf"], monkeypatch, capsys)
+    assert code == 0 and (tmp_path / "curves.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("case,needle,exit_code", [
+    ("no-metrics", "no metrics.jsonl", 2),
+    ("empty", "no figures yet", 2),
+    ("garbage", "line 2: not a metrics line", 2),
+    ("extension", "the extension picks the format", 2),
+    ("folder", "does not exist", 2),
+    ("unwritable", "cannot write", 1),
+])
+def test_bad_plot_input_is_one_line(case, needle, exit_code, trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    target = tmp_path / "x.png"
+    if case == "empty":
+        (run / "metrics.jsonl").write_text("")
+    elif case == "garbage":
+        (run / "metrics.jsonl").write_text((out / "metrics.jsonl").read_text().splitlines()[0] + "\n{oops\n")
+    elif case != "no-metrics":
+        run = out
+    if case == "extension":
+        target = tmp_path / "x.jpg"
+    elif case == "folder":
+        target = tmp_path / "nowhere" / "x.png"
+    elif case == "unwritable":
+        target.mkdir()                                  # a folder where the file should go
+    code, stdout, err = run_cli(["plot", run, "-o", target], monkeypatch, capsys)
+    assert code == exit_code and needle in err and len(err.strip().splitlines()) == 1, err
+    assert stdout == ""
+
+
+def test_latent_map_of_a_tiny_model(trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    code, _, err = run_cli(["plot", "--latent", out, "-o", tmp_path / "map.png", "--max-sentences", "60",
+                            "--path", "the dog ran .", "--path", "a cat sat on the mat ."], monkeypatch, capsys)
+    assert code == 0, err
+    assert _png_size(tmp_path / "map.png") == (800, 700)
+    # colour by a field of a JSONL file (categories)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "topic": t.split()[0]}) + "\n"
+                            for t in ["the dog ran .", "a dog sat .", "the cat ran .", "a cat sat .", "the man ran ."]))
+    code, _, err = run_cli(["plot", "--latent", "-c", out / "best.pt", "--data", data, "--color-by", "topic",
+                            "-o", tmp_path / "topic.png"], monkeypatch, capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["plot", "--latent", "-c", out / "best.pt", "--data", data, "--color-by", "nope",
+                            "-o", tmp_path / "x.png"], monkeypatch, capsys)
+    assert code == 2 and "line 1: no field 'nope'" in err
+    code, _, err = run_cli(["plot", "--latent", out, "--path", "one", "-o", tmp_path / "x.png"], monkeypatch, capsys)
+    assert code == 2 and "--path" in err
