@@ -27,7 +27,7 @@ ROWS = [("LSTM-LM", "lstm-lm", None),
 
 def read(key: str, name: str):
     try:
-        return json.loads((RUNS / f"ptb-{key}" / name).read_text())
+        return json.loads((RUNS / f"ptb-{key}" / f"{name}.json").read_text())
     except (OSError, ValueError):            # not run (or not finished) yet
         return None
 
