@@ -85,7 +85,7 @@ class TrainConfig(_Config):
     lr_decay: float = 0.5         # plateau: multiply the rate by this on a plateau
     patience: int = 2             # plateau: validations without improvement before a decay
     max_decays: int = 5           # plateau: after this many decays, the next plateau stops the run
-    decay_restart: bool = True    # plateau: restart from the best weights (fresh AdamW moments) on a decay
+    decay_restart: bool = False   # plateau: go back to the best weights (fresh AdamW moments) on a decay
     warmup_steps: int = 0         # linear warm-up of the rate over the first N steps
     min_lr: float = 0.0           # cosine: the rate at the last step
     early_stop: int = 0           # stop after N validations without improvement; 0 = off

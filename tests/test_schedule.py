@@ -84,6 +84,7 @@ SCRIPT = [50.0, 40.0, 41.0, 42.0, 39.0, 39.5, 39.6, 39.7, 39.8]
 
 
 def _plateau_cfg(**kw):
+    kw = {"decay_restart": True, **kw}
     return tiny_train_config(max_steps=36, eval_every=4, log_every=2, kl_anneal="none", lr=3e-3,
                              lr_schedule="plateau", patience=2, max_decays=1, lr_decay=0.1, **kw)
 
