@@ -3,8 +3,6 @@
 Registered on the app by cli.py; matplotlib and torch are imported inside the command.
 """
 
-import csv
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -68,7 +66,7 @@ def plot(
 
 def _sentences(data, color_by, text_field, errors, limit):
     """-> (texts, colour values, source name): the first `limit` non-blank sentences."""
-    from sentvae.data import bundled, iter_texts
+    from sentvae.data import bundled, iter_records, iter_texts
 
     source = data or bundled("test")
     suffix = Path(source).suffix.lower()
@@ -85,13 +83,9 @@ def _sentences(data, color_by, text_field, errors, limit):
     if suffix not in (".jsonl", ".json", ".csv"):
         raise SentvaeError(f"--color-by {color_by}: a field needs .jsonl or .csv --data, not {source}")
     texts, values = [], []
-    for lineno, record in _records(source, suffix):
-        if text_field not in record or color_by not in record:
-            missing = text_field if text_field not in record else color_by
-            raise SentvaeError(f"{source} line {lineno}: no field {missing!r}")
-        text = record[text_field]
+    for _, row in iter_records(source, {text_field: "--text-field", color_by: "--color-by"}, errors):
+        text, value = row[text_field], row[color_by]
         if isinstance(text, str) and text.strip():
-            value = record[color_by]
             if suffix == ".csv":
                 try:
                     value = float(value)
@@ -105,24 +99,3 @@ def _sentences(data, color_by, text_field, errors, limit):
         raise SentvaeError(f"{source}: fewer than 3 sentences to map")
     return texts, values, source
 
-
-def _records(source: str, suffix: str):
-    try:
-        f = open(source, encoding="utf-8", newline="")
-    except OSError as e:
-        raise SentvaeError(f"{source}: cannot read ({e.strerror})") from None
-    with f:
-        if suffix == ".csv":
-            for lineno, row in enumerate(csv.DictReader(f), 2):
-                yield lineno, row
-            return
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                raise SentvaeError(f"{source} line {lineno}: not valid JSON") from None
-            if not isinstance(record, dict):
-                raise SentvaeError(f"{source} line {lineno}: not a JSON object")
-            yield lineno, record

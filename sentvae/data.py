@@ -65,12 +65,9 @@ def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = Fa
             stream.close()
 
 
-def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "text"):
-    """Sentences of one source: plain text (one per line), JSON Lines (.jsonl/.json, the
-    `text_field` of each object), CSV (.csv, the `text_field` column) or hf:NAME[:CONFIG]."""
-    if path.startswith("hf:"):
-        yield from _hub_dataset(path, text_field)[text_field]
-        return
+def iter_records(path: str, fields: dict[str, str], encoding_errors: str = "strict"):
+    """Rows of a JSON Lines (.jsonl/.json) or CSV source: (line number, {field: value}) for the
+    fields asked for (field -> the flag that named it, for the error when one is missing)."""
     name = "<stdin>" if path == "-" else path
     suffix = Path(path).suffix.lower()
     if suffix in (".jsonl", ".json"):
@@ -79,23 +76,41 @@ def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "te
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise SentvaeError(f"{name} line {lineno}: not JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
-                raise SentvaeError(f"{name} line {lineno}: no string field {text_field!r} (--text-field)")
-            if row[text_field].strip():
-                yield row[text_field].strip()
+            if not isinstance(row, dict):
+                raise SentvaeError(f"{name} line {lineno}: not a JSON object")
+            for field, flag in fields.items():
+                if field not in row:
+                    raise SentvaeError(f"{name} line {lineno}: no field {field!r} ({flag})")
+            yield lineno, {field: row[field] for field in fields}
     elif suffix == ".csv":
         lines = (text for _, text in iter_lines(path, encoding_errors, keep_blank=True))
         reader = csv.DictReader(lines)
-        if reader.fieldnames is None or text_field not in reader.fieldnames:
-            raise SentvaeError(f"{name}: no column {text_field!r} (--text-field); "
-                               f"columns: {', '.join(reader.fieldnames or [])}")
-        for row in reader:
-            text = (row.get(text_field) or "").strip()
-            if text:
-                yield text
+        for field, flag in fields.items():
+            if reader.fieldnames is None or field not in reader.fieldnames:
+                raise SentvaeError(f"{name}: no column {field!r} ({flag}); "
+                                   f"columns: {', '.join(reader.fieldnames or [])}")
+        for lineno, row in enumerate(reader, 2):
+            yield lineno, {field: row.get(field) or "" for field in fields}
     else:
-        for _, text in iter_lines(path, encoding_errors):
-            yield text
+        raise SentvaeError(f"{name}: fields need a .jsonl or .csv file")
+
+
+def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "text"):
+    """Sentences of one source: plain text (one per line), JSON Lines (.jsonl/.json, the
+    `text_field` of each object), CSV (.csv, the `text_field` column) or hf:NAME[:CONFIG]."""
+    if path.startswith("hf:"):
+        yield from _hub_dataset(path, text_field)[text_field]
+        return
+    if Path(path).suffix.lower() in (".jsonl", ".json", ".csv"):
+        for lineno, row in iter_records(path, {text_field: "--text-field"}, encoding_errors):
+            text = row[text_field]
+            if not isinstance(text, str):
+                raise SentvaeError(f"{path} line {lineno}: no string field {text_field!r} (--text-field)")
+            if text.strip():
+                yield text.strip()
+        return
+    for _, text in iter_lines(path, encoding_errors):
+        yield text
 
 
 def read_texts(paths: list[str], encoding_errors: str = "strict", text_field: str = "text"):

@@ -83,6 +83,6 @@ def test_latent_map_of_a_tiny_model(trained, tmp_path, monkeypatch, capsys):
     assert code == 0, err
     code, _, err = run_cli(["plot", "--latent", "-c", out / "best.pt", "--data", data, "--color-by", "nope",
                             "-o", tmp_path / "x.png"], monkeypatch, capsys)
-    assert code == 2 and "line 1: no field 'nope'" in err
+    assert code == 2 and "line 1: no field 'nope' (--color-by)" in err
     code, _, err = run_cli(["plot", "--latent", out, "--path", "one", "-o", tmp_path / "x.png"], monkeypatch, capsys)
     assert code == 2 and "--path" in err
