@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from sentvae import __version__
-from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, FLAG, Anneal, Arch, Checkpoint, Device, EncErr,
+from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Anneal, Arch, Checkpoint, Device, EncErr,
                                  EncodingErrors, LRSchedule, ModelType, Precision, Quiet, TextField, load)
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
@@ -24,6 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Train and use sentence variational autoencoders.")
 _debug = False
+FLAG = ""          # metavar of an on/off flag: nothing, rather than "<bool>" as if it took a value
 
 
 def _d(cls, name) -> str:
@@ -39,8 +40,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", metavar=FLAG, help="show full tracebacks on errors")] = False,
-    version: Annotated[bool, typer.Option("--version", "-V", metavar=FLAG, is_eager=True, callback=_version,
+    debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks on errors")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_version,
                                           help="print the version and exit")] = False,
 ):
     """Train and use sentence variational autoencoders (Bowman et al. 2016).
@@ -93,14 +94,14 @@ def train(
     emb_dim: Annotated[Optional[int], typer.Option(help="embedding size" + _d(ModelConfig, "emb_dim"), rich_help_panel="Model")] = None,
     hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size" + _d(ModelConfig, "hidden"), rich_help_panel="Model")] = None,
     d_model: Annotated[Optional[int], typer.Option(help="transformer width (sets --emb-dim and --hidden)", rich_help_panel="Model")] = None,
-    no_latent: Annotated[Optional[bool], typer.Option("--no-latent", help="LM baseline: the same decoder without z (KL 0; eval gives its exact NLL)", rich_help_panel="Model", metavar=FLAG)] = None,
+    no_latent: Annotated[Optional[bool], typer.Option("--no-latent", help="LM baseline: the same decoder without z (KL 0; eval gives its exact NLL)", rich_help_panel="Model")] = None,
     layers: Annotated[Optional[int], typer.Option(help="encoder and decoder layers (sets both)", rich_help_panel="Model")] = None,
     heads: Annotated[Optional[int], typer.Option(help="transformer attention heads" + _d(ModelConfig, "heads"), rich_help_panel="Model")] = None,
     ff: Annotated[Optional[int], typer.Option(help="transformer feed-forward width" + _d(ModelConfig, "ff"), rich_help_panel="Model")] = None,
     latent: Annotated[Optional[int], typer.Option(help="latent size nz" + _d(ModelConfig, "latent"), rich_help_panel="Model")] = None,
     enc_layers: Annotated[Optional[int], typer.Option(help="encoder layers" + _d(ModelConfig, "enc_layers"), rich_help_panel="Model")] = None,
     dec_layers: Annotated[Optional[int], typer.Option(help="decoder layers" + _d(ModelConfig, "dec_layers"), rich_help_panel="Model")] = None,
-    bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="encoder direction" + _d(ModelConfig, "bidirectional"), rich_help_panel="Model", metavar=FLAG)] = None,
+    bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="encoder direction" + _d(ModelConfig, "bidirectional"), rich_help_panel="Model")] = None,
     dropout: Annotated[Optional[float], typer.Option(help="dropout on the decoder's input embeddings and outputs (and the encoder's, unless --enc-dropout)" + _d(ModelConfig, "dropout"), rich_help_panel="Model")] = None,
     enc_dropout: Annotated[Optional[float], typer.Option(help="dropout on the encoder's input embeddings \\[default: --dropout]", rich_help_panel="Model")] = None,
     kl_anneal: Annotated[Optional[Anneal], typer.Option(help="KL weight schedule" + _d(TrainConfig, "kl_anneal"), rich_help_panel="Objective")] = None,
@@ -111,7 +112,7 @@ def train(
     free_bits: Annotated[Optional[float], typer.Option(help="KL floor per latent dim, nats" + _d(TrainConfig, "free_bits"), rich_help_panel="Objective")] = None,
     beta: Annotated[Optional[float], typer.Option(help="final KL weight" + _d(TrainConfig, "beta"), rich_help_panel="Objective")] = None,
     bow_weight: Annotated[Optional[float], typer.Option(help="bag-of-words loss weight (Zhao et al. 2017); adds a head on z" + _d(TrainConfig, "bow_weight"), rich_help_panel="Objective")] = None,
-    aggressive: Annotated[Optional[bool], typer.Option("--aggressive", help="aggressive inference-network training until validation MI stops rising (He et al. 2019)", rich_help_panel="Objective", metavar=FLAG)] = None,
+    aggressive: Annotated[Optional[bool], typer.Option("--aggressive", help="aggressive inference-network training until validation MI stops rising (He et al. 2019)", rich_help_panel="Objective")] = None,
     aggressive_every: Annotated[Optional[int], typer.Option(help="--aggressive: check validation MI every N steps, 0 = once an epoch (an aggressive epoch costs ~16 plain ones)" + _d(TrainConfig, "aggressive_every"), rich_help_panel="Objective")] = None,
     pretrain_steps: Annotated[Optional[int], typer.Option(help="autoencoder pretraining steps, then a decoder reset (Li et al. 2019)" + _d(TrainConfig, "pretrain_steps"), rich_help_panel="Objective")] = None,
     lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate" + _d(TrainConfig, "lr"), rich_help_panel="Optimisation")] = None,
@@ -119,7 +120,7 @@ def train(
     lr_decay: Annotated[Optional[float], typer.Option(help="plateau: factor applied on each plateau" + _d(TrainConfig, "lr_decay"), rich_help_panel="Optimisation")] = None,
     patience: Annotated[Optional[int], typer.Option(help="plateau: validations without improvement before a decay" + _d(TrainConfig, "patience"), rich_help_panel="Optimisation")] = None,
     max_decays: Annotated[Optional[int], typer.Option(help="plateau: the plateau after this many decays ends the run" + _d(TrainConfig, "max_decays"), rich_help_panel="Optimisation")] = None,
-    decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with fresh AdamW moments" + _d(TrainConfig, "decay_restart"), rich_help_panel="Optimisation", metavar=FLAG)] = None,
+    decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with fresh AdamW moments" + _d(TrainConfig, "decay_restart"), rich_help_panel="Optimisation")] = None,
     warmup_steps: Annotated[Optional[int], typer.Option(help="linear learning-rate warm-up steps" + _d(TrainConfig, "warmup_steps"), rich_help_panel="Optimisation")] = None,
     min_lr: Annotated[Optional[float], typer.Option(help="cosine: the rate at the last step" + _d(TrainConfig, "min_lr"), rich_help_panel="Optimisation")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay" + _d(TrainConfig, "weight_decay"), rich_help_panel="Optimisation")] = None,
@@ -131,22 +132,21 @@ def train(
     time_budget: Annotated[Optional[float], typer.Option(help="seconds of training in this run, 0 = no limit" + _d(TrainConfig, "time_budget"), rich_help_panel="Stopping")] = None,
     precision: Annotated[Optional[Precision], typer.Option(help="autocast precision (fp16: CUDA only, with a GradScaler)" + _d(TrainConfig, "precision"), rich_help_panel="Hardware")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N", rich_help_panel="Hardware")] = "auto",
-    detect_anomaly: Annotated[bool, typer.Option("--detect-anomaly", help="torch autograd anomaly detection (slow; finds the op making a NaN)", rich_help_panel="Hardware", metavar=FLAG)] = False,
+    detect_anomaly: Annotated[bool, typer.Option("--detect-anomaly", help="torch autograd anomaly detection (slow; finds the op making a NaN)", rich_help_panel="Hardware")] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="folder for last.pt, best.pt, tokenizer.model, metrics.jsonl", rich_help_panel="Output")] = DEFAULT_OUT,
-    resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt", rich_help_panel="Output", metavar=FLAG)] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run already in OUT (its last.pt, best.pt, metrics.jsonl)", rich_help_panel="Output", metavar=FLAG)] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt", rich_help_panel="Output")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run already in OUT (its last.pt, best.pt, metrics.jsonl)", rich_help_panel="Output")] = False,
     config: Annotated[Optional[Path], typer.Option("--config", help="a TOML recipe of these options (configs/*.toml); flags given here win", rich_help_panel="Output")] = None,
     eval_every: Annotated[Optional[int], typer.Option(help="validate and save every N steps" + _d(TrainConfig, "eval_every"), rich_help_panel="Output")] = None,
     log_every: Annotated[Optional[int], typer.Option(help="log figures every N steps" + _d(TrainConfig, "log_every"), rich_help_panel="Output")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or validation lines", rich_help_panel="Output", metavar=FLAG)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or validation lines", rich_help_panel="Output")] = False,
 ):
     """Train a sentence VAE (LSTM or Transformer); writes OUT/last.pt (resumable) and OUT/best.pt."""
+    given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
+             if v is not None and k not in ("quiet", "config")}      # --config is expanded before parsing
     from sentvae import console, distributed
     from sentvae.api import train as api_train
 
-    given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items() if v is not None}
-    for k in ("console", "distributed", "api_train", "quiet", "config"):
-        given.pop(k, None)
     quiet = quiet or distributed.launched() and os.environ.get("RANK", "0") != "0"
     progress = console.TrainProgress(quiet)
     try:
@@ -206,7 +206,7 @@ def eval_(
     device: Device = "auto",
     encoding_errors: EncErr = EncodingErrors.strict,
     text_field: TextField = "text",
-    as_json: Annotated[bool, typer.Option("--json", metavar=FLAG, help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
     per_sentence: Annotated[Optional[Path], typer.Option(help="also write one JSON line per sentence here (index, words, elbo, iw_nll, ess, kl): for paired comparisons")] = None,
     quiet: Quiet = False,
 ):

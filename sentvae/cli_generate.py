@@ -92,7 +92,7 @@ def interpolate(
 def reconstruct(
     texts: Texts = None,
     input_file: InputFile = None,
-    bleu: Annotated[bool, typer.Option("--bleu", metavar="", help="report sacrebleu corpus BLEU of reconstructions vs inputs")] = False,
+    bleu: Annotated[bool, typer.Option("--bleu" , help="report sacrebleu corpus BLEU of reconstructions vs inputs")] = False,
     posterior: PosteriorOpt = Posterior.mean,
     checkpoint: Checkpoint = DEFAULT_CKPT,
     max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,

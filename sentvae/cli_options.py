@@ -11,7 +11,6 @@ import typer
 
 DEFAULT_OUT = Path("checkpoints")
 DEFAULT_CKPT = DEFAULT_OUT / "best.pt"
-FLAG = ""          # metavar of an on/off flag: nothing, rather than "<bool>" as if it took a value
 
 
 class ModelType(str, Enum):
@@ -64,12 +63,12 @@ Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="checkpoint
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
 EncErr = Annotated[EncodingErrors, typer.Option(help="on invalid UTF-8: stop (strict) or use U+FFFD")]
 TextField = Annotated[str, typer.Option(help="the field holding the text in .jsonl/.csv/hf: data")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", metavar=FLAG, help="no progress bar or table")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")]
 
 # decoding options shared by every command that turns codes into sentences
 DECODING = "Decoding"
 MaxLen = Annotated[int, typer.Option(help="pieces per sentence at most", rich_help_panel=DECODING)]
-Sample = Annotated[bool, typer.Option("--sample", metavar=FLAG, help="ancestral sampling instead of greedy (implied by --temperature/--top-k/--top-p)", rich_help_panel=DECODING)]
+Sample = Annotated[bool, typer.Option("--sample", help="ancestral sampling instead of greedy (implied by --temperature/--top-k/--top-p)", rich_help_panel=DECODING)]
 Temperature = Annotated[Optional[float], typer.Option(help="sampling temperature \\[default: 1]", rich_help_panel=DECODING)]
 TopK = Annotated[Optional[int], typer.Option(help="sample among the k most likely pieces", rich_help_panel=DECODING)]
 TopP = Annotated[Optional[float], typer.Option(help="sample from the smallest set with probability >= p", rich_help_panel=DECODING)]
@@ -77,7 +76,7 @@ Beam = Annotated[int, typer.Option(help="beam search with this many beams (1: of
 LengthPenalty = Annotated[float, typer.Option(help="beam: rank by log p / length ** this", rich_help_panel=DECODING)]
 Seed = Annotated[int, typer.Option(help="random seed (prior codes, posterior samples, sampling)")]
 BatchSize = Annotated[int, typer.Option(help="sentences decoded together")]
-AsJson = Annotated[bool, typer.Option("--json", metavar=FLAG, help="JSON lines instead of plain text")]
+AsJson = Annotated[bool, typer.Option("--json", help="JSON lines instead of plain text")]
 InputFile = Annotated[Optional[str], typer.Option("--input", "-i", help="read lines from this file (- for stdin)")]
 Texts = Annotated[Optional[list[str]], typer.Argument(help="sentences; none: -i FILE or stdin")]
 PosteriorOpt = Annotated[Posterior, typer.Option(help="code of a sentence: the posterior mean, or a sample from q(z|x)")]

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sentvae.cli_options import FLAG, Device, EncErr, EncodingErrors, TextField, load
+from sentvae.cli_options import Device, EncErr, EncodingErrors, TextField, load
 from sentvae.errors import SentvaeError
 
 MAX_SENTENCES = 2000
@@ -17,7 +17,7 @@ MAX_SENTENCES = 2000
 def plot(
     runs: Annotated[Optional[list[Path]], typer.Argument(help="run folders written by `sentvae train` \\[default: checkpoints]")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="the figure: .png, .svg or .pdf \\[default: curves.png, or latent.png with --latent]")] = None,
-    latent: Annotated[bool, typer.Option("--latent", metavar=FLAG, help="map encoded sentences instead: posterior means on their two leading principal components", rich_help_panel="Latent map")] = False,
+    latent: Annotated[bool, typer.Option("--latent", help="map encoded sentences instead: posterior means on their two leading principal components", rich_help_panel="Latent map")] = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="the model \\[default: RUN/best.pt]", rich_help_panel="Latent map")] = None,
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv \\[default: the bundled data/test.txt]", rich_help_panel="Latent map")] = None,
     color_by: Annotated[str, typer.Option(help="colour by 'length' (words), or a field of .jsonl/.csv --data", rich_help_panel="Latent map")] = "length",

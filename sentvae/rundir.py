@@ -50,7 +50,7 @@ class RunDir:
         self._create()
         self._lock()
         try:
-            self._check_fresh()
+            self.check()                    # again, now that no one else can write here
             remove_stale_temporaries(self.path)
         except BaseException:
             self._unlock()
@@ -130,9 +130,6 @@ class RunDir:
         if found and not self.overwrite:
             raise SentvaeError(f"{self.path}: already holds a run ({', '.join(found)}); continue it with "
                                "--resume, or replace it with --overwrite")
-
-    def _check_fresh(self) -> None:
-        self.check()
 
     def _clear_old_run(self) -> None:
         """--overwrite: the old run's files go when the new run starts writing its own (not
