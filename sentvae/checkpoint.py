@@ -9,13 +9,13 @@ over the target, so `last.pt` and `best.pt` are always whole. It is read with
 torch.load(weights_only=True): a checkpoint can never run code.
 """
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
 
 import torch
 
+from sentvae.atomic import write_atomically
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
 
@@ -30,23 +30,11 @@ def save_checkpoint(path, payload: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SentvaeError(f"{path.parent}: cannot create the output folder ({e.strerror})", 1) from None
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        write_atomically(path, lambda f: torch.save(payload, f))
     except OSError as e:
         raise SentvaeError(f"{path}: cannot write checkpoint ({e.strerror}); "
                            "the previous file, if any, is unchanged", 1) from None
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-
 
 def remove_stale_temporaries(folder) -> int:
     """Delete temporary files left by a writer that was killed mid-write (SIGKILL, power
@@ -59,20 +47,6 @@ def remove_stale_temporaries(folder) -> int:
         except OSError:
             pass
     return n
-
-
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable; not possible on every platform
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

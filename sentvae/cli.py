@@ -245,16 +245,11 @@ ESS_WARN_FRACTION = 0.01   # mean ESS below this fraction of K: a few weights ca
 
 
 def _write_lines(path: Path, lines) -> None:
-    """Write text lines to a new file in one go: a temporary file renamed over `path`, so a
-    failure never leaves half a file (or an old one clobbered)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Text lines to a file, atomically: a failure never leaves half a file or clobbers one."""
+    from sentvae.atomic import write_atomically
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line + "\n")
-        os.replace(tmp, path)
+        write_atomically(path, lambda f: f.writelines((line + "\n").encode() for line in lines))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise SentvaeError(f"{path}: cannot write ({e.strerror})", 1) from None
 
 

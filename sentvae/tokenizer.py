@@ -12,6 +12,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from sentvae.atomic import write_atomically
 from sentvae.errors import SentvaeError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -43,15 +44,7 @@ class Tokenizer:
         """Write atomically: a crash leaves the old file or the new one, never half of one."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(self.proto)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomically(path, lambda f: f.write(self.proto))
 
     @property
     def vocab_size(self) -> int:

@@ -119,9 +119,9 @@ def test_disk_full_while_appending_metrics(finished_run, corpus_dir, monkeypatch
 
 
 def test_disk_full_while_writing_the_tokenizer(finished_run, corpus_dir, monkeypatch, capsys):
-    import sentvae.tokenizer
+    import sentvae.atomic
     ck, before = finished_run
-    monkeypatch.setattr(sentvae.tokenizer, "open", _fail_writes(100), raising=False)
+    monkeypatch.setattr(sentvae.atomic, "open", _fail_writes(100), raising=False)
     code, stdout, err = run_cli(_train(ck, corpus_dir, "--max-steps", "4", "--overwrite", "-q"), monkeypatch, capsys)
     assert code == 1, err
     assert "tokenizer.model: cannot write (No space left on device)" in err

@@ -1,0 +1,43 @@
+"""Atomic file writes: a file is replaced whole or not at all.
+
+The new content goes to a temporary file beside the target (`.NAME.tmpPID`, so a killed
+writer's leftovers can be told apart and swept), is flushed and fsynced, then renamed over the
+target; the rename is made durable by syncing the folder. Whatever happens, the temporary file
+does not stay behind (except after SIGKILL, which no code can catch).
+"""
+
+import os
+from pathlib import Path
+
+
+def write_atomically(path, write) -> None:
+    """Call write(f) on a binary file that becomes `path` only once it is complete. Raises
+    OSError (disk full, permissions); the previous `path`, if any, is then unchanged."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    # makes the rename itself durable; not possible on every platform
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
