@@ -73,6 +73,10 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
             if getattr(model_cfg, k) != v:
                 raise SentvaeError(f"--{k.replace('_', '-')}: the model cannot change on --resume "
                                    f"(last.pt has {getattr(model_cfg, k)}, not {v})")
+        was = saved.get("optimizer", "adamw")
+        if train_opts.get("optimizer", was) != was:          # its state would not fit
+            raise SentvaeError(f"--optimizer: {Path(out) / 'last.pt'} was trained with {was}; a resumed run "
+                               f"keeps its optimizer (start a new run for {train_opts['optimizer']})")
         cfg = TrainConfig.from_dict({**saved, **train_opts})
     else:
         cfg = TrainConfig(**train_opts)

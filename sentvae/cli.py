@@ -16,7 +16,8 @@ import typer
 
 from sentvae import __version__
 from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Anneal, Arch, Checkpoint, Device, EncErr,
-                                 EncodingErrors, LRSchedule, ModelType, Precision, Quiet, TextField, load)
+                                 EncodingErrors, LRSchedule, ModelType, Optimizer, Precision, Quiet, TextField,
+                                 load)
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
 
@@ -115,15 +116,17 @@ def train(
     aggressive: Annotated[Optional[bool], typer.Option("--aggressive", help="aggressive inference-network training until validation MI stops rising (He et al. 2019)", rich_help_panel="Objective")] = None,
     aggressive_every: Annotated[Optional[int], typer.Option(help="--aggressive: check validation MI every N steps, 0 = once an epoch (an aggressive epoch costs ~16 plain ones)" + _d(TrainConfig, "aggressive_every"), rich_help_panel="Objective")] = None,
     pretrain_steps: Annotated[Optional[int], typer.Option(help="autoencoder pretraining steps, then a decoder reset (Li et al. 2019)" + _d(TrainConfig, "pretrain_steps"), rich_help_panel="Objective")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate" + _d(TrainConfig, "lr"), rich_help_panel="Optimisation")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="learning rate (AdamW ~2e-3; SGD ~1.0)" + _d(TrainConfig, "lr"), rich_help_panel="Optimisation")] = None,
+    optimizer: Annotated[Optional[Optimizer], typer.Option(help="adamw, or plain sgd as in the published PTB recipes" + _d(TrainConfig, "optimizer"), rich_help_panel="Optimisation")] = None,
+    momentum: Annotated[Optional[float], typer.Option(help="sgd: momentum" + _d(TrainConfig, "momentum"), rich_help_panel="Optimisation")] = None,
     lr_schedule: Annotated[Optional[LRSchedule], typer.Option(help="plateau: decay on validation plateaus; cosine: to --min-lr at the end" + _d(TrainConfig, "lr_schedule"), rich_help_panel="Optimisation")] = None,
     lr_decay: Annotated[Optional[float], typer.Option(help="plateau: factor applied on each plateau" + _d(TrainConfig, "lr_decay"), rich_help_panel="Optimisation")] = None,
     patience: Annotated[Optional[int], typer.Option(help="plateau: validations without improvement before a decay" + _d(TrainConfig, "patience"), rich_help_panel="Optimisation")] = None,
     max_decays: Annotated[Optional[int], typer.Option(help="plateau: the plateau after this many decays ends the run" + _d(TrainConfig, "max_decays"), rich_help_panel="Optimisation")] = None,
-    decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with fresh AdamW moments" + _d(TrainConfig, "decay_restart"), rich_help_panel="Optimisation")] = None,
+    decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with a fresh optimizer state" + _d(TrainConfig, "decay_restart"), rich_help_panel="Optimisation")] = None,
     warmup_steps: Annotated[Optional[int], typer.Option(help="linear learning-rate warm-up steps" + _d(TrainConfig, "warmup_steps"), rich_help_panel="Optimisation")] = None,
     min_lr: Annotated[Optional[float], typer.Option(help="cosine: the rate at the last step" + _d(TrainConfig, "min_lr"), rich_help_panel="Optimisation")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="AdamW weight decay" + _d(TrainConfig, "weight_decay"), rich_help_panel="Optimisation")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="weight decay (AdamW: decoupled; SGD: L2)" + _d(TrainConfig, "weight_decay"), rich_help_panel="Optimisation")] = None,
     grad_clip: Annotated[Optional[float], typer.Option(help="gradient norm clip, 0 = off" + _d(TrainConfig, "grad_clip"), rich_help_panel="Optimisation")] = None,
     seed: Annotated[Optional[int], typer.Option(help="random seed" + _d(TrainConfig, "seed"), rich_help_panel="Optimisation")] = None,
     early_stop: Annotated[Optional[int], typer.Option(help="stop after N validations without improvement, 0 = off" + _d(TrainConfig, "early_stop"), rich_help_panel="Stopping")] = None,

@@ -44,6 +44,11 @@ class LRSchedule(str, Enum):
     cosine = "cosine"
 
 
+class Optimizer(str, Enum):
+    adamw = "adamw"
+    sgd = "sgd"
+
+
 class EncodingErrors(str, Enum):
     strict = "strict"
     replace = "replace"

@@ -13,6 +13,7 @@ ARCHS = ("lstm", "transformer")
 ANNEAL = ("none", "linear", "logistic", "cyclical")
 PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("none", "plateau", "cosine")
+OPTIMIZERS = ("adamw", "sgd")
 
 
 def flag(name: str) -> str:
@@ -81,11 +82,13 @@ class TrainConfig(_Config):
     max_tokens: int = 1000        # token budget per batch (padded tokens, EOS included)
     max_len: int = 100            # tokens per sentence; longer ones are truncated and counted
     lr: float = 2e-3
+    optimizer: str = "adamw"      # adamw | sgd (plain SGD is what the published PTB recipes use, at lr 1.0)
+    momentum: float = 0.0         # sgd: heavy-ball momentum
     lr_schedule: str = "none"     # none | plateau | cosine (sentvae/schedule.py)
     lr_decay: float = 0.5         # plateau: multiply the rate by this on a plateau
     patience: int = 2             # plateau: validations without improvement before a decay
     max_decays: int = 5           # plateau: after this many decays, the next plateau stops the run
-    decay_restart: bool = False   # plateau: go back to the best weights (fresh AdamW moments) on a decay
+    decay_restart: bool = False   # plateau: go back to the best weights (fresh optimizer state) on a decay
     warmup_steps: int = 0         # linear warm-up of the rate over the first N steps
     min_lr: float = 0.0           # cosine: the rate at the last step
     early_stop: int = 0           # stop after N validations without improvement; 0 = off
@@ -123,6 +126,11 @@ class TrainConfig(_Config):
         _check(self.precision in PRECISIONS, "precision",
                f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         _check(self.lr > 0, "lr", f"must be > 0, not {self.lr}")
+        _check(self.optimizer in OPTIMIZERS, "optimizer",
+               f"must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        _check(0.0 <= self.momentum < 1.0, "momentum", f"must be in [0, 1), not {self.momentum}")
+        _check(self.momentum == 0.0 or self.optimizer == "sgd", "momentum",
+               f"applies to --optimizer sgd only (AdamW has its own), not {self.optimizer}")
         _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
                f"must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
         _check(0.0 < self.lr_decay < 1.0, "lr_decay", f"must be in (0, 1), not {self.lr_decay}")

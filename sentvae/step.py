@@ -10,14 +10,23 @@ from sentvae.config import TrainConfig
 from sentvae.objective import elbo_loss, kl_weight, word_dropout
 
 
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay), or plain SGD (weight decay as an L2 term): the optimizer of
+    the published PTB recipes (He et al. 2019, Li et al. 2019: lr 1.0, no momentum, clip 5), which
+    keeps no moments that a restart from the best weights on a decay would throw away."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float, cfg: TrainConfig,
                scaler=None, only: list | None = None) -> dict:
-    """One update on one batch: word dropout, forward, the annealed ELBO, backward, clip, AdamW.
+    """One update on one batch: word dropout, forward, the annealed ELBO, backward, clip, update.
     Returns the batch's figures as tensors (read them later: no host sync here).
 
     With cfg.precision bf16/fp16 the forward runs under autocast (the loss itself is summed in
     float32); fp16 needs `scaler` (a torch.amp.GradScaler) against gradient underflow.
-    only: update just these parameters (the others' gradients are dropped, and AdamW skips a
+    only: update just these parameters (the others' gradients are dropped, and the optimizer skips a
     parameter without one) — for aggressive training's encoder-only and decoder-only steps."""
     dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
     with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):

@@ -27,7 +27,7 @@ from sentvae.errors import SentvaeError, TrainingInterrupted
 from sentvae.evaluate import evaluate, evaluate_elbo
 from sentvae.model import build_model
 from sentvae.rundir import RunDir
-from sentvae.step import schedule_weight, total_steps, train_step
+from sentvae.step import build_optimizer, schedule_weight, total_steps, train_step
 from sentvae.tokenizer import Tokenizer
 from sentvae.trainstate import Meter, Position, StopRequested, TrainResult, graceful_stop
 
@@ -75,7 +75,7 @@ class Trainer:
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.raw, device_ids=[device.index] if device.type == "cuda" else None)
-        self.opt = torch.optim.AdamW(self.raw.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = build_optimizer(self.raw.parameters(), cfg)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.pos = Position()
         self.n_batches = len(self.epoch_batches(0))    # the same every epoch
@@ -126,8 +126,10 @@ class Trainer:
                                f"this data has {len(self.train_data)}; resume with the same --data")
         self.raw.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(st["optimizer"])
-        for g in self.opt.param_groups:     # a changed --weight-decay takes effect (and --lr, which
-            g["weight_decay"] = self.cfg.weight_decay   # the schedule sets before every step)
+        for g in self.opt.param_groups:     # a changed --weight-decay/--momentum takes effect (and
+            g["weight_decay"] = self.cfg.weight_decay   # --lr, which the schedule sets every step)
+            if "momentum" in g:
+                g["momentum"] = self.cfg.momentum
         self.pos = self.result.position = Position(**st["position"])
         torch.set_rng_state(st["rng"])
         if self.device.type == "cuda" and st.get("cuda_rng"):
@@ -319,7 +321,7 @@ class Trainer:
         return names[int(code)]
 
     def restart_from_best(self) -> None:
-        """Plateau decay with --decay-restart: back to the best weights, fresh AdamW moments."""
+        """Plateau decay with --decay-restart: back to the best weights, fresh optimizer state."""
         if self.lead:
             self.raw.load_state_dict(load_checkpoint(self.out / "best.pt")["model"])
         dist.broadcast_module(self.raw)
