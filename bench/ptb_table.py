@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = Path(os.environ.get("RUNS", ROOT / "runs"))
 ROWS = [("LSTM-LM", "lstm-lm", None),
+        ("LSTM-LM, SGD (the published code's optimizer)", "lstm-lm-sgd", None),
         ("LSTM-VAE (Bowman: anneal + word dropout 0.4)", "lstm-vae", "lstm-lm"),
         ("+ cyclical annealing (4 cycles)", "lstm-vae-cyclical", "lstm-lm"),
         ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm-lm"),
