@@ -59,6 +59,21 @@ def nll_cell(r) -> str:
     return f"{r['iw_nll']:.2f}" + (" (exact)" if exact else f" ± {r['iw_nll_se']:.3f}") + f" / {r['ppl']:.2f}"
 
 
+def training_time(key: str) -> str:
+    """From time.txt once the row has finished; else the time so far, from last.pt."""
+    try:
+        secs, rest = (RUNS / f"ptb-{key}" / "time.txt").read_text().split(" s training, ", 1)
+        return f"{int(secs) / 60:.0f} min, {rest.split(' thread')[0]} CPU thread"
+    except (OSError, ValueError):
+        pass
+    try:
+        import torch
+        info = torch.load(RUNS / f"ptb-{key}" / "last.pt", weights_only=True, map_location="cpu")["info"]
+    except (OSError, KeyError, RuntimeError):
+        return "not finished"
+    return f"not finished: {info['train_seconds'] / 60:.0f} min so far, epoch {info['epoch']}"
+
+
 def row(name: str, key: str, lm: str | None) -> str:
     full = read(key, "eval-test")
     note = RUNS / f"ptb-{key}" / "note.txt"
@@ -72,11 +87,7 @@ def row(name: str, key: str, lm: str | None) -> str:
     if not is_lm:
         d_sub = paired(per_sentence(key, "eval-k500"), per_sentence(lm, "eval-k500"))
         d_full = paired(per_sentence(key, "eval-k500-full"), per_sentence(lm, "eval-test"))
-    try:
-        secs, rest = (RUNS / f"ptb-{key}" / "time.txt").read_text().split(" s training, ", 1)
-        took = f"{int(secs) / 60:.0f} min, {rest.split(' thread')[0]} CPU thread"
-    except (OSError, ValueError):
-        took = "not finished"
+    took = training_time(key)
     return (f"| {name} | {nll_cell(whole)} | {d_full} | {nll_cell(sub)} | {d_sub} | {full['elbo']:.2f} "
             f"| {full['kl']:.2f} | {full['mi']:.2f} | {full['au']} | {took} | `bench/ptb.sh {key}` |")
 
