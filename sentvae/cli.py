@@ -16,8 +16,8 @@ import typer
 
 from sentvae import __version__
 from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Anneal, Arch, Checkpoint, Device, EncErr,
-                                 EncodingErrors, LRSchedule, ModelType, Optimizer, Precision, Quiet, TextField,
-                                 load)
+                                 EncodingErrors, FreeBitsOver, LRSchedule, ModelType, Optimizer, Precision,
+                                 Quiet, TextField, load)
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
 
@@ -111,6 +111,7 @@ def train(
     cycle_ratio: Annotated[Optional[float], typer.Option(help="cyclical: ramp fraction of a cycle" + _d(TrainConfig, "cycle_ratio"), rich_help_panel="Objective")] = None,
     word_dropout: Annotated[Optional[float], typer.Option(help="decoder input -> UNK probability" + _d(TrainConfig, "word_dropout"), rich_help_panel="Objective")] = None,
     free_bits: Annotated[Optional[float], typer.Option(help="KL floor per latent dim, nats" + _d(TrainConfig, "free_bits"), rich_help_panel="Objective")] = None,
+    free_bits_over: Annotated[Optional[FreeBitsOver], typer.Option(help="the floor is on each dim's batch-mean KL, or on each sentence's (Li et al.'s code)" + _d(TrainConfig, "free_bits_over"), rich_help_panel="Objective")] = None,
     beta: Annotated[Optional[float], typer.Option(help="final KL weight" + _d(TrainConfig, "beta"), rich_help_panel="Objective")] = None,
     bow_weight: Annotated[Optional[float], typer.Option(help="bag-of-words loss weight (Zhao et al. 2017); adds a head on z" + _d(TrainConfig, "bow_weight"), rich_help_panel="Objective")] = None,
     aggressive: Annotated[Optional[bool], typer.Option("--aggressive", help="aggressive inference-network training until validation MI stops rising (He et al. 2019)", rich_help_panel="Objective")] = None,

@@ -49,6 +49,11 @@ class Optimizer(str, Enum):
     sgd = "sgd"
 
 
+class FreeBitsOver(str, Enum):
+    batch = "batch"
+    sentence = "sentence"
+
+
 class EncodingErrors(str, Enum):
     strict = "strict"
     replace = "replace"

@@ -14,6 +14,7 @@ ANNEAL = ("none", "linear", "logistic", "cyclical")
 PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("none", "plateau", "cosine")
 OPTIMIZERS = ("adamw", "sgd")
+FREE_BITS_OVER = ("batch", "sentence")
 
 
 def flag(name: str) -> str:
@@ -102,7 +103,9 @@ class TrainConfig(_Config):
     cycles: int = 4               # cyclical: number of cycles over the whole run
     cycle_ratio: float = 0.5      # cyclical: fraction of each cycle spent ramping up
     word_dropout: float = 0.6
-    free_bits: float = 0.0        # nats per latent dimension (batch-mean KL floor)
+    free_bits: float = 0.0        # nats per latent dimension: a floor under the KL term
+    free_bits_over: str = "batch"  # batch: each dimension's batch-mean KL floored; sentence: each
+                                   # sentence's, as Li et al. 2019's code does (fb = 2)
     beta: float = 1.0             # final weight on the KL term
     bow_weight: float = 0.0       # bag-of-words loss weight (Zhao et al. 2017); needs the bow head
     aggressive: bool = False      # He et al. 2019: encoder inner loop until validation MI stops rising
@@ -144,6 +147,8 @@ class TrainConfig(_Config):
         _check(0.0 < self.cycle_ratio <= 1.0, "cycle_ratio", f"must be in (0, 1], not {self.cycle_ratio}")
         _check(0.0 <= self.word_dropout <= 1.0, "word_dropout", f"must be in [0, 1], not {self.word_dropout}")
         _check(self.free_bits >= 0, "free_bits", f"must be >= 0, not {self.free_bits}")
+        _check(self.free_bits_over in FREE_BITS_OVER, "free_bits_over",
+               f"must be one of {', '.join(FREE_BITS_OVER)}, not {self.free_bits_over!r}")
         _check(self.beta >= 0, "beta", f"must be >= 0, not {self.beta}")
         _check(self.bow_weight >= 0, "bow_weight", f"must be >= 0, not {self.bow_weight}")
         _check(self.aggressive_every >= 0, "aggressive_every", f"must be >= 0, not {self.aggressive_every}")

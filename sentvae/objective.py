@@ -59,12 +59,17 @@ def elbo_loss(log_px_z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
     surrogate (Zhao et al. 2017), never the true ELBO.
 
     Free bits (Kingma et al. 2016; Li et al. 2019): each dimension's batch-mean KL is
-    floored at cfg.free_bits nats, so the optimiser gains nothing by pushing it lower.
+    floored at cfg.free_bits nats, so the optimiser gains nothing by pushing it lower. With
+    free_bits_over = "sentence" the floor applies to each sentence's dimension instead: one at
+    or under it leaves the surrogate (Li et al.'s code, fb = 2), so only the sentences whose code
+    is informative in that dimension pay for it.
     """
     rec = -log_px_z                                  # (B,)
     kl_d = gaussian_kl(mu, logvar)                   # (B, nz)
     kl = kl_d.sum(dim=1)                             # (B,)
-    if cfg.free_bits > 0:
+    if cfg.free_bits > 0 and cfg.free_bits_over == "sentence":
+        kl_term = (kl_d * (kl_d > cfg.free_bits)).sum(dim=1).mean()
+    elif cfg.free_bits > 0:
         kl_term = kl_d.mean(dim=0).clamp(min=cfg.free_bits).sum()
     else:
         kl_term = kl.mean()

@@ -81,6 +81,23 @@ def test_free_bits_stops_gradient_below_the_floor():
     assert math.isfinite(loss.item())
 
 
+def test_free_bits_per_sentence_drops_each_sentences_dims_under_the_floor():
+    # dim 0: sentence 0 far above the floor, sentence 1 under it (their mean above it)
+    mu = torch.tensor([[3.0, 0.1], [0.5, 0.1]], requires_grad=True)
+    logvar = torch.zeros(2, 2)
+    kl_d = gaussian_kl(mu.detach(), logvar)                        # 0.5 mu^2
+    cfg = tiny_train_config(free_bits=0.5, free_bits_over="sentence")
+    loss, figs = elbo_loss(torch.zeros(2), mu, logvar, 1.0, cfg)
+    assert loss.item() == pytest.approx(kl_d[0, 0].item() / 2, rel=1e-6)   # only the one above it counts
+    assert figs["kl"].item() == pytest.approx(kl_d.sum(1).mean().item(), rel=1e-6)   # the true KL
+    loss.backward()
+    assert mu.grad[0, 0] != 0 and torch.all(mu.grad[1] == 0) and mu.grad[0, 1] == 0
+    mu.grad = None     # over the batch, dim 0's mean (1.16) is above the floor: both sentences pay
+    loss, _ = elbo_loss(torch.zeros(2), mu, logvar, 1.0, tiny_train_config(free_bits=0.5))
+    loss.backward()
+    assert mu.grad[1, 0] != 0 and torch.all(mu.grad[:, 1] == 0)
+
+
 def test_bag_of_words_loss_value_and_gradient():
     from sentvae.config import ModelConfig
     from sentvae.model import build_model
