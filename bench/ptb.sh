@@ -8,7 +8,9 @@
 #   THREADS=N       torch threads (THREADS=1 runs two rows side by side on a 2-core machine)
 #   BUDGET=SECONDS  train at most this long in this call (--time-budget); call again to go on:
 #                   an unfinished run is resumed exactly from its last.pt
-#   FULL=1          also IW-NLL with K = 500 on the whole test set (~45 min a VAE row on 2 CPU cores)
+#   FULL=1          also IW-NLL with K = 500 on the whole test set, in ten resumable parts
+#                   (~12 min each at 1 CPU thread; ~2 h a VAE row in all); PARTS="r ..." does
+#                   only those parts (and skips the other evaluations), e.g. two calls side by side
 # Writes $RUNS/ptb-ROW/: train.log, time.txt (once training has finished), and for each
 # evaluation E.json (summary) and E.sentences.jsonl (one line per sentence, for paired tests):
 #   eval-test:      the whole test set (3,761 sentences), K = 1: -ELBO, KL, MI, AU (an LM: exact NLL)
@@ -41,13 +43,30 @@ if [ ! -f "$out/time.txt" ]; then
     secs=$(.venv/bin/python -c "import sys, torch; print(round(torch.load(sys.argv[1], weights_only=True)['info']['train_seconds']))" "$out/last.pt")
     echo "$secs s training, $OMP_NUM_THREADS thread(s), $(nproc --all) cores: $(lscpu | sed -n 's/^Model name: *//p')" > "$out/time.txt"
 fi
-evaluate() {   # NAME DATA K
+evaluate() {   # NAME DATA K   (NAME.json appears only once the evaluation is whole)
     "$sentvae" eval -c "$out/best.pt" --data "$2" -k "$3" --json -q \
-        --per-sentence "$out/$1.sentences.jsonl" > "$out/$1.json"
+        --per-sentence "$out/$1.sentences.jsonl" > "$out/$1.json.tmp"
+    mv "$out/$1.json.tmp" "$out/$1.json"
 }
-evaluate eval-test "$ptb/ptb.test.txt" 1
-evaluate eval-k500 "$subset" 500
+if [ -z "${PARTS:-}" ]; then
+    evaluate eval-test "$ptb/ptb.test.txt" 1
+    evaluate eval-k500 "$subset" 500
+fi
 if [ -n "${FULL:-}" ] && ! grep -q '"no_latent": true' <("$sentvae" info --json "$out/best.pt"); then
-    evaluate eval-k500-full "$ptb/ptb.test.txt" 500
+    # K = 500 on the whole test set in ten parts (test lines with number % 10 == r), each
+    # written when whole, so a call cut short keeps the parts it finished and the next call
+    # goes on; PARTS="2 4 6" makes a call do only those (two calls side by side at THREADS=1).
+    # Part 1 is the paired subset, already evaluated with the same file, K and seed.
+    [ -f "$out/eval-k500-full-part1.json" ] || {
+        cp "$out/eval-k500.sentences.jsonl" "$out/eval-k500-full-part1.sentences.jsonl"
+        cp "$out/eval-k500.json" "$out/eval-k500-full-part1.json"; }
+    for r in ${PARTS:-2 3 4 5 6 7 8 9 0}; do
+        [ -f "$out/eval-k500-full-part$r.json" ] && continue
+        awk -v r="$r" 'NR % 10 == r' "$ptb/ptb.test.txt" > "$runs/ptb.test.part$r.txt"
+        evaluate "eval-k500-full-part$r" "$runs/ptb.test.part$r.txt" 500
+    done
+    if ls "$out"/eval-k500-full-part{0..9}.json > /dev/null 2>&1; then
+        .venv/bin/python bench/ptb_merge.py "$out" eval-k500-full "$ptb/ptb.test.txt" > /dev/null
+    fi
 fi
 cat "$out/time.txt" "$out"/eval-*.json

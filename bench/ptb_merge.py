@@ -1,0 +1,68 @@
+"""Merge the ten parts of a full-test evaluation that `FULL=1 bench/ptb.sh ROW` made (part r: the
+test lines with line number % 10 == r, so that each part can run, or be resumed, on its own):
+
+    .venv/bin/python bench/ptb_merge.py RUNDIR NAME TEST_FILE
+
+reads RUNDIR/NAME-part{0..9}.json and .sentences.jsonl and writes RUNDIR/NAME.json and
+RUNDIR/NAME.sentences.jsonl, the rows back in the test file's order (index = its line - 1), so
+that they pair with another row's whole-test evaluation sentence by sentence. The summary is
+computed from the rows as `sentvae eval` computes it: IW-NLL and -ELBO per sentence, PPL over
+the words, the Monte Carlo standard error from each sentence's ESS (delta method), MI and AU from
+RUNDIR/eval-test.json (they do not depend on K). Each part drew its own noise: the estimate is as
+valid as one made in one piece, though not bit-identical to it."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+PARTS = 10
+
+
+def rows_of(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def merge(run: Path, name: str, n_lines: int) -> dict:
+    parts = {r: (json.loads((run / f"{name}-part{r}.json").read_text()),
+                 rows_of(run / f"{name}-part{r}.sentences.jsonl")) for r in range(PARTS)}
+    best = run / "best.pt"
+    for r in range(PARTS):
+        if best.is_file() and best.stat().st_mtime > (run / f"{name}-part{r}.json").stat().st_mtime:
+            raise SystemExit(f"ptb_merge: {best} is newer than {name}-part{r}: evaluate that part again")
+    K = {s["iw_samples"] for s, _ in parts.values()}
+    if len(K) != 1:
+        raise SystemExit(f"ptb_merge: the parts of {run}/{name} differ in K: {sorted(K)}")
+    K = K.pop()
+    ckpts = {s["checkpoint"] for s, _ in parts.values()}
+    if len(ckpts) != 1:
+        raise SystemExit(f"ptb_merge: the parts of {run}/{name} come from different checkpoints: {sorted(ckpts)}")
+    rows: list = [None] * n_lines
+    for r, (_, part) in parts.items():
+        lines = [i for i in range(n_lines) if (i + 1) % PARTS == r]     # 0-based test-file indices
+        if len(lines) != len(part):
+            raise SystemExit(f"ptb_merge: {run}/{name}-part{r} has {len(part)} sentences, not {len(lines)}")
+        for i, row in zip(lines, part):
+            rows[i] = {**row, "index": i}
+    n = len(rows)
+    words = sum(r["words"] for r in rows)
+    nll = sum(r["iw_nll"] for r in rows)
+    elbo = sum(r["elbo"] for r in rows)
+    var = sum(max(1.0 / r["ess"] - 1.0 / K, 0.0) for r in rows)
+    whole = json.loads((run / "eval-test.json").read_text())
+    summary = {"sentences": n, "words": words, "elbo": elbo / n,
+               "rec": (elbo - sum(r["kl"] for r in rows)) / n, "kl": sum(r["kl"] for r in rows) / n,
+               "iw_nll": nll / n, "iw_nll_se": math.sqrt(var) / n, "ess": sum(r["ess"] for r in rows) / n,
+               "ppl": math.exp(nll / words), "ppl_elbo": math.exp(elbo / words),
+               "mi": whole["mi"], "au": whole["au"], "latent": whole["latent"], "iw_samples": K,
+               "checkpoint": ckpts.pop(), "merged_from": PARTS}
+    (run / f"{name}.sentences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / f"{name}.json").write_text(json.dumps(summary) + "\n")
+    return summary
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        raise SystemExit(__doc__.split("\n\n")[1])
+    run, name, test = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    print(json.dumps(merge(run, name, len(test.read_text().splitlines()))))
