@@ -3,6 +3,7 @@
 Registered on the app by cli.py; matplotlib and torch are imported inside the command.
 """
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,9 +15,15 @@ from sentvae.errors import SentvaeError
 MAX_SENTENCES = 2000
 
 
+class XAxis(str, Enum):
+    step = "step"
+    epoch = "epoch"
+
+
 def plot(
     runs: Annotated[Optional[list[Path]], typer.Argument(help="run folders written by `sentvae train` \\[default: checkpoints]")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="the figure: .png, .svg or .pdf \\[default: curves.png, or latent.png with --latent]")] = None,
+    x: Annotated[XAxis, typer.Option("--x", help="training curves against optimizer steps, or epochs (runs with other batch sizes side by side)")] = XAxis.step,
     latent: Annotated[bool, typer.Option("--latent", help="map encoded sentences instead: posterior means on their two leading principal components", rich_help_panel="Latent map")] = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="the model \\[default: RUN/best.pt]", rich_help_panel="Latent map")] = None,
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv \\[default: the bundled data/test.txt]", rich_help_panel="Latent map")] = None,
@@ -28,14 +35,14 @@ def plot(
     device: Device = "auto",
 ):
     """Draw training curves (-ELBO, rec, KL and KL weight, active units, lr, tokens/s against
-    step; several runs overlaid), or with --latent a 2-D map of the latent space."""
+    step or epoch; several runs overlaid), or with --latent a 2-D map of the latent space."""
     from sentvae import console
     from sentvae import plot as figures
 
     runs = runs or [Path("checkpoints")]
     if not latent:
         out = figures.check_output(output or Path("curves.png"))
-        drawn = figures.training_figure([figures.read_run(r) for r in runs], out)
+        drawn = figures.training_figure([figures.read_run(r) for r in runs], out, x.value)
         console.note(f"wrote {drawn}: training curves of {', '.join(str(r) for r in runs)}")
         return
     if len(runs) != 1:

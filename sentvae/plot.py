@@ -52,6 +52,16 @@ def read_run(run_dir) -> dict:
     return {"name": name, **rows}
 
 
+def batches_per_epoch(train: list) -> float | None:
+    """Optimizer steps per epoch, from the logged (step, epoch) pairs: each row with epoch e at
+    step s says e <= s/n <= e + 1, so n lies in [max s/(e+1), min s/e]; None before epoch 1."""
+    lo = max((r["step"] / (r["epoch"] + 1) for r in train if "epoch" in r), default=0.0)
+    his = [r["step"] / r["epoch"] for r in train if r.get("epoch", 0) >= 1]
+    if not his:
+        return None
+    return (lo + min(his)) / 2 if lo <= min(his) else min(his)
+
+
 def _phases(train: list) -> tuple[float | None, float | None]:
     """(end of autoencoder pretraining, end of annealing) as steps, from the logged KL weight."""
     w = [(r["step"], r.get("kl_weight", 1.0)) for r in train]
@@ -77,8 +87,9 @@ def _robust_limits(ax, points: list, floor: float | None = None) -> None:
     ax.set_ylim(lo - pad if floor is None else floor, hi + 2 * pad)
 
 
-def training_figure(runs: list[dict], path) -> Path:
-    """One figure, six panels against step; several runs overlaid, one colour each."""
+def training_figure(runs: list[dict], path, x: str = "step") -> Path:
+    """One figure, six panels against step (or x="epoch": runs with other batch sizes side by
+    side); several runs overlaid, one colour each."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -93,12 +104,18 @@ def training_figure(runs: list[dict], path) -> Path:
     for i, run in enumerate(runs):
         c = colors[i % len(colors)]
         tr, va = run["train"], run["valid"]
-        ts = [r["step"] for r in tr]
-        vs = [r["step"] for r in va]
+        k = 1.0
+        if x == "epoch":
+            n = batches_per_epoch(tr)
+            if n is None:
+                raise SentvaeError(f"plot --x epoch: {run['name']} has not finished an epoch yet; use --x step")
+            k = 1.0 / n
+        ts = [r["step"] * k for r in tr]
+        vs = [r["step"] * k for r in va]
         for ax, key in ((ax_elbo, "elbo"), (ax_rec, "rec"), (ax_kl, "kl")):
             ax.plot(ts, [r[key] for r in tr], color=c, lw=0.8, alpha=0.45)
             ax.plot(vs, [r[key] for r in va], color=c, lw=1.6, marker="o", ms=3)
-            spans[key] += [(r["step"], r[key]) for r in tr + va]
+            spans[key] += [(r["step"] * k, r[key]) for r in tr + va]
         has_latent = any(r["kl"] > 0 for r in tr + va)      # an LM baseline has no KL to weigh
         if has_latent:
             ax_w.plot(ts, [r.get("kl_weight", 1.0) for r in tr], color=c, lw=1.0, ls="--")
@@ -107,19 +124,19 @@ def training_figure(runs: list[dict], path) -> Path:
         ax_speed.plot(ts, [r.get("tokens_per_s", float("nan")) for r in tr], color=c, lw=1.0)
         if va:                                   # the checkpoint best.pt holds
             best = min(va, key=lambda r: r["elbo"])
-            ax_elbo.plot(best["step"], best["elbo"], marker="*", ms=15, color=c, mec="black", mew=0.7, zorder=5)
+            ax_elbo.plot(best["step"] * k, best["elbo"], marker="*", ms=15, color=c, mec="black", mew=0.7, zorder=5)
         pre, ramp = _phases(tr) if has_latent else (None, None)
         for ax in axes.flat:
             if pre:
-                ax.axvspan(0, pre, color=c, alpha=0.10, lw=0)
+                ax.axvspan(0, pre * k, color=c, alpha=0.10, lw=0)
             if ramp:
-                ax.axvspan(pre or 0, ramp, color=c, alpha=0.04, lw=0, hatch="//")
+                ax.axvspan((pre or 0) * k, ramp * k, color=c, alpha=0.04, lw=0, hatch="//")
             for r in va:
                 if r.get("decision") == "decay":
-                    ax.axvline(r["step"], color=c, ls=":", lw=1.0)
+                    ax.axvline(r["step"] * k, color=c, ls=":", lw=1.0)
             for r in run.get("aggressive", []):
                 if not r.get("aggressive", True):
-                    ax.axvline(r["step"], color=c, ls="-.", lw=1.0)
+                    ax.axvline(r["step"] * k, color=c, ls="-.", lw=1.0)
     _robust_limits(ax_elbo, spans["elbo"])
     _robust_limits(ax_rec, spans["rec"])
     _robust_limits(ax_kl, spans["kl"], floor=0.0)
@@ -134,7 +151,7 @@ def training_figure(runs: list[dict], path) -> Path:
         ax_lr.set_yscale("log")
     ax_speed.set_title("training tokens/s")
     for ax in axes.flat:
-        ax.set_xlabel("step")
+        ax.set_xlabel(x)
         ax.grid(alpha=0.3)
     ax_au.set_ylim(bottom=0)
     run_handles = [Line2D([], [], color=colors[i % len(colors)], lw=2, label=run["name"]) for i, run in enumerate(runs)]

@@ -86,3 +86,37 @@ def test_latent_map_of_a_tiny_model(trained, tmp_path, monkeypatch, capsys):
     assert code == 2 and "line 1: no field 'nope' (--color-by)" in err
     code, _, err = run_cli(["plot", "--latent", out, "--path", "one", "-o", tmp_path / "x.png"], monkeypatch, capsys)
     assert code == 2 and "--path" in err
+
+
+def _synthetic_run(folder, per_epoch: int, steps: int = 100):
+    """metrics.jsonl of a run with `per_epoch` batches an epoch, logged every 5 steps."""
+    folder.mkdir()
+    rows = []
+    for s in range(5, steps + 1, 5):
+        rows.append({"split": "train", "step": s, "epoch": s // per_epoch, "loss": 50 - s / 10,
+                     "elbo": 50 - s / 10, "rec": 45 - s / 10, "kl": 5.0, "kl_weight": 1.0, "lr": 1e-3,
+                     "tokens_per_s": 1000.0})
+        if s % 20 == 0:
+            rows.append({"split": "valid", "step": s, "elbo": 52 - s / 10, "rec": 47 - s / 10, "kl": 5.0,
+                         "au": 3, "lr": 1e-3, "best": True, "decision": "continue"})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_steps_per_epoch_are_recovered_from_the_log():
+    from sentvae.plot import batches_per_epoch
+    for n in (7, 23, 31):
+        train = [{"step": s, "epoch": s // n} for s in range(5, 101, 5)]
+        assert batches_per_epoch(train) == pytest.approx(n, abs=0.25)
+    assert batches_per_epoch([{"step": s, "epoch": 0} for s in range(5, 50, 5)]) is None
+
+
+def test_curves_against_epochs(tmp_path, monkeypatch, capsys):
+    a, b = _synthetic_run(tmp_path / "a", 23), _synthetic_run(tmp_path / "b", 31)
+    code, _, err = run_cli(["plot", a, b, "--x", "epoch", "-o", tmp_path / "ep.png"], monkeypatch, capsys)
+    assert code == 0, err
+    assert _png_size(tmp_path / "ep.png") == (1200, 750)
+    short = _synthetic_run(tmp_path / "short", 200)             # not one epoch in 100 steps
+    code, _, err = run_cli(["plot", a, short, "--x", "epoch", "-o", tmp_path / "x.png"], monkeypatch, capsys)
+    assert code == 2 and "--x epoch" in err and "short" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
