@@ -10,7 +10,8 @@
 #                   an unfinished run is resumed exactly from its last.pt
 #   FULL=1          also IW-NLL with K = 500 on the whole test set, in ten resumable parts
 #                   (~12 min each at 1 CPU thread; ~2 h a VAE row in all); PARTS="r ..." does
-#                   only those parts (and skips the other evaluations), e.g. two calls side by side
+#                   only those parts (and skips the other evaluations): a second call beside a
+#                   FULL=1 one, e.g. PARTS="0 9 8 7 6 5 4 3 2" (a part one call runs, the other skips)
 # Writes $RUNS/ptb-ROW/: train.log, time.txt (once training has finished), and for each
 # evaluation E.json (summary) and E.sentences.jsonl (one line per sentence, for paired tests):
 #   eval-test:      the whole test set (3,761 sentences), K = 1: -ELBO, KL, MI, AU (an LM: exact NLL)
@@ -57,13 +58,18 @@ if [ -n "${FULL:-}" ] && ! grep -q '"no_latent": true' <("$sentvae" info --json 
     # written when whole, so a call cut short keeps the parts it finished and the next call
     # goes on; PARTS="2 4 6" makes a call do only those (two calls side by side at THREADS=1).
     # Part 1 is the paired subset, already evaluated with the same file, K and seed.
-    [ -f "$out/eval-k500-full-part1.json" ] || {
+    if [ -z "${PARTS:-}" ] && [ ! -f "$out/eval-k500-full-part1.json" ]; then
         cp "$out/eval-k500.sentences.jsonl" "$out/eval-k500-full-part1.sentences.jsonl"
-        cp "$out/eval-k500.json" "$out/eval-k500-full-part1.json"; }
+        cp "$out/eval-k500.json" "$out/eval-k500-full-part1.json"
+    fi
     for r in ${PARTS:-2 3 4 5 6 7 8 9 0}; do
         [ -f "$out/eval-k500-full-part$r.json" ] && continue
-        awk -v r="$r" 'NR % 10 == r' "$ptb/ptb.test.txt" > "$runs/ptb.test.part$r.txt"
-        evaluate "eval-k500-full-part$r" "$runs/ptb.test.part$r.txt" 500
+        exec {claim}> "$out/eval-k500-full-part$r.lock"   # a part another call is running is skipped
+        if flock -n "$claim"; then
+            awk -v r="$r" 'NR % 10 == r' "$ptb/ptb.test.txt" > "$runs/ptb.test.part$r.txt"
+            evaluate "eval-k500-full-part$r" "$runs/ptb.test.part$r.txt" 500
+        fi
+        exec {claim}>&-
     done
     if ls "$out"/eval-k500-full-part{0..9}.json > /dev/null 2>&1; then
         .venv/bin/python bench/ptb_merge.py "$out" eval-k500-full "$ptb/ptb.test.txt" > /dev/null

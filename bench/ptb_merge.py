@@ -13,6 +13,7 @@ valid as one made in one piece, though not bit-identical to it."""
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -56,8 +57,11 @@ def merge(run: Path, name: str, n_lines: int) -> dict:
                "ppl": math.exp(nll / words), "ppl_elbo": math.exp(elbo / words),
                "mi": whole["mi"], "au": whole["au"], "latent": whole["latent"], "iw_samples": K,
                "checkpoint": ckpts.pop(), "merged_from": PARTS}
-    (run / f"{name}.sentences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run / f"{name}.json").write_text(json.dumps(summary) + "\n")
+    for target, text in ((run / f"{name}.sentences.jsonl", "".join(json.dumps(r) + "\n" for r in rows)),
+                         (run / f"{name}.json", json.dumps(summary) + "\n")):
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")   # two calls may merge at once
+        tmp.write_text(text)
+        os.replace(tmp, target)
     return summary
 
 

@@ -115,7 +115,9 @@ def training_figure(runs: list[dict], path, x: str = "step") -> Path:
         for ax, key in ((ax_elbo, "elbo"), (ax_rec, "rec"), (ax_kl, "kl")):
             ax.plot(ts, [r[key] for r in tr], color=c, lw=0.8, alpha=0.45)
             ax.plot(vs, [r[key] for r in va], color=c, lw=1.6, marker="o", ms=3)
-            spans[key] += [(r["step"] * k, r[key]) for r in tr + va]
+            # the axes follow validation where it has enough points: the train curve (per batch, with
+            # dropout on) is noisier and higher, context rather than the thing compared
+            spans[key] += [(r["step"] * k, r[key]) for r in (va if len(va) >= 20 else tr + va)]
         has_latent = any(r["kl"] > 0 for r in tr + va)      # an LM baseline has no KL to weigh
         if has_latent:
             ax_w.plot(ts, [r.get("kl_weight", 1.0) for r in tr], color=c, lw=1.0, ls="--")
