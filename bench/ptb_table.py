@@ -23,7 +23,8 @@ ROWS = [("LSTM-LM", "lstm-lm", None),
         ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm-lm"),
         ("+ aggressive encoder training", "lstm-vae-aggressive", "lstm-lm"),
         ("Transformer-LM", "transformer-lm", None),
-        ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer-lm")]
+        ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer-lm"),
+        ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer-lm")]
 
 
 def read(key: str, name: str):
