@@ -6,16 +6,16 @@ test lines with line number % 10 == r, so that each part can run, or be resumed,
 reads RUNDIR/NAME-part{0..9}.json and .sentences.jsonl and writes RUNDIR/NAME.json and
 RUNDIR/NAME.sentences.jsonl, the rows back in the test file's order (index = its line - 1), so
 that they pair with another row's whole-test evaluation sentence by sentence. The summary is
-computed from the rows as `sentvae eval` computes it: IW-NLL and -ELBO per sentence, PPL over
-the words, the Monte Carlo standard error from each sentence's ESS (delta method), MI and AU from
+computed from the rows by the function `sentvae eval` uses (sentvae.evaluate.summarize); MI and AU from
 RUNDIR/eval-test.json (they do not depend on K). Each part drew its own noise: the estimate is as
 valid as one made in one piece, though not bit-identical to it."""
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
+
+from sentvae.evaluate import summarize
 
 PARTS = 10
 
@@ -45,16 +45,8 @@ def merge(run: Path, name: str, n_lines: int) -> dict:
             raise SystemExit(f"ptb_merge: {run}/{name}-part{r} has {len(part)} sentences, not {len(lines)}")
         for i, row in zip(lines, part):
             rows[i] = {**row, "index": i}
-    n = len(rows)
-    words = sum(r["words"] for r in rows)
-    nll = sum(r["iw_nll"] for r in rows)
-    elbo = sum(r["elbo"] for r in rows)
-    var = sum(max(1.0 / r["ess"] - 1.0 / K, 0.0) for r in rows)
     whole = json.loads((run / "eval-test.json").read_text())
-    summary = {"sentences": n, "words": words, "elbo": elbo / n,
-               "rec": (elbo - sum(r["kl"] for r in rows)) / n, "kl": sum(r["kl"] for r in rows) / n,
-               "iw_nll": nll / n, "iw_nll_se": math.sqrt(var) / n, "ess": sum(r["ess"] for r in rows) / n,
-               "ppl": math.exp(nll / words), "ppl_elbo": math.exp(elbo / words),
+    summary = {**summarize({k: [r[k] for r in rows] for k in ("words", "elbo", "iw_nll", "ess", "kl")}, K),
                "mi": whole["mi"], "au": whole["au"], "latent": whole["latent"], "iw_samples": K,
                "checkpoint": ckpts.pop(), "merged_from": PARTS}
     for target, text in ((run / f"{name}.sentences.jsonl", "".join(json.dumps(r) + "\n" for r in rows)),

@@ -136,7 +136,6 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
         K = 1      # LM baseline: every weight is p(x), so one sample is already exact
     mus, logvars = torch.empty(n, nz), torch.empty(n, nz)
     log_px = torch.empty(n, dtype=torch.float64)      # IW estimate of log p(x)
-    var_log_px = torch.empty(n, dtype=torch.float64)  # delta-method variance of that estimate
     ess = torch.empty(n, dtype=torch.float64)
     rec = torch.empty(n, dtype=torch.float64)         # -mean_k log p(x|z_k)
     done = 0
@@ -170,10 +169,7 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
             rec_sum -= ll.double().sum(dim=1)
         where = torch.as_tensor(idx)
         log_px[where] = (run_max + torch.log(s1) - math.log(K)).double().cpu()
-        ess_b = (s1.double() ** 2 / s2.double()).cpu()
-        ess[where] = ess_b
-        # Var[log mean w] ~= Var[w] / (K E[w]^2) = 1/ESS - 1/K (delta method)
-        var_log_px[where] = (1.0 / ess_b - 1.0 / K).clamp_min(0.0)
+        ess[where] = (s1.double() ** 2 / s2.double()).cpu()
         rec[where] = (rec_sum / K).cpu()
         mus[where], logvars[where] = mu.cpu(), logvar.cpu()
         done += B
@@ -181,20 +177,32 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
             on_progress(done, n)
     model.train(was_training)
     kl = gaussian_kl(mus.double(), logvars.double()).sum(dim=1)
-    words = int(corpus.words.sum()) + n
-    nll_total = float(-log_px.sum())
-    elbo_total = float((rec + kl).sum())
+    rows = {"words": corpus.words + 1, "elbo": (rec + kl).numpy(), "iw_nll": (-log_px).numpy(),
+            "ess": ess.numpy(), "kl": kl.numpy()}
     return EvalResult(
-        sentences=n, words=words, tokens=int(corpus.lengths.sum()) + n,
-        elbo=elbo_total / n, rec=float(rec.mean()), kl=float(kl.mean()),
-        iw_nll=nll_total / n, iw_nll_se=float(var_log_px.sum().sqrt()) / n, ess=float(ess.mean()),
-        ppl=math.exp(min(nll_total / words, 700.0)), ppl_elbo=math.exp(min(elbo_total / words, 700.0)),
+        **summarize(rows, K), tokens=int(corpus.lengths.sum()) + n,
         # an LM baseline has one posterior for every x, so I(x; z) is exactly 0 (the estimator
         # would return Monte Carlo noise around it)
         mi=(0.0 if model.encoder is None else mutual_information(mus, logvars, seed)) if with_mi else float("nan"),
         au=active_units(mus), latent=nz, iw_samples=K, seed=seed,
-        per_sentence={"words": corpus.words + 1, "elbo": (rec + kl).numpy(), "iw_nll": (-log_px).numpy(),
-                      "ess": ess.numpy(), "kl": kl.numpy()} if per_sentence else None)
+        per_sentence=rows if per_sentence else None)
+
+
+def summarize(rows: dict, K: int) -> dict:
+    """The summary figures of EvalResult that come from the sentences' own figures.
+
+    rows: per sentence, arrays of equal length: words (+EOS), elbo, iw_nll, ess, kl. Shared by
+    `evaluate` and by whoever evaluates a corpus in parts and merges them (bench/ptb_merge.py),
+    so that a merged figure is computed exactly as a whole one."""
+    words, elbo, iw_nll, ess, kl = (np.asarray(rows[k], dtype=np.float64)
+                                    for k in ("words", "elbo", "iw_nll", "ess", "kl"))
+    n, n_words = len(elbo), int(words.sum())
+    # Var[log mean w] ~= Var[w] / (K E[w]^2) = 1/ESS - 1/K per sentence (delta method)
+    var = np.clip(1.0 / ess - 1.0 / K, 0.0, None).sum()
+    return dict(sentences=n, words=n_words, elbo=float(elbo.mean()), rec=float((elbo - kl).mean()),
+                kl=float(kl.mean()), iw_nll=float(iw_nll.mean()), iw_nll_se=math.sqrt(var) / n,
+                ess=float(ess.mean()), ppl=math.exp(min(float(iw_nll.sum()) / n_words, 700.0)),
+                ppl_elbo=math.exp(min(float(elbo.sum()) / n_words, 700.0)))
 
 
 def evaluate_elbo(model, corpus: Corpus, max_tokens: int = 8000, device="cpu", seed: int = 0) -> dict:
