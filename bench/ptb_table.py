@@ -22,6 +22,7 @@ ROWS = [("LSTM-LM", "lstm-lm", None),
         ("+ cyclical annealing (4 cycles)", "lstm-vae-cyclical", "lstm-lm"),
         ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm-lm"),
         ("+ aggressive encoder training", "lstm-vae-aggressive", "lstm-lm"),
+        ("AE pretraining + per-sentence free bits, SGD (the published code's recipe)", "lstm-vae-sgd", "lstm-lm-sgd"),
         ("Transformer-LM", "transformer-lm", None),
         ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer-lm"),
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer-lm")]
