@@ -29,6 +29,21 @@ def _paths(value) -> list[str] | None:
     return [str(v) for v in value]
 
 
+# Training options a resumed run cannot change, with the value a run saved before the option
+# existed had: the optimizer's saved state would not fit another optimizer.
+FROZEN_ON_RESUME = {"optimizer": "adamw"}
+
+
+def _refuse_frozen(last: Path, was: dict, given: dict) -> None:
+    """One line naming the first option given with --resume that differs from what `last` holds
+    and cannot change: the model's shape, or a key of FROZEN_ON_RESUME. (The same command line
+    plus --resume is fine; other training options take effect and are recorded.)"""
+    for k, v in given.items():
+        if (k in MODEL_OPTIONS or k in FROZEN_ON_RESUME) and was[k] != v:
+            raise SentvaeError(f"--{k.replace('_', '-')}: {last} was trained with {was[k]}, not {v}; it cannot "
+                               f"change on --resume (start a new run, or --overwrite this one)")
+
+
 def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_type: str = "bpe",
           vocab_size: int = 8000, resume: bool = False, overwrite: bool = False, device: str = "auto",
           encoding_errors: str = "strict", text_field: str = "text", detect_anomaly: bool = False,
@@ -69,14 +84,7 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     RunDir(out, resume, overwrite).check()   # a run already there: refused before any work
     if resume:
         model_cfg, saved, tok = resume_configs(out)
-        for k, v in model_opts.items():      # the same command line plus --resume is fine
-            if getattr(model_cfg, k) != v:
-                raise SentvaeError(f"--{k.replace('_', '-')}: the model cannot change on --resume "
-                                   f"(last.pt has {getattr(model_cfg, k)}, not {v})")
-        was = saved.get("optimizer", "adamw")
-        if train_opts.get("optimizer", was) != was:          # its state would not fit
-            raise SentvaeError(f"--optimizer: {Path(out) / 'last.pt'} was trained with {was}; a resumed run "
-                               f"keeps its optimizer (start a new run for {train_opts['optimizer']})")
+        _refuse_frozen(out / "last.pt", {**vars(model_cfg), **FROZEN_ON_RESUME, **saved}, {**model_opts, **train_opts})
         cfg = TrainConfig.from_dict({**saved, **train_opts})
     else:
         cfg = TrainConfig(**train_opts)

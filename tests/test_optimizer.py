@@ -54,6 +54,8 @@ def test_resume_keeps_the_optimizer_and_takes_a_new_momentum(corpus_dir, tmp_pat
     last = (tmp_path / "r" / "last.pt").read_bytes()
     with pytest.raises(SentvaeError, match=r"^--optimizer: .*last\.pt was trained with sgd"):
         sentvae.train(**run, max_steps=8, optimizer="adamw", resume=True)
+    with pytest.raises(SentvaeError, match=r"^--hidden: .*last\.pt was trained with 16, not 32"):
+        sentvae.train(**{**run, "hidden": 32}, max_steps=8, resume=True)    # nor the model
     assert (tmp_path / "r" / "last.pt").read_bytes() == last     # refused before any work
     sentvae.train(**run, max_steps=8, momentum=0.9, resume=True)  # the saved optimizer, a new momentum
     ckpt = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
