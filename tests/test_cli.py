@@ -146,7 +146,7 @@ def test_train_from_stdin_and_resume_from_the_cli(tmp_path, corpus_dir, tok, mon
     assert code == 2 and "--tokenizer" in err                  # stdin cannot be read twice
     code, out, err = run_cli(["train", "--resume", "--data", "-", "--out", ck, "--hidden", "64"],
                              monkeypatch, capsys, stdin=text)
-    assert code == 2 and "--hidden" in err and "resume" in err and "last.pt has 32" in err
+    assert code == 2 and "--hidden" in err and "resume" in err and "last.pt was trained with 32, not 64" in err
     code, out, err = run_cli(["train", "--resume", "--data", "-", "--out", ck, "--max-steps", "9"],
                              monkeypatch, capsys, stdin=text)
     assert code == 0, err
