@@ -31,7 +31,34 @@ def _paths(value) -> list[str] | None:
 
 # Training options a resumed run cannot change, with the value a run saved before the option
 # existed had: the optimizer's saved state would not fit another optimizer.
-FROZEN_ON_RESUME = {"optimizer": "adamw"}
+FROZEN_ON_RESUME = {"optimizer": "adamw", "init_decoder": ""}
+
+# The options that fix the shape of the embedding, decoder and output layer: a model started from
+# --init-decoder takes them from that checkpoint (an option given must agree with it).
+DECODER_SHAPE = ("arch", "emb_dim", "hidden", "latent", "dec_layers", "heads", "ff")
+
+
+def _init_decoder_source(path, tokenizer, model_opts: dict):
+    """--init-decoder PATH: -> (its tokenizer, model options completed with its decoder's shape).
+    One line, naming the option, for what cannot fit."""
+    from sentvae.checkpoint import load_checkpoint
+    from sentvae.tokenizer import Tokenizer
+
+    if tokenizer is not None:
+        raise SentvaeError(f"--tokenizer: --init-decoder {path} brings its own tokenizer; give one of them")
+    if model_opts.get("no_latent"):
+        raise SentvaeError("--init-decoder: a --no-latent model would be a copy of it; leave out --no-latent")
+    ckpt = load_checkpoint(path)
+    src = ckpt["model_config"]
+    if not src.get("tie_weights", True):
+        raise SentvaeError(f"--init-decoder {path}: its output layer is not tied to the embedding; "
+                           "only tied models (the default) can be started from")
+    for k in DECODER_SHAPE:
+        if k in model_opts and model_opts[k] != src[k]:
+            raise SentvaeError(f"--{k.replace('_', '-')}: --init-decoder {path} has {src[k]}, not "
+                               f"{model_opts[k]}; leave it out to take the checkpoint's")
+    shape = {k: src[k] for k in DECODER_SHAPE}
+    return Tokenizer(ckpt["tokenizer"], source=f"{path} (tokenizer)"), {**shape, **model_opts}
 
 
 def _refuse_frozen(last: Path, was: dict, given: dict) -> None:
@@ -77,6 +104,8 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     if options.get("bow_weight", 0) > 0:
         model_opts["bow"] = True             # the loss needs its head
     train_opts = {k: v for k, v in options.items() if k in TRAIN_OPTIONS}
+    if train_opts.get("init_decoder") is not None:
+        train_opts["init_decoder"] = str(train_opts["init_decoder"])     # a Path from the CLI
     if resume and overwrite:
         raise SentvaeError("--overwrite: cannot be used with --resume (continue the run, or replace it)")
     dev = distributed.setup(resolve_device(device))      # joins torchrun's process group, if any
@@ -90,7 +119,9 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
         cfg = TrainConfig(**train_opts)
     train_paths = _paths(data) or [bundled("train")]
     valid_paths = _paths(valid) or ([bundled("valid")] if data is None else None)
-    if not resume:
+    if not resume and cfg.init_decoder:
+        tok, model_opts = _init_decoder_source(cfg.init_decoder, tokenizer, model_opts)
+    elif not resume:
         if tokenizer is not None:
             tok = Tokenizer.load(tokenizer)
         else:
@@ -102,6 +133,7 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
                 proto = train_tokenizer(read_texts(train_paths, encoding_errors, text_field), model_type,
                                         vocab_size, source=", ".join(train_paths)).proto
             tok = Tokenizer(distributed.broadcast_bytes(proto))   # rank 0's, byte for byte
+    if not resume:
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
     train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors, text_field)
     if valid_paths:

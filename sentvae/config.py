@@ -112,6 +112,8 @@ class TrainConfig(_Config):
     aggressive_every: int = 0     # check that MI every N steps; 0 = at each epoch's end (He et al.)
     pretrain_steps: int = 0       # Li et al. 2019: train as an autoencoder (KL weight 0) this many
                                   # steps, then re-initialise the decoder and anneal from there
+    init_decoder: str = ""        # a checkpoint whose embedding, decoder and output layer the model
+                                  # starts from (z's weights zeroed); "" = fresh weights
     precision: str = "fp32"       # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler, CUDA only)
     eval_every: int = 400
     log_every: int = 50
@@ -153,5 +155,7 @@ class TrainConfig(_Config):
         _check(self.bow_weight >= 0, "bow_weight", f"must be >= 0, not {self.bow_weight}")
         _check(self.aggressive_every >= 0, "aggressive_every", f"must be >= 0, not {self.aggressive_every}")
         _check(self.pretrain_steps >= 0, "pretrain_steps", f"must be >= 0, not {self.pretrain_steps}")
+        _check(not (self.init_decoder and self.pretrain_steps), "init_decoder",
+               "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard it")
         _check(self.max_tokens >= self.max_len + 1, "max_tokens",
                f"must be at least --max-len + 1 ({self.max_len + 1}) so the longest sentence fits")

@@ -70,7 +70,10 @@ class Trainer:
         if cfg.precision == "fp16" and device.type != "cuda":
             raise SentvaeError("--precision fp16: needs a CUDA device; use bf16 on CPU")
         torch.manual_seed(cfg.seed)                    # the same initial weights on every rank
-        self.raw = build_model(model_cfg).to(device)
+        self.raw = build_model(model_cfg)
+        if cfg.init_decoder and not resume:            # a resumed run has its own weights in last.pt
+            self.raw.start_decoder_from(load_checkpoint(cfg.init_decoder)["model"])
+        self.raw = self.raw.to(device)
         self.model = self.raw
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(

@@ -50,6 +50,13 @@ class LSTMDecoder(nn.Module):
         out, _ = self.lstm(torch.cat([emb, zs], dim=-1), self._initial(z))
         return out
 
+    def silence_latent(self) -> None:
+        """Zero the weights that multiply z (not the biases): the decoder then predicts as it
+        did with z = 0 -- a --no-latent LM's decoder, exactly -- whatever z is."""
+        with torch.no_grad():
+            self.z_to_state.weight.zero_()
+            self.lstm.weight_ih_l0[:, -self.z_to_state.in_features:].zero_()   # z's input columns
+
     def init_state(self, z: torch.Tensor):
         return (*self._initial(z), z)
 

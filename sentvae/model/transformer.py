@@ -98,6 +98,13 @@ class TransformerDecoder(nn.Module):
             x, _ = block(x, causal=True)
         return self.ln(x[:, 1:])
 
+    def silence_latent(self) -> None:
+        """Zero the weights that multiply z (not the biases): the decoder then predicts as it
+        did with z = 0 -- a --no-latent LM's decoder, exactly -- whatever z is."""
+        with torch.no_grad():
+            self.z_memory.weight.zero_()
+            self.z_input.weight.zero_()
+
     def init_state(self, z: torch.Tensor):
         x = self.z_memory(z).unsqueeze(1) + positions(0, 1, self.d, z.device)
         caches = []

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sentvae.config import ModelConfig
+from sentvae.errors import SentvaeError
 from sentvae.tokenizer import EOS, PAD
 
 
@@ -110,6 +111,21 @@ class SentenceVAE(nn.Module):
                 self.out_bias.zero_()
             params.append(self.out_bias)
         return params
+
+    def start_decoder_from(self, state: dict) -> None:
+        """Li et al. 2019 pretrain the encoder; this starts the other half from a trained model's
+        (e.g. a converged --no-latent LM's) state dict: its embedding, decoder and output layer,
+        with the decoder's weights on z zeroed, so the VAE starts out predicting exactly what the
+        LM predicts and leaves it only as far as using z pays. The encoder keeps its fresh weights.
+        The caller has checked that the shapes agree (sentvae.api)."""
+        fresh = ("encoder.", "to_posterior.", "bow.")
+        missing, unexpected = self.load_state_dict(
+            {k: v for k, v in state.items() if not k.startswith(fresh)}, strict=False)
+        missing = [k for k in missing if not k.startswith(fresh)]
+        if missing or unexpected:
+            raise SentvaeError(f"--init-decoder: the weights do not fit this model "
+                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        self.decoder.silence_latent()
 
     # --- incremental decoding
     def init_state(self, z: torch.Tensor):
