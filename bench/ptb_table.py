@@ -25,6 +25,8 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm", False),
         ("+ aggressive encoder training", "lstm-vae-aggressive", "lstm", False),
         ("AE pretraining + per-sentence free bits, SGD (the published code's recipe)", "lstm-vae-sgd", "lstm", False),
+        ("VAE started from the SGD LM (--init-decoder), per-sentence free bits, SGD 0.25", "lstm-vae-lm-init", "lstm", False),
+        ("VAE started from the SGD LM (--init-decoder), per-sentence free bits, AdamW 3e-4", "lstm-vae-lm-init-adamw", "lstm", False),
         ("Transformer-LM", "transformer-lm", "transformer", True),
         ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer", False),
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer", False)]

@@ -293,9 +293,15 @@ class Trainer:
                 pos.best = figures["elbo"]
                 self.result.best = figures
             if regular:
+                # the plateau is measured from the best validation made with the final objective:
+                # an earlier one (a KL weight still rising, free bits not yet filled -- a VAE
+                # started from an LM reads its best -ELBO at its first validation, KL near 0)
+                # is not a level the settled run can be expected to beat
+                settled = self.settled()
                 gain = figures["elbo"] < pos.sched_best
-                pos.sched_best = min(pos.sched_best, figures["elbo"])
-                decision = schedule.on_validation(gain, pos, cfg, self.settled())
+                if settled:
+                    pos.sched_best = min(pos.sched_best, figures["elbo"])
+                decision = schedule.on_validation(gain, pos, cfg, settled)
             if decision == schedule.STOP:
                 pos.stop = schedule.stop_reason(cfg, pos)
             if improved:      # best.pt first: a decay right after restarts from it

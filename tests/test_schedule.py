@@ -84,8 +84,8 @@ SCRIPT = [50.0, 40.0, 41.0, 42.0, 39.0, 39.5, 39.6, 39.7, 39.8]
 
 
 def _plateau_cfg(**kw):
-    kw = {"decay_restart": True, **kw}
-    return tiny_train_config(max_steps=36, eval_every=4, log_every=2, kl_anneal="none", lr=3e-3,
+    kw = {"decay_restart": True, "max_steps": 36, "kl_anneal": "none", **kw}
+    return tiny_train_config(eval_every=4, log_every=2, lr=3e-3,
                              lr_schedule="plateau", patience=2, max_decays=1, lr_decay=0.1, **kw)
 
 
@@ -117,6 +117,20 @@ def test_plateau_decays_restarts_from_best_and_stops(tmp_path, tok, corpora, mon
     # a finished run stays finished: --resume has nothing left to do
     again = train(mcfg, _plateau_cfg(), tok, *corpora, tmp_path, resume=True)
     assert again.position.step == 28
+
+
+def test_a_better_validation_before_settling_is_not_the_plateau_s_reference(tmp_path, tok, corpora, monkeypatch):
+    # a VAE started from an LM: its first validation (KL still near 0) has the best -ELBO the run
+    # will see for a while. Settled from step 8 (linear anneal); after that -ELBO falls every time,
+    # so no decay is due, however far above the unsettled 30.0 it stays.
+    mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
+    ScriptedValidation([30.0, 45.0, 44.0, 43.0, 42.0, 41.0], monkeypatch)
+    cfg = _plateau_cfg(max_steps=24, kl_anneal="linear", anneal_steps=8, decay_restart=False)
+    train(mcfg, cfg, tok, *corpora, tmp_path)
+    rows = _valid_rows(tmp_path)
+    assert [r["step"] for r in rows] == [4, 8, 12, 16, 20, 24]
+    assert [r["decision"] for r in rows] == ["continue"] * 6
+    assert rows[0]["best"] and not any(r["best"] for r in rows[1:])      # best.pt: still step 4's
 
 
 def test_no_restart_keeps_the_current_weights(tmp_path, tok, corpora, monkeypatch):
