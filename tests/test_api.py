@@ -89,3 +89,11 @@ def test_import_sentvae_is_light():
     r = subprocess.run([sys.executable, "-c", "import sys, sentvae; print('torch' in sys.modules, sentvae.__version__)"],
                        capture_output=True, text=True)
     assert r.stdout.split()[0] == "False"
+
+
+def test_model_and_train_options_share_no_name():
+    # train --resume checks the options it cannot change against one dict merged from the saved
+    # model and train configs: a name in both would compare against the wrong value
+    from sentvae.api import FROZEN_ON_RESUME, MODEL_OPTIONS, TRAIN_OPTIONS
+    assert not set(MODEL_OPTIONS) & set(TRAIN_OPTIONS)
+    assert set(FROZEN_ON_RESUME) <= set(TRAIN_OPTIONS)
