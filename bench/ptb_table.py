@@ -93,7 +93,9 @@ def row(name: str, key: str, arch: str, is_lm: bool) -> str:
     if note.is_file():
         name += f" (**{note.read_text().strip()}**)"
     if full is None:
-        return f"| {name} | not run | | | | | | | | | `bench/ptb.sh {key}` |"
+        ran = (RUNS / f"ptb-{key}" / "last.pt").is_file()
+        return (f"| {name} | {'not evaluated (unfinished)' if ran else 'not run'} | | | | | | | | "
+                f"{training_time(key) if ran else ''} | `bench/ptb.sh {key}` |")
     sub, whole = read(key, "eval-k500"), (full if is_lm else read(key, "eval-k500-full"))
     d_sub = d_full = "-"
     lm = best_lm(arch)
