@@ -57,6 +57,10 @@ def paired(a: list, b: list) -> str:
     h = 1.96 * sd / math.sqrt(len(d))
     return f"{m:+.2f} [{m - h:+.2f}, {m + h:+.2f}]"
 
+# what a row's command needs beyond its recipe
+EXTRA = {"lstm-vae-lm-init": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
+         "lstm-vae-lm-init-adamw": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt"}
+
 
 def nll_cell(r) -> str:
     if r is None:
@@ -95,7 +99,7 @@ def row(name: str, key: str, arch: str, is_lm: bool) -> str:
     if full is None:
         ran = (RUNS / f"ptb-{key}" / "last.pt").is_file()
         return (f"| {name} | {'not evaluated (unfinished)' if ran else 'not run'} | | | | | | | | "
-                f"{training_time(key) if ran else ''} | `bench/ptb.sh {key}` |")
+                f"{training_time(key) if ran else ''} | `bench/ptb.sh {key}{EXTRA.get(key, '')}` |")
     sub, whole = read(key, "eval-k500"), (full if is_lm else read(key, "eval-k500-full"))
     d_sub = d_full = "-"
     lm = best_lm(arch)
@@ -106,7 +110,7 @@ def row(name: str, key: str, arch: str, is_lm: bool) -> str:
             d_sub, d_full = (d if d == "-" else f"{d} vs {lm}" for d in (d_sub, d_full))
     took = training_time(key)
     return (f"| {name} | {nll_cell(whole)} | {d_full} | {nll_cell(sub)} | {d_sub} | {full['elbo']:.2f} "
-            f"| {full['kl']:.2f} | {full['mi']:.2f} | {full['au']} | {took} | `bench/ptb.sh {key}` |")
+            f"| {full['kl']:.2f} | {full['mi']:.2f} | {full['au']} | {took} | `bench/ptb.sh {key}{EXTRA.get(key, '')}` |")
 
 
 if __name__ == "__main__":
