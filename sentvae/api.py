@@ -120,6 +120,9 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     train_paths = _paths(data) or [bundled("train")]
     valid_paths = _paths(valid) or ([bundled("valid")] if data is None else None)
     if not resume and cfg.init_decoder:
+        if overwrite and Path(cfg.init_decoder).resolve() in {(out / n).resolve() for n in ("last.pt", "best.pt")}:
+            raise SentvaeError(f"--init-decoder: {cfg.init_decoder} belongs to the run in {out} that "
+                               "--overwrite would remove; copy it out of that folder first")
         tok, model_opts = _init_decoder_source(cfg.init_decoder, tokenizer, model_opts)
     elif not resume:
         if tokenizer is not None:

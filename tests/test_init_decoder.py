@@ -68,6 +68,11 @@ def test_what_cannot_fit_is_one_line_naming_the_option(lm_run, corpus_dir, tmp_p
         sentvae.train(**run, out=tmp_path / "b", tokenizer=tmp_path / "t.model")
     with pytest.raises(SentvaeError, match=r"^--init-decoder: cannot be combined with --pretrain-steps"):
         sentvae.train(**run, out=tmp_path / "c", pretrain_steps=5)
+    import shutil
+    shutil.copytree(lm_run.parent, tmp_path / "lm")
+    with pytest.raises(SentvaeError, match=r"^--init-decoder: .*best\.pt belongs to the run in .* --overwrite would remove"):
+        sentvae.train(**{**run, "init_decoder": tmp_path / "lm" / "best.pt"}, out=tmp_path / "lm", overwrite=True)
+    assert (tmp_path / "lm" / "best.pt").read_bytes() == lm_run.read_bytes()
     code, out, err = run_cli(["train", "--init-decoder", tmp_path / "nope.pt", "--out", tmp_path / "d",
                               "--max-steps", "1"], monkeypatch, capsys)
     assert code == 2 and out == "" and "nope.pt: checkpoint not found" in err and len(err.strip().splitlines()) == 1
