@@ -66,6 +66,9 @@ def load_checkpoint(path, map_location="cpu") -> dict:
             raise SentvaeError(f"{path}: refused, it holds Python objects that a sentvae checkpoint "
                                "never has (it could run code)") from None
         raise SentvaeError(f"{path}: not a sentvae checkpoint (not a readable torch file)") from None
+    except (KeyError, TypeError, AttributeError):
+        # what the unpickler raises on foreign bytes (a text file: KeyError), with nothing to tell
+        raise SentvaeError(f"{path}: not a sentvae checkpoint (not a torch file)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError) as e:
         raise SentvaeError(f"{path}: not a sentvae checkpoint, or truncated/corrupt ({_first_line(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

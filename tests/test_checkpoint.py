@@ -6,7 +6,7 @@ import torch
 
 from sentvae.checkpoint import VERSION, load_checkpoint, load_model, save_checkpoint
 from sentvae.errors import SentvaeError
-from conftest import run_cli
+from conftest import BUNDLED, run_cli
 
 
 def _score(model, tok):
@@ -41,7 +41,10 @@ def test_truncated_checkpoint_is_refused_with_exit_2(trained, tmp_path, monkeypa
     assert str(bad) in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("content,match", [(b"", "empty file"), (os.urandom(4096), "not a sentvae checkpoint")])
+@pytest.mark.parametrize("content,match", [(b"", "empty file"), (os.urandom(4096), "not a sentvae checkpoint"),
+                                           # a text file given for a checkpoint: torch's unpickler
+                                           # fails with a KeyError on it
+                                           ((BUNDLED / "train.txt").read_bytes()[:4096], "not a sentvae checkpoint")])
 def test_foreign_files_are_refused(tmp_path, content, match):
     f = tmp_path / "x.pt"
     f.write_bytes(content)
