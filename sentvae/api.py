@@ -39,8 +39,8 @@ DECODER_SHAPE = ("arch", "emb_dim", "hidden", "latent", "dec_layers", "heads", "
 
 
 def _init_decoder_source(path, tokenizer, model_opts: dict):
-    """--init-decoder PATH: -> (its tokenizer, model options completed with its decoder's shape).
-    One line, naming the option, for what cannot fit."""
+    """--init-decoder PATH: -> (its tokenizer, model options completed with its decoder's shape,
+    its weights), the file read once. One line, naming the option, for what cannot fit."""
     from sentvae.checkpoint import load_checkpoint
     from sentvae.tokenizer import Tokenizer
 
@@ -58,7 +58,7 @@ def _init_decoder_source(path, tokenizer, model_opts: dict):
             raise SentvaeError(f"--{k.replace('_', '-')}: --init-decoder {path} has {src[k]}, not "
                                f"{model_opts[k]}; leave it out to take the checkpoint's")
     shape = {k: src[k] for k in DECODER_SHAPE}
-    return Tokenizer(ckpt["tokenizer"], source=f"{path} (tokenizer)"), {**shape, **model_opts}
+    return Tokenizer(ckpt["tokenizer"], source=f"{path} (tokenizer)"), {**shape, **model_opts}, ckpt["model"]
 
 
 def _refuse_frozen(last: Path, was: dict, given: dict) -> None:
@@ -119,11 +119,12 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
         cfg = TrainConfig(**train_opts)
     train_paths = _paths(data) or [bundled("train")]
     valid_paths = _paths(valid) or ([bundled("valid")] if data is None else None)
+    init_weights = None
     if not resume and cfg.init_decoder:
         if overwrite and Path(cfg.init_decoder).resolve() in {(out / n).resolve() for n in ("last.pt", "best.pt")}:
             raise SentvaeError(f"--init-decoder: {cfg.init_decoder} belongs to the run in {out} that "
                                "--overwrite would remove; copy it out of that folder first")
-        tok, model_opts = _init_decoder_source(cfg.init_decoder, tokenizer, model_opts)
+        tok, model_opts, init_weights = _init_decoder_source(cfg.init_decoder, tokenizer, model_opts)
     elif not resume:
         if tokenizer is not None:
             tok = Tokenizer.load(tokenizer)
@@ -159,7 +160,8 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
                 except OSError as e:
                     raise SentvaeError(f"{out / 'tokenizer.model'}: cannot write ({e.strerror}); "
                                        "nothing else was written", 1) from None
-            return run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, on_event, overwrite)
+            return run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, on_event, overwrite,
+                                init_weights)
     finally:
         distributed.shutdown()
 

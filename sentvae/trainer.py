@@ -44,11 +44,12 @@ def resume_configs(out_dir) -> tuple[ModelConfig, dict, Tokenizer]:
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_data: Corpus,
           valid_data: Corpus, out_dir, device="cpu", resume: bool = False, on_event=None,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False, init_weights: dict | None = None) -> TrainResult:
     """Train into out_dir (locked while it runs); -> TrainResult. on_event(kind, info) sees
-    "start", "step", "log", "valid" and "end" (rank 0 only)."""
+    "start", "step", "log", "valid" and "end" (rank 0 only). init_weights: the state dict
+    cfg.init_decoder names, if the caller has read it already (else it is read here)."""
     return Trainer(model_cfg, cfg, tokenizer, train_data, valid_data, out_dir, device,
-                   resume, on_event, overwrite).run()
+                   resume, on_event, overwrite, init_weights).run()
 
 
 def _ignore(kind, info):
@@ -58,7 +59,7 @@ def _ignore(kind, info):
 class Trainer:
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_data: Corpus,
                  valid_data: Corpus, out_dir, device="cpu", resume: bool = False, on_event=None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, init_weights: dict | None = None):
         self.model_cfg, self.cfg, self.tokenizer = model_cfg, cfg, tokenizer
         self.train_data, self.valid_data = train_data, valid_data
         self.out = Path(out_dir)
@@ -72,7 +73,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)                    # the same initial weights on every rank
         self.raw = build_model(model_cfg)
         if cfg.init_decoder and not resume:            # a resumed run has its own weights in last.pt
-            self.raw.start_decoder_from(load_checkpoint(cfg.init_decoder)["model"])
+            self.raw.start_decoder_from(init_weights or load_checkpoint(cfg.init_decoder)["model"])
         self.raw = self.raw.to(device)
         self.model = self.raw
         if self.world > 1:

@@ -31,6 +31,9 @@ def test_a_vae_started_from_an_lm_predicts_exactly_as_the_lm_whatever_z(arch):
         for z in (torch.randn(3, 4), 5 * torch.randn(3, 4)):
             assert torch.allclose(vae.log_likelihood(z, x[:, :-1], x[:, 1:]), want, atol=1e-5)
     assert vae.encoder is not None                     # the encoder stays fresh and is trained
+    narrow = build_model(ModelConfig(vocab_size=30, **{**ARCHS[arch], "emb_dim": 8, "hidden": 8}))
+    with pytest.raises(SentvaeError, match="^--init-decoder: the weights do not fit this model"):
+        narrow.start_decoder_from(lm.state_dict())
     lm_state = lm.state_dict()
     assert all(torch.equal(v, lm_state[k]) for k, v in vae.state_dict().items()
                if k.startswith("emb.") or k == "out_bias")

@@ -117,10 +117,14 @@ class SentenceVAE(nn.Module):
         (e.g. a converged --no-latent LM's) state dict: its embedding, decoder and output layer,
         with the decoder's weights on z zeroed, so the VAE starts out predicting exactly what the
         LM predicts and leaves it only as far as using z pays. The encoder keeps its fresh weights.
-        The caller has checked that the shapes agree (sentvae.api)."""
+        Weights that do not fit this model: one line naming --init-decoder."""
         fresh = ("encoder.", "to_posterior.", "bow.")
-        missing, unexpected = self.load_state_dict(
-            {k: v for k, v in state.items() if not k.startswith(fresh)}, strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(
+                {k: v for k, v in state.items() if not k.startswith(fresh)}, strict=False)
+        except RuntimeError as e:        # a tensor of another shape
+            raise SentvaeError(f"--init-decoder: the weights do not fit this model "
+                               f"({str(e).splitlines()[-1].strip()[:120]})") from None
         missing = [k for k in missing if not k.startswith(fresh)]
         if missing or unexpected:
             raise SentvaeError(f"--init-decoder: the weights do not fit this model "
