@@ -56,6 +56,9 @@ class TrainProgress:
         elif kind == "start":
             note(f"training {info['parameters']:,} parameters on {info['device']}: {info['sentences']:,} "
                  f"sentences, {info['batches_per_epoch']} batches/epoch, padding {100 * info['padding']:.1f}%")
+            if info.get("reopened"):
+                note(f"resumed a run its schedule had stopped ({info['reopened']}); the options given "
+                     f"let it go on at lr {info['lr']:.3g}")
             self.progress = Progress(
                 TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 TimeRemainingColumn(), TextColumn("{task.fields[figures]}"),

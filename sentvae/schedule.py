@@ -9,6 +9,8 @@ Two pure pieces the training loop calls, nanoGPT's `get_lr` style:
   on, decay the rate (plateau: x --lr-decay once validation -ELBO has not improved for
   --patience validations; after --max-decays decays the next plateau stops the run), or stop
   (--early-stop N validations without improvement, any schedule).
+- `reopen(state, cfg)`: on --resume of a run the schedule stopped, the decision the resumed
+  options take instead (a raised --max-decays decays and goes on, as it would have there).
 
 Validations that fall while the KL weight is still moving (autoencoder pretraining, annealing,
 the aggressive phase) never count towards a plateau: the -ELBO rises there by design, as the
@@ -62,6 +64,11 @@ def on_validation(improved: bool, state, cfg: TrainConfig, settled: bool) -> str
     if not settled:
         return CONTINUE
     state.bad += 1
+    return decide(state, cfg)
+
+
+def decide(state, cfg: TrainConfig) -> str:
+    """What `state.bad` validations without improvement (settled) call for under cfg."""
     if cfg.lr_schedule == "plateau" and state.bad >= cfg.patience:
         if state.decays >= cfg.max_decays:
             return STOP
@@ -72,6 +79,19 @@ def on_validation(improved: bool, state, cfg: TrainConfig, settled: bool) -> str
     if cfg.early_stop and state.bad >= cfg.early_stop:
         return STOP
     return CONTINUE
+
+
+def reopen(state, cfg: TrainConfig) -> str:
+    """A run its schedule stopped, resumed with options that would not have stopped it there (a
+    higher --max-decays, a later or no --early-stop, another schedule): -> the decision they take at
+    that last validation (DECAY or CONTINUE), the stop cleared; STOP (kept) if they stop it too.
+    The same decision a run with those options from the start would have taken there."""
+    if not state.stop:
+        return CONTINUE
+    decision = decide(state, cfg)
+    if decision != STOP:
+        state.stop = ""
+    return decision
 
 
 def stop_reason(cfg: TrainConfig, state) -> str:

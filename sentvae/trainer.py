@@ -104,8 +104,10 @@ class Trainer:
     def run(self) -> TrainResult:
         with RunDir(self.out, self.resume, self.overwrite) if self.lead else nullcontext() as run_dir:
             self.run_dir = run_dir
+            reopened = ""
             if self.resume:
                 self.restore()
+                reopened = self.reopen_schedule()
             if self.world > 1:
                 # noise differs between ranks (else word dropout would repeat itself across shards)
                 torch.manual_seed(self.cfg.seed * 100_003 + self.pos.step * 1009 + self.rank)
@@ -116,6 +118,7 @@ class Trainer:
                 "padding": padding_fraction(make_batches(self.train_data.lengths, self.cfg.max_tokens,
                                                          self.cfg.seed, 0), self.train_data.lengths),
                 "sentences": len(self.train_data), "parameters": self.raw.num_parameters(),
+                "reopened": reopened, "lr": schedule.learning_rate(self.pos.step, self.cfg, self.total, self.pos.lr_scale),
                 "device": str(self.device) + (f" x {self.world} processes" if self.world > 1 else "")})
             self.loop()
         return self.result
@@ -135,9 +138,25 @@ class Trainer:
             if "momentum" in g:
                 g["momentum"] = self.cfg.momentum
         self.pos = self.result.position = Position(**st["position"])
+        if ckpt["info"]["valid"].get("step") == self.pos.step:    # saved by a validation: a run
+            self.last_validated = self.pos.step                     # with nothing left to do
+            self.result.last = ckpt["info"]["valid"]                # need not validate again
+        if self.lead and (self.out / "best.pt").exists():
+            self.result.best = load_checkpoint(self.out / "best.pt")["info"]["valid"]
         torch.set_rng_state(st["rng"])
         if self.device.type == "cuda" and st.get("cuda_rng"):
             torch.cuda.set_rng_state_all(st["cuda_rng"])
+
+    def reopen_schedule(self) -> str:
+        """--resume of a run its schedule stopped, with options that would have let it go on
+        there (e.g. a raised --max-decays): take their decision now; -> why it stopped, or ""."""
+        was = self.pos.stop
+        decision = schedule.reopen(self.pos, self.cfg)
+        if not was or decision == schedule.STOP:
+            return ""
+        if decision == schedule.DECAY and self.cfg.decay_restart:
+            self.restart_from_best()
+        return was
 
     def loop(self) -> None:
         self.model.train()

@@ -84,9 +84,9 @@ SCRIPT = [50.0, 40.0, 41.0, 42.0, 39.0, 39.5, 39.6, 39.7, 39.8]
 
 
 def _plateau_cfg(**kw):
-    kw = {"decay_restart": True, "max_steps": 36, "kl_anneal": "none", **kw}
+    kw = {"decay_restart": True, "max_steps": 36, "kl_anneal": "none", "max_decays": 1, **kw}
     return tiny_train_config(eval_every=4, log_every=2, lr=3e-3,
-                             lr_schedule="plateau", patience=2, max_decays=1, lr_decay=0.1, **kw)
+                             lr_schedule="plateau", patience=2, lr_decay=0.1, **kw)
 
 
 def _valid_rows(out):
@@ -114,9 +114,11 @@ def test_plateau_decays_restarts_from_best_and_stops(tmp_path, tok, corpora, mon
     train_rows = [r for r in map(json.loads, open(tmp_path / "metrics.jsonl")) if r["split"] == "train"]
     assert all(r["lr"] == pytest.approx(3e-3) for r in train_rows if r["step"] <= 16)
     assert all(r["lr"] == pytest.approx(3e-4) for r in train_rows if r["step"] > 16)
-    # a finished run stays finished: --resume has nothing left to do
+    # a finished run stays finished: --resume has nothing left to do, and does not validate again
     again = train(mcfg, _plateau_cfg(), tok, *corpora, tmp_path, resume=True)
-    assert again.position.step == 28
+    assert again.position.step == 28 and again.stopped.startswith("converged")
+    assert len(_valid_rows(tmp_path)) == len(rows)
+    assert again.best["elbo"] == 39.0 and again.best["step"] == 20     # what best.pt holds, not nothing
 
 
 def test_a_better_validation_before_settling_is_not_the_plateau_s_reference(tmp_path, tok, corpora, monkeypatch):
@@ -158,6 +160,35 @@ def test_resume_across_a_decay_is_exact(tmp_path, tok, corpora, monkeypatch):
         train(mcfg, _plateau_cfg(), tok, *corpora, tmp_path / "b", on_event=ctrl_c_at_14)
     b = train(mcfg, _plateau_cfg(), tok, *corpora, tmp_path / "b", resume=True)
     assert b.position.step == 28 and b.position.decays == 1
+    wa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    wb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6), k
+
+
+def test_reopen_a_stopped_schedule_with_a_raised_max_decays():
+    cfg = TrainConfig(lr_schedule="plateau", patience=2, lr_decay=0.5, max_decays=1)
+    st = Position(decays=1, bad=2, lr_scale=0.5, stop="converged: no improvement after 1 learning-rate decays")
+    assert schedule.reopen(st, cfg) == "stop" and st.stop            # same options: still stopped
+    assert schedule.reopen(st, TrainConfig(**{**vars(cfg), "max_decays": 3})) == "decay"
+    assert st.stop == "" and st.decays == 2 and st.lr_scale == 0.25 and st.bad == 0
+    early = Position(bad=2, stop="early stop: no improvement in 2 validations")
+    assert schedule.reopen(early, TrainConfig(early_stop=4)) == "continue" and early.stop == ""
+
+
+def test_resuming_a_converged_run_with_more_decays_goes_on_as_one_run_would(tmp_path, tok, corpora, monkeypatch):
+    # one run with --max-decays 2 against one stopped by --max-decays 1 at step 28, resumed with 2:
+    # the stop becomes the decay (and restart from the best weights) the longer run made there
+    mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
+    ScriptedValidation(SCRIPT, monkeypatch)
+    a = train(mcfg, _plateau_cfg(max_decays=2), tok, *corpora, tmp_path / "a")
+    assert a.position.step == 36 and a.position.decays == 2
+    ScriptedValidation(SCRIPT, monkeypatch)          # one script across the break
+    stopped = train(mcfg, _plateau_cfg(), tok, *corpora, tmp_path / "b")
+    assert stopped.position.step == 28 and stopped.stopped.startswith("converged")
+    b = train(mcfg, _plateau_cfg(max_decays=2), tok, *corpora, tmp_path / "b", resume=True)
+    assert b.position.step == 36 and b.position.decays == 2 and b.position.lr_scale == pytest.approx(0.01)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["train_config"]["max_decays"] == 2
     wa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
     wb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
     for k in wa:
