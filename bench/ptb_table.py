@@ -1,6 +1,6 @@
 """Print README's PTB results table from what `bench/ptb.sh ROW` left in $RUNS/ptb-ROW/.
 
-    RUNS=runs .venv/bin/python bench/ptb_table.py
+    RUNS=runs .venv/bin/python bench/ptb_table.py [--ran]
 
 Per row: IW-NLL (K = 500) and PPL on the paired subset (every 10th test sentence) and, where
 run (FULL=1), on the whole test set; -ELBO, KL, MI, AU on the whole test set; and for each VAE
@@ -8,12 +8,13 @@ its paired difference from the LM of the same architecture, mean over sentences 
 interval (normal approximation over sentences: the sentence-sampling error, which is far
 larger than the Monte Carlo one). A VAE is compared with the best LM of its architecture (the
 lowest exact NLL on the whole test set among the LM rows evaluated so far), named in the cell
-when there is more than one. A row not yet run is marked so; $RUNS/ptb-ROW/note.txt, if
-present, is appended to the row's name."""
+when there is more than one. A row not yet run is marked so (`--ran`: left out); $RUNS/ptb-ROW/note.txt,
+if present, is appended to the row's name."""
 
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,12 +25,17 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("+ cyclical annealing (4 cycles)", "lstm-vae-cyclical", "lstm", False),
         ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm", False),
         ("+ aggressive encoder training", "lstm-vae-aggressive", "lstm", False),
+        ("the converged + AE pretraining + free bits run, continued with the floor lowered to 5 nats in all "
+         "(0.15625/dim, Li et al.'s lambda = 5)", "lstm-vae-fb5", "lstm", False),
         ("AE pretraining + per-sentence free bits, SGD (the published code's recipe)", "lstm-vae-sgd", "lstm", False),
         ("VAE started from the SGD LM (--init-decoder), per-sentence free bits, SGD 0.25", "lstm-vae-lm-init", "lstm", False),
         ("VAE started from the SGD LM (--init-decoder), per-sentence free bits, AdamW 3e-4", "lstm-vae-lm-init-adamw", "lstm", False),
         ("Transformer-LM", "transformer-lm", "transformer", True),
         ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer", False),
-        ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer", False)]
+        ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer", False),
+        ("Transformer-LM, 12 epochs, cosine", "transformer-lm-cosine", "transformer", True),
+        ("Transformer-VAE, AE pretraining + free bits 0.25/dim, 12 epochs, cosine", "transformer-vae-cosine",
+         "transformer", False)]
 
 
 def read(key: str, name: str):
@@ -114,8 +120,10 @@ def row(name: str, key: str, arch: str, is_lm: bool) -> str:
 
 
 if __name__ == "__main__":
+    ran_only = "--ran" in sys.argv[1:]
     print("| model | NLL / PPL, full test (K = 500) | vs best LM, full (nats, 95%) | NLL / PPL, subset (K = 500) "
           "| vs best LM, subset | -ELBO (full) | KL | MI | AU | training | command |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in ROWS:
-        print(row(*r))
+        if not ran_only or (RUNS / f"ptb-{r[1]}").is_dir():
+            print(row(*r))
