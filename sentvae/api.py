@@ -11,6 +11,7 @@ and warnings reach `on_event(kind, info)` if given.
 
 from contextlib import nullcontext
 from dataclasses import fields
+import os
 from pathlib import Path
 
 from sentvae.config import ModelConfig, TrainConfig
@@ -59,6 +60,14 @@ def _init_decoder_source(path, tokenizer, model_opts: dict):
                                f"{model_opts[k]}; leave it out to take the checkpoint's")
     shape = {k: src[k] for k in DECODER_SHAPE}
     return Tokenizer(ckpt["tokenizer"], source=f"{path} (tokenizer)"), {**shape, **model_opts}, ckpt["model"]
+
+
+def _same_file(a, b) -> bool:
+    """Two paths name one existing file (relative and absolute, through a link...)."""
+    try:
+        return bool(a) and bool(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _refuse_frozen(last: Path, was: dict, given: dict) -> None:
@@ -113,6 +122,8 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     RunDir(out, resume, overwrite).check()   # a run already there: refused before any work
     if resume:
         model_cfg, saved, tok = resume_configs(out)
+        if _same_file(train_opts.get("init_decoder"), saved.get("init_decoder")):
+            train_opts["init_decoder"] = saved["init_decoder"]     # the same file, named another way
         _refuse_frozen(out / "last.pt", {**vars(model_cfg), **FROZEN_ON_RESUME, **saved}, {**model_opts, **train_opts})
         cfg = TrainConfig.from_dict({**saved, **train_opts})
     else:

@@ -1,6 +1,8 @@
 """--init-decoder: a VAE whose embedding, decoder and output layer start from a trained model's
 (a converged --no-latent LM's, in the PTB recipe), with z's weights zeroed."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -82,13 +84,17 @@ def test_what_cannot_fit_is_one_line_naming_the_option(lm_run, corpus_dir, tmp_p
     assert not (tmp_path / "d" / "last.pt").exists()
 
 
-def test_resume_keeps_the_start_it_was_given(lm_run, corpus_dir, tmp_path):
+def test_resume_keeps_the_start_it_was_given(lm_run, corpus_dir, tmp_path, monkeypatch):
     run = dict(data=corpus_dir / "train.txt", valid=corpus_dir / "valid.txt", out=tmp_path / "v",
                max_tokens=300, eval_every=2)
     sentvae.train(**run, init_decoder=lm_run, max_steps=2)
     with pytest.raises(SentvaeError, match=r"^--init-decoder: .*last\.pt was trained with"):
         sentvae.train(**run, init_decoder=tmp_path / "other.pt", max_steps=4, resume=True)
     sentvae.train(**run, init_decoder=lm_run, max_steps=4, resume=True)    # the same command line
+    # the same file named another way (relative to the working directory) is the same start
+    monkeypatch.chdir(lm_run.parent)
+    sentvae.train(**run, init_decoder=Path(lm_run.name), max_steps=6, resume=True)
+    assert load_checkpoint(tmp_path / "v" / "last.pt")["train_config"]["init_decoder"] == str(lm_run)
 
 
 def test_config_refuses_init_decoder_with_pretraining():
