@@ -57,8 +57,9 @@ if [ -n "${FULL:-}" ] && ! grep -q '"no_latent": true' <("$sentvae" info --json 
     # K = 500 on the whole test set in ten parts (test lines with number % 10 == r), each
     # written when whole, so a call cut short keeps the parts it finished and the next call
     # goes on; PARTS="2 4 6" makes a call do only those (two calls side by side at THREADS=1).
-    # Part 1 is the paired subset, already evaluated with the same file, K and seed.
-    if [ -z "${PARTS:-}" ] && [ ! -f "$out/eval-k500-full-part1.json" ]; then
+    # Part 1 is the paired subset, already evaluated with the same file, K and seed (taken
+    # whichever call gets here first, PARTS or not).
+    if [ -f "$out/eval-k500.json" ] && [ ! -f "$out/eval-k500-full-part1.json" ]; then
         cp "$out/eval-k500.sentences.jsonl" "$out/eval-k500-full-part1.sentences.jsonl"
         cp "$out/eval-k500.json" "$out/eval-k500-full-part1.json"
     fi

@@ -35,7 +35,11 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer", False),
         ("Transformer-LM, 12 epochs, cosine", "transformer-lm-cosine", "transformer", True),
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim, 12 epochs, cosine", "transformer-vae-cosine",
-         "transformer", False)]
+         "transformer", False),
+        ("Transformer-VAE, the same in 14 epochs (the decoder's 12 after its reset: the LM's)",
+         "transformer-vae-cosine14", "transformer", False),
+        ("Transformer-VAE, the same with free bits 5 nats in all (0.15625/dim, Li et al.'s lambda = 5), 14 epochs",
+         "transformer-vae-fb5-cosine14", "transformer", False)]
 
 
 def read(key: str, name: str):

@@ -268,7 +268,9 @@ class Trainer:
         if cfg.aggressive:
             figs["inner_steps"] = inner / max(steps, 1)
         row = {"split": "train", "step": pos.step, "epoch": pos.epoch, **figs,
-               "kl_weight": cfg.beta * schedule_weight(max(pos.step - 1, 0), cfg, self.total),
+               # an LM has no KL term: its weight is 0, not the (unused) annealing schedule's
+               "kl_weight": 0.0 if self.model_cfg.no_latent
+               else cfg.beta * schedule_weight(max(pos.step - 1, 0), cfg, self.total),
                "lr": self.opt.param_groups[0]["lr"],
                "tokens_per_s": self.world * tokens / max(seconds, 1e-9)}
         self.log(row)

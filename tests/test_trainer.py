@@ -69,6 +69,25 @@ def test_validate_and_save_writes_best_and_last_and_logs(tok, corpora, tmp_path)
     assert load_checkpoint(tmp_path / "last.pt")["train_state"]["position"]["step"] == 1
 
 
+def test_logged_kl_weight_is_the_schedules_and_zero_for_an_lm(tok, corpora, tmp_path):
+    """metrics.jsonl's kl_weight is what multiplies the KL in the loss: an LM (--no-latent) has
+    none, so 0 (its PTB rows logged the unused anneal's 0.99, read in plots as a weight)."""
+    for no_latent in (False, True):
+        out = tmp_path / str(no_latent)
+        t = Trainer(ModelConfig(vocab_size=tok.vocab_size, no_latent=no_latent, **TINY_MODEL),
+                    tiny_train_config(kl_anneal="linear", anneal_steps=4), tok, *corpora, out)
+        with RunDir(out) as run:
+            run.open_metrics()
+            t.run_dir = run
+            batches = t.epoch_batches(0)
+            for _ in range(3):
+                t.step(batches)
+                t.log_train()
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        want = [0.0] * 3 if no_latent else [0.0, 0.25, 0.5]
+        assert [r["kl_weight"] for r in rows] == pytest.approx(want), no_latent
+
+
 def test_check_aggressive_phase_ends_when_mi_falls(tok, corpora, tmp_path, monkeypatch):
     import sentvae.trainer as T
     mis = iter([1.0, 2.0, 1.5])
