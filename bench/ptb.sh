@@ -17,6 +17,9 @@
 #   eval-test:      the whole test set (3,761 sentences), K = 1: -ELBO, KL, MI, AU (an LM: exact NLL)
 #   eval-k500:      K = 500 on every 10th test sentence (377), paired across rows
 #   eval-k500-full: K = 500 on the whole test set (FULL=1; an LM's eval-test is already exact)
+# An evaluation already made of the current best.pt is not made again. Every call copies the
+# summaries, per-sentence files and time.txt (no text, no checkpoints) to bench/results/ptb-ROW/,
+# to be committed: what bench/ptb_table.py reads of a row once its machine, and $RUNS, are gone.
 set -euo pipefail
 row=${1:?usage: bench/ptb.sh ROW   (ROW: a configs/ptb-ROW.toml)}
 cfg=configs/ptb-$row.toml
@@ -45,6 +48,7 @@ if [ ! -f "$out/time.txt" ]; then
     echo "$secs s training, $OMP_NUM_THREADS thread(s), $(nproc --all) cores: $(lscpu | sed -n 's/^Model name: *//p')" > "$out/time.txt"
 fi
 evaluate() {   # NAME DATA K   (NAME.json appears only once the evaluation is whole)
+    [ "$out/$1.json" -nt "$out/best.pt" ] && return   # done already, of this best.pt: a call again only keeps
     "$sentvae" eval -c "$out/best.pt" --data "$2" -k "$3" --json -q \
         --per-sentence "$out/$1.sentences.jsonl" > "$out/$1.json.tmp"
     mv "$out/$1.json.tmp" "$out/$1.json"
@@ -76,4 +80,15 @@ if [ -n "${FULL:-}" ] && ! grep -q '"no_latent": true' <("$sentvae" info --json 
         .venv/bin/python bench/ptb_merge.py "$out" eval-k500-full "$ptb/ptb.test.txt" > /dev/null
     fi
 fi
+# Keep what a later machine needs to show this row and pair with it (summaries, per-sentence
+# figures, time.txt: no text, no checkpoints) in bench/results/ptb-ROW/, to be committed: $RUNS
+# lives on this machine's disk and goes with it. bench/ptb_table.py reads it where $RUNS has no run.
+keep=bench/results/ptb-$row
+mkdir -p "$keep"
+for f in "$out"/time.txt "$out"/note.txt "$out"/eval-*.json "$out"/eval-*.sentences.jsonl; do
+    [ -f "$f" ] || continue
+    case $f in *-part[0-9].*) [ -f "$out/eval-k500-full.json" ] && continue ;; esac   # merged: parts not needed
+    cp "$f" "$keep/"
+done
+[ -f "$out/eval-k500-full.json" ] && rm -f "$keep"/eval-k500-full-part[0-9].*
 cat "$out/time.txt" "$out"/eval-*.json

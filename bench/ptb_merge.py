@@ -20,6 +20,11 @@ from sentvae.evaluate import summarize
 PARTS = 10
 
 
+def part_indices(r: int, n_lines: int) -> list[int]:
+    """The 0-based test-file indices that part r holds, in its order (line number % PARTS == r)."""
+    return [i for i in range(n_lines) if (i + 1) % PARTS == r]
+
+
 def rows_of(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()]
 
@@ -40,7 +45,7 @@ def merge(run: Path, name: str, n_lines: int) -> dict:
         raise SystemExit(f"ptb_merge: the parts of {run}/{name} come from different checkpoints: {sorted(ckpts)}")
     rows: list = [None] * n_lines
     for r, (_, part) in parts.items():
-        lines = [i for i in range(n_lines) if (i + 1) % PARTS == r]     # 0-based test-file indices
+        lines = part_indices(r, n_lines)
         if len(lines) != len(part):
             raise SystemExit(f"ptb_merge: {run}/{name}-part{r} has {len(part)} sentences, not {len(lines)}")
         for i, row in zip(lines, part):

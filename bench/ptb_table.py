@@ -3,13 +3,18 @@
     RUNS=runs .venv/bin/python bench/ptb_table.py [--ran]
 
 Per row: IW-NLL (K = 500) and PPL on the paired subset (every 10th test sentence) and, where
-run (FULL=1), on the whole test set; -ELBO, KL, MI, AU on the whole test set; and for each VAE
+run (FULL=1), on the whole test set (while only some of its ten parts have finished: those, named,
+with how many sentences they hold, and paired on them); -ELBO, KL, MI, AU on the whole test set; and for each VAE
 its paired difference from the LM of the same architecture, mean over sentences with a 95%
 interval (normal approximation over sentences: the sentence-sampling error, which is far
 larger than the Monte Carlo one). A VAE is compared with the best LM of its architecture (the
 lowest exact NLL on the whole test set among the LM rows evaluated so far), named in the cell
 when there is more than one. A row not yet run is marked so (`--ran`: left out); $RUNS/ptb-ROW/note.txt,
-if present, is appended to the row's name."""
+if present, is appended to the row's name.
+
+A row whose folder is not in $RUNS (a run on another machine, gone with it) is read from what
+bench/ptb.sh keeps of it in bench/results/ptb-ROW/ (summaries, per-sentence figures and time.txt:
+no text, no checkpoints), committed, so that a later run can still be paired with it."""
 
 import json
 import math
@@ -17,8 +22,12 @@ import os
 import sys
 from pathlib import Path
 
+from ptb_merge import PARTS, part_indices
+from sentvae.evaluate import summarize
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = Path(os.environ.get("RUNS", ROOT / "runs"))
+RESULTS = ROOT / "bench" / "results"     # what bench/ptb.sh keeps of each run (no checkpoints): committed
 ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is an LM)
         ("LSTM-LM, SGD (the published code's optimizer)", "lstm-lm-sgd", "lstm", True),
         ("LSTM-VAE (Bowman: anneal + word dropout 0.4)", "lstm-vae", "lstm", False),
@@ -42,26 +51,61 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
          "transformer-vae-fb5-cosine14", "transformer", False)]
 
 
+def run_dir(key: str) -> Path:
+    """$RUNS/ptb-KEY where that run is on this machine, else what bench/ptb.sh kept of it in
+    bench/results/ptb-KEY/: one or the other for a whole row, never figures of two runs mixed."""
+    live = RUNS / f"ptb-{key}"
+    return live if live.is_dir() else RESULTS / f"ptb-{key}"
+
+
+def run_file(key: str, name: str) -> Path | None:
+    path = run_dir(key) / name
+    return path if path.is_file() else None
+
+
 def read(key: str, name: str):
     try:
-        return json.loads((RUNS / f"ptb-{key}" / f"{name}.json").read_text())
-    except (OSError, ValueError):            # not run (or not finished) yet
+        return json.loads(run_file(key, f"{name}.json").read_text())
+    except (AttributeError, OSError, ValueError):            # not run (or not finished) yet
         return None
 
 
-def per_sentence(key: str, name: str):
-    try:
-        lines = (RUNS / f"ptb-{key}" / f"{name}.sentences.jsonl").read_text().splitlines()
-    except OSError:
-        return None
-    return [json.loads(x)["iw_nll"] for x in lines]
+def rows_of(key: str, name: str) -> list[dict] | None:
+    path = run_file(key, f"{name}.sentences.jsonl")
+    return None if path is None else [json.loads(x) for x in path.read_text().splitlines()]
 
 
-def paired(a: list, b: list) -> str:
-    """mean(a - b) with a 95% interval over sentences."""
-    if a is None or b is None or len(a) != len(b) or len(a) < 2:
+def per_sentence(key: str, name: str) -> dict | None:
+    """{index: IW-NLL} of each sentence in an evaluation (its file's order: the data's line - 1)."""
+    rows = rows_of(key, name)
+    return None if rows is None else {r["index"]: r["iw_nll"] for r in rows}
+
+
+def finished_parts(key: str) -> tuple[list[int], list[dict], set]:
+    """The parts of a FULL=1 evaluation finished so far, their rows, each with its index in the
+    whole test set (so that they pair with an LM's eval-test), and their K: for a table before
+    all ten are in."""
+    n_lines = len(rows_of(key, "eval-test") or [])
+    done, rows, K = [], [], set()
+    for r in range(PARTS):
+        summary = read(key, f"eval-k500-full-part{r}")      # written once the part is whole
+        part = rows_of(key, f"eval-k500-full-part{r}") if summary else None
+        if part is None or not n_lines:
+            continue
+        K.add(summary["iw_samples"])
+        indices = part_indices(r, n_lines)
+        if len(indices) != len(part):
+            raise SystemExit(f"ptb_table: ptb-{key}/eval-k500-full-part{r} has {len(part)} sentences, not {len(indices)}")
+        done.append(r)
+        rows += [{**row, "index": i} for i, row in zip(indices, part)]
+    return done, rows, K
+
+
+def paired(a: dict | None, b: dict | None) -> str:
+    """mean(a - b) over the sentences of a, matched by index, with a 95% interval over sentences."""
+    if a is None or b is None or len(a) < 2 or not a.keys() <= b.keys():
         return "-"
-    d = [x - y for x, y in zip(a, b)]
+    d = [x - b[i] for i, x in a.items()]
     m = sum(d) / len(d)
     sd = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1))
     h = 1.96 * sd / math.sqrt(len(d))
@@ -79,12 +123,21 @@ def nll_cell(r) -> str:
     return f"{r['iw_nll']:.2f}" + (" (exact)" if exact else f" ± {r['iw_nll_se']:.3f}") + f" / {r['ppl']:.2f}"
 
 
+def partial_cell(done: list[int], rows: list[dict], K: set, n_lines: int) -> str:
+    """The full-test cell of a FULL=1 evaluation with only some of its parts finished."""
+    if len(K) != 1:
+        raise SystemExit(f"ptb_table: the finished parts differ in K: {sorted(K)}")
+    K = K.pop()
+    s = {**summarize({k: [r[k] for r in rows] for k in ("words", "elbo", "iw_nll", "ess", "kl")}, K), "iw_samples": K}
+    return f"parts {' '.join(map(str, done))} only ({len(rows):,} of {n_lines:,} sentences): {nll_cell(s)}"
+
+
 def training_time(key: str) -> str:
     """From time.txt once the row has finished; else the time so far, from last.pt."""
     try:
-        secs, rest = (RUNS / f"ptb-{key}" / "time.txt").read_text().split(" s training, ", 1)
+        secs, rest = run_file(key, "time.txt").read_text().split(" s training, ", 1)
         return f"{int(secs) / 60:.0f} min, {rest.split(' thread')[0]} CPU thread"
-    except (OSError, ValueError):
+    except (AttributeError, OSError, ValueError):
         pass
     try:
         import torch
@@ -103,8 +156,8 @@ def best_lm(arch: str) -> str | None:
 
 def row(name: str, key: str, arch: str, is_lm: bool) -> str:
     full = read(key, "eval-test")
-    note = RUNS / f"ptb-{key}" / "note.txt"
-    if note.is_file():
+    note = run_file(key, "note.txt")
+    if note is not None:
         name += f" (**{note.read_text().strip()}**)"
     if full is None:
         ran = (RUNS / f"ptb-{key}" / "last.pt").is_file()
@@ -112,14 +165,19 @@ def row(name: str, key: str, arch: str, is_lm: bool) -> str:
                 f"{training_time(key) if ran else ''} | `bench/ptb.sh {key}{EXTRA.get(key, '')}` |")
     sub, whole = read(key, "eval-k500"), (full if is_lm else read(key, "eval-k500-full"))
     d_sub = d_full = "-"
+    whole_cell = None
     lm = best_lm(arch)
     if not is_lm and lm is not None:
         d_sub = paired(per_sentence(key, "eval-k500"), per_sentence(lm, "eval-k500"))
         d_full = paired(per_sentence(key, "eval-k500-full"), per_sentence(lm, "eval-test"))
+        if whole is None and (parts := finished_parts(key))[0]:
+            done, rows, K = parts
+            whole_cell = partial_cell(done, rows, K, len(per_sentence(key, "eval-test")))
+            d_full = paired({r["index"]: r["iw_nll"] for r in rows}, per_sentence(lm, "eval-test"))
         if sum(a == arch and is_lm for _, _, a, is_lm in ROWS) > 1:
             d_sub, d_full = (d if d == "-" else f"{d} vs {lm}" for d in (d_sub, d_full))
     took = training_time(key)
-    return (f"| {name} | {nll_cell(whole)} | {d_full} | {nll_cell(sub)} | {d_sub} | {full['elbo']:.2f} "
+    return (f"| {name} | {whole_cell or nll_cell(whole)} | {d_full} | {nll_cell(sub)} | {d_sub} | {full['elbo']:.2f} "
             f"| {full['kl']:.2f} | {full['mi']:.2f} | {full['au']} | {took} | `bench/ptb.sh {key}{EXTRA.get(key, '')}` |")
 
 
@@ -129,5 +187,5 @@ if __name__ == "__main__":
           "| vs best LM, subset | -ELBO (full) | KL | MI | AU | training | command |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in ROWS:
-        if not ran_only or (RUNS / f"ptb-{r[1]}").is_dir():
+        if not ran_only or run_dir(r[1]).is_dir():
             print(row(*r))

@@ -1,0 +1,83 @@
+"""bench/ptb_table.py: the README's PTB table pairs a VAE with its LM sentence by sentence, also
+while only some parts of a FULL=1 evaluation have finished, and reads a row that is no longer on
+this machine from what bench/ptb.sh kept of it."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+import ptb_table  # noqa: E402
+
+N = 53                      # test sentences (PTB's 3,761, made small)
+LM, VAE = "transformer-lm-cosine", "transformer-vae-fb5-cosine14"
+
+
+def lm_nll(i: int) -> float:
+    return 100.0 + i        # a different figure for each test line, so a wrong match shows
+
+
+def gap(i: int) -> float:
+    return -0.5 + 0.01 * i  # the VAE's per-sentence difference from the LM, by test index
+
+
+def write(run: Path, name: str, rows: list[dict], K: int, kl: float) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / f"{name}.sentences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = {"iw_nll": sum(r["iw_nll"] for r in rows) / len(rows), "iw_nll_se": 0.01, "ppl": 100.0,
+               "elbo": 105.0, "kl": kl, "mi": 5.0, "au": 32, "iw_samples": K}
+    (run / f"{name}.json").write_text(json.dumps(summary))
+
+
+def row(nll: float, index: int) -> dict:
+    return {"index": index, "words": 20, "elbo": nll + 3, "iw_nll": nll, "ess": 20.0, "kl": 0.0}
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    monkeypatch.setattr(ptb_table, "RUNS", runs)
+    monkeypatch.setattr(ptb_table, "RESULTS", results)
+    lm = [row(lm_nll(i), i) for i in range(N)]
+    write(runs / f"ptb-{LM}", "eval-test", lm, 1, 0.0)
+    write(runs / f"ptb-{LM}", "eval-k500", lm[0::10], 1, 0.0)
+    write(runs / f"ptb-{VAE}", "eval-test", [row(lm_nll(i) + 3, i) for i in range(N)], 1, 6.0)
+    # part r: the test lines whose number % 10 == r (0-based index 10k + r - 1; part 0: 10k + 9)
+    for r in (1, 3, 0):
+        indices = [i for i in range(N) if (i + 1) % 10 == r]
+        write(runs / f"ptb-{VAE}", f"eval-k500-full-part{r}",
+              [row(lm_nll(i) + gap(i), k) for k, i in enumerate(indices)], 500, 6.0)
+    return runs, results
+
+
+def vae_cells(runs_dir) -> list[str]:
+    name, key, arch, is_lm = next(r for r in ptb_table.ROWS if r[1] == VAE)
+    return [c.strip() for c in ptb_table.row(name, key, arch, is_lm).split("|")]
+
+
+def test_finished_parts_are_paired_with_the_lm_by_test_line(runs):
+    cells = vae_cells(runs)
+    indices = [i for i in range(N) if (i + 1) % 10 in (1, 3, 0)]
+    assert cells[2].startswith(f"parts 0 1 3 only ({len(indices)} of {N} sentences): ")
+    mean = sum(lm_nll(i) + gap(i) for i in indices) / len(indices)
+    assert f": {mean:.2f} ± " in cells[2]
+    expected = sum(gap(i) for i in indices) / len(indices)
+    assert cells[3].startswith(f"{expected:+.2f} [")
+    lo, hi = (float(x) for x in cells[3].split("[")[1].split("]")[0].split(","))
+    assert lo < expected < hi and hi - lo < 0.2
+
+
+def test_a_part_still_running_is_left_out(runs):
+    (runs[0] / f"ptb-{VAE}" / "eval-k500-full-part3.json").unlink()   # its .json comes last
+    assert vae_cells(runs)[2].startswith("parts 0 1 only (")
+
+
+def test_a_row_gone_with_its_machine_is_read_from_what_was_kept(runs):
+    live, kept = runs
+    (live / f"ptb-{LM}").rename(kept.mkdir() or kept / f"ptb-{LM}")
+    assert vae_cells(runs)[3] != "-"                   # still paired with the LM, from bench/results
+    cells = [c.strip() for c in ptb_table.row(*next(r for r in ptb_table.ROWS if r[1] == LM)).split("|")]
+    assert cells[2] == f"{sum(map(lm_nll, range(N))) / N:.2f} (exact) / 100.00"
