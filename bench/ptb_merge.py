@@ -40,7 +40,10 @@ def merge(run: Path, name: str, n_lines: int) -> dict:
     if len(K) != 1:
         raise SystemExit(f"ptb_merge: the parts of {run}/{name} differ in K: {sorted(K)}")
     K = K.pop()
-    ckpts = {s["checkpoint"] for s, _ in parts.values()}
+    # Compared by file name: each part records the path as its command line gave it (absolute
+    # from ptb.sh, relative from a hand-run eval in the run dir), and the mtime check above
+    # already guards against a best.pt rewritten between parts.
+    ckpts = {Path(s["checkpoint"]).name for s, _ in parts.values()}
     if len(ckpts) != 1:
         raise SystemExit(f"ptb_merge: the parts of {run}/{name} come from different checkpoints: {sorted(ckpts)}")
     rows: list = [None] * n_lines

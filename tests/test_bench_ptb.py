@@ -81,3 +81,37 @@ def test_a_row_gone_with_its_machine_is_read_from_what_was_kept(runs):
     assert vae_cells(runs)[3] != "-"                   # still paired with the LM, from bench/results
     cells = [c.strip() for c in ptb_table.row(*next(r for r in ptb_table.ROWS if r[1] == LM)).split("|")]
     assert cells[2] == f"{sum(map(lm_nll, range(N))) / N:.2f} (exact) / 100.00"
+
+
+def write_parts(run: Path, checkpoints: list[str]) -> None:
+    """The ten parts of a K = 500 evaluation of the N test lines, part r naming checkpoints[r]."""
+    import ptb_merge
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "eval-test.json").write_text(json.dumps({"mi": 5.0, "au": 32, "latent": 32}))
+    for r in range(ptb_merge.PARTS):
+        rows = [row(lm_nll(i), k) for k, i in enumerate(ptb_merge.part_indices(r, N))]
+        (run / f"eval-k500-full-part{r}.sentences.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+        (run / f"eval-k500-full-part{r}.json").write_text(
+            json.dumps({"iw_samples": 500, "checkpoint": checkpoints[r]}))
+
+
+def test_merged_parts_come_back_in_test_order_whatever_path_named_the_checkpoint(tmp_path):
+    import ptb_merge
+    run = tmp_path / "ptb-lstm-vae-fb7"
+    # ptb.sh names it by its absolute path; a part run by hand in the run folder, relatively
+    write_parts(run, ["best.pt"] + [str(run / "best.pt")] * 9)
+    summary = ptb_merge.merge(run, "eval-k500-full", N)
+    merged = [json.loads(x) for x in (run / "eval-k500-full.sentences.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in merged] == list(range(N))
+    assert [r["iw_nll"] for r in merged] == [lm_nll(i) for i in range(N)]
+    assert summary["iw_nll"] == pytest.approx(sum(map(lm_nll, range(N))) / N)
+    assert summary["sentences"] == N and summary["checkpoint"] == "best.pt"
+
+
+def test_parts_of_different_checkpoints_are_not_merged(tmp_path):
+    import ptb_merge
+    run = tmp_path / "ptb-lstm-vae-fb7"
+    write_parts(run, [str(run / "best.pt")] * 9 + [str(run / "last.pt")])
+    with pytest.raises(SystemExit, match="different checkpoints"):
+        ptb_merge.merge(run, "eval-k500-full", N)
+    assert not (run / "eval-k500-full.json").exists()
