@@ -1,6 +1,6 @@
 """Print README's PTB results table from what `bench/ptb.sh ROW` left in $RUNS/ptb-ROW/.
 
-    RUNS=runs .venv/bin/python bench/ptb_table.py [--ran]
+    RUNS=runs .venv/bin/python bench/ptb_table.py [--ran | --pair ROW_A ROW_B [EVAL]]
 
 Per row: IW-NLL (K = 500) and PPL on the paired subset (every 10th test sentence) and, where
 run (FULL=1), on the whole test set (while only some of its ten parts have finished: those, named,
@@ -11,6 +11,9 @@ larger than the Monte Carlo one). A VAE is compared with the best LM of its arch
 lowest exact NLL on the whole test set among the LM rows evaluated so far), named in the cell
 when there is more than one. A row not yet run is marked so (`--ran`: left out); $RUNS/ptb-ROW/note.txt,
 if present, is appended to the row's name.
+
+`--pair ROW_A ROW_B [EVAL]` prints row A's paired difference from row B on EVAL (default
+eval-k500), for two rows the table does not pair (two VAEs).
 
 A row whose folder is not in $RUNS (a run on another machine, gone with it) is read from what
 bench/ptb.sh keeps of it in bench/results/ptb-ROW/ (summaries, per-sentence figures and time.txt:
@@ -182,7 +185,27 @@ def row(name: str, key: str, arch: str, is_lm: bool) -> str:
             f"| {full['kl']:.2f} | {full['mi']:.2f} | {full['au']} | {took} | `bench/ptb.sh {key}{EXTRA.get(key, '')}` |")
 
 
+def pair(a: str, b: str, name: str) -> str:
+    """Row A's paired difference from row B (any two rows, e.g. two VAEs) on the sentences of
+    their evaluation NAME (both of the same file: eval-test, eval-k500, eval-k500-full)."""
+    cell = paired(per_sentence(a, name), per_sentence(b, name))
+    if cell == "-":
+        raise ValueError(f"ptb_table --pair: ptb-{a} and ptb-{b} do not both have {name}.sentences.jsonl "
+                         "on the same sentences")
+    return f"{a} - {b}, {name}: {cell} nats a sentence (mean, 95% interval over sentences)"
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--pair"]:     # bench/ptb_table.py --pair ROW_A ROW_B [EVAL]
+        args = sys.argv[2:] + ["eval-k500"] * (len(sys.argv) == 4)
+        try:
+            if len(args) != 3:
+                raise ValueError("usage: bench/ptb_table.py --pair ROW_A ROW_B [EVAL]   (EVAL: eval-k500 unless given)")
+            print(pair(*args))
+        except ValueError as e:
+            print(e, file=sys.stderr)
+            sys.exit(2)
+        sys.exit(0)
     ran_only = "--ran" in sys.argv[1:]
     print("| model | NLL / PPL, full test (K = 500) | vs best LM, full (nats, 95%) | NLL / PPL, subset (K = 500) "
           "| vs best LM, subset | -ELBO (full) | KL | MI | AU | training | command |")

@@ -115,3 +115,13 @@ def test_parts_of_different_checkpoints_are_not_merged(tmp_path):
     with pytest.raises(SystemExit, match="different checkpoints"):
         ptb_merge.merge(run, "eval-k500-full", N)
     assert not (run / "eval-k500-full.json").exists()
+
+
+def test_pair_compares_any_two_rows_sentence_by_sentence(runs):
+    runs_dir, _ = runs
+    subset = list(range(0, N, 10))
+    write(runs_dir / f"ptb-{VAE}", "eval-k500", [row(lm_nll(i) + gap(i), i) for i in subset], 500, 6.0)   # indexed as the LM's
+    mean = sum(gap(i) for i in subset) / len(subset)
+    assert ptb_table.pair(VAE, LM, "eval-k500").startswith(f"{VAE} - {LM}, eval-k500: {mean:+.2f} [")
+    with pytest.raises(ValueError, match="eval-k500-full"):           # the LM has no K = 500 full-test file
+        ptb_table.pair(VAE, LM, "eval-k500-full")
