@@ -43,6 +43,12 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("AE pretraining + per-sentence free bits, SGD (the published code's recipe)", "lstm-vae-sgd", "lstm", False),
         ("VAE started from the SGD LM (--init-decoder), per-sentence free bits, SGD 0.25", "lstm-vae-lm-init", "lstm", False),
         ("VAE started from the SGD LM (--init-decoder), per-sentence free bits, AdamW 3e-4", "lstm-vae-lm-init-adamw", "lstm", False),
+        ("LSTM-LM, AdamW to its first plateau (stage 1 of the next row)", "lstm-lm-adamw1", "lstm", True),
+        ("LSTM-LM, AdamW to its first plateau, then SGD from lr 0.5 with 4 decays (--init-from)", "lstm-lm-adamw-sgd",
+         "lstm", True),
+        ("LSTM-VAE, AE pretraining + free bits 0.25/dim, AdamW to its first plateau (stage 1 of the next row)",
+         "lstm-vae-adamw1", "lstm", False),
+        ("LSTM-VAE, the same, then SGD from lr 0.5 with 4 decays (--init-from)", "lstm-vae-adamw-sgd", "lstm", False),
         ("Transformer-LM", "transformer-lm", "transformer", True),
         ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer", False),
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer", False),
@@ -117,7 +123,9 @@ def paired(a: dict | None, b: dict | None) -> str:
 
 # what a row's command needs beyond its recipe
 EXTRA = {"lstm-vae-lm-init": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
-         "lstm-vae-lm-init-adamw": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt"}
+         "lstm-vae-lm-init-adamw": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
+         "lstm-lm-adamw-sgd": " --init-from $RUNS/ptb-lstm-lm-adamw1/best.pt",
+         "lstm-vae-adamw-sgd": " --init-from $RUNS/ptb-lstm-vae-adamw1/best.pt"}
 
 
 def nll_cell(r) -> str:

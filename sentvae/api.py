@@ -32,33 +32,44 @@ def _paths(value) -> list[str] | None:
 
 # Training options a resumed run cannot change, with the value a run saved before the option
 # existed had: the optimizer's saved state would not fit another optimizer.
-FROZEN_ON_RESUME = {"optimizer": "adamw", "init_decoder": ""}
+FROZEN_ON_RESUME = {"optimizer": "adamw", "init_decoder": "", "init_from": ""}
 
 # The options that fix the shape of the embedding, decoder and output layer: a model started from
 # --init-decoder takes them from that checkpoint (an option given must agree with it).
 DECODER_SHAPE = ("arch", "emb_dim", "hidden", "latent", "dec_layers", "heads", "ff")
+# What a model started from --init-from may set otherwise than its checkpoint: the rest is its shape.
+FINE_TUNABLE = ("dropout", "enc_dropout")
+START_OPTIONS = ("init_decoder", "init_from")
 
 
-def _init_decoder_source(path, tokenizer, model_opts: dict):
-    """--init-decoder PATH: -> (its tokenizer, model options completed with its decoder's shape,
-    its weights), the file read once. One line, naming the option, for what cannot fit."""
+def _start_source(option: str, path, tokenizer, model_opts: dict):
+    """--init-decoder / --init-from PATH: -> (its tokenizer, model options completed with the
+    checkpoint's shape, its weights), the file read once. One line, naming the option, for what
+    cannot fit."""
     from sentvae.checkpoint import load_checkpoint
     from sentvae.tokenizer import Tokenizer
 
+    flag = "--" + option.replace("_", "-")
     if tokenizer is not None:
-        raise SentvaeError(f"--tokenizer: --init-decoder {path} brings its own tokenizer; give one of them")
-    if model_opts.get("no_latent"):
+        raise SentvaeError(f"--tokenizer: {flag} {path} brings its own tokenizer; give one of them")
+    whole = option == "init_from"
+    if not whole and model_opts.get("no_latent"):
         raise SentvaeError("--init-decoder: a --no-latent model would be a copy of it; leave out --no-latent")
     ckpt = load_checkpoint(path)
     src = ckpt["model_config"]
-    if not src.get("tie_weights", True):
+    if not whole and not src.get("tie_weights", True):
         raise SentvaeError(f"--init-decoder {path}: its output layer is not tied to the embedding; "
                            "only tied models (the default) can be started from")
-    for k in DECODER_SHAPE:
-        if k in model_opts and model_opts[k] != src[k]:
-            raise SentvaeError(f"--{k.replace('_', '-')}: --init-decoder {path} has {src[k]}, not "
-                               f"{model_opts[k]}; leave it out to take the checkpoint's")
-    shape = {k: src[k] for k in DECODER_SHAPE}
+    shape = {k: v for k, v in src.items() if k != "vocab_size" and k not in FINE_TUNABLE} if whole else \
+        {k: src[k] for k in DECODER_SHAPE}
+    for k, v in model_opts.items():
+        if k in shape and v != shape[k]:
+            if k == "bow":
+                raise SentvaeError(f"--bow-weight: {flag} {path} has no bag-of-words head to train")
+            raise SentvaeError(f"--{k.replace('_', '-')}: {flag} {path} has {shape[k]}, not {v}; "
+                               "leave it out to take the checkpoint's")
+    if whole:     # what is not given stays as trained (dropout too)
+        shape.update({k: src[k] for k in FINE_TUNABLE if k in src})
     return Tokenizer(ckpt["tokenizer"], source=f"{path} (tokenizer)"), {**shape, **model_opts}, ckpt["model"]
 
 
@@ -113,8 +124,9 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     if options.get("bow_weight", 0) > 0:
         model_opts["bow"] = True             # the loss needs its head
     train_opts = {k: v for k, v in options.items() if k in TRAIN_OPTIONS}
-    if train_opts.get("init_decoder") is not None:
-        train_opts["init_decoder"] = str(train_opts["init_decoder"])     # a Path from the CLI
+    for k in START_OPTIONS:
+        if train_opts.get(k) is not None:
+            train_opts[k] = str(train_opts[k])     # a Path from the CLI
     if resume and overwrite:
         raise SentvaeError("--overwrite: cannot be used with --resume (continue the run, or replace it)")
     dev = distributed.setup(resolve_device(device))      # joins torchrun's process group, if any
@@ -122,8 +134,9 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     RunDir(out, resume, overwrite).check()   # a run already there: refused before any work
     if resume:
         model_cfg, saved, tok = resume_configs(out)
-        if _same_file(train_opts.get("init_decoder"), saved.get("init_decoder")):
-            train_opts["init_decoder"] = saved["init_decoder"]     # the same file, named another way
+        for k in START_OPTIONS:
+            if _same_file(train_opts.get(k), saved.get(k)):
+                train_opts[k] = saved[k]     # the same file, named another way
         _refuse_frozen(out / "last.pt", {**vars(model_cfg), **FROZEN_ON_RESUME, **saved}, {**model_opts, **train_opts})
         cfg = TrainConfig.from_dict({**saved, **train_opts})
     else:
@@ -131,11 +144,13 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     train_paths = _paths(data) or [bundled("train")]
     valid_paths = _paths(valid) or ([bundled("valid")] if data is None else None)
     init_weights = None
-    if not resume and cfg.init_decoder:
-        if overwrite and Path(cfg.init_decoder).resolve() in {(out / n).resolve() for n in ("last.pt", "best.pt")}:
-            raise SentvaeError(f"--init-decoder: {cfg.init_decoder} belongs to the run in {out} that "
+    start = next((k for k in START_OPTIONS if getattr(cfg, k)), None)
+    if not resume and start:
+        path = getattr(cfg, start)
+        if overwrite and Path(path).resolve() in {(out / n).resolve() for n in ("last.pt", "best.pt")}:
+            raise SentvaeError(f"--{start.replace('_', '-')}: {path} belongs to the run in {out} that "
                                "--overwrite would remove; copy it out of that folder first")
-        tok, model_opts, init_weights = _init_decoder_source(cfg.init_decoder, tokenizer, model_opts)
+        tok, model_opts, init_weights = _start_source(start, path, tokenizer, model_opts)
     elif not resume:
         if tokenizer is not None:
             tok = Tokenizer.load(tokenizer)

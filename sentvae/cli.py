@@ -106,6 +106,7 @@ def train(
     dropout: Annotated[Optional[float], typer.Option(help="dropout on the decoder's input embeddings and outputs (and the encoder's, unless --enc-dropout)" + _d(ModelConfig, "dropout"), rich_help_panel="Model")] = None,
     enc_dropout: Annotated[Optional[float], typer.Option(help="dropout on the encoder's input embeddings \\[default: --dropout]", rich_help_panel="Model")] = None,
     init_decoder: Annotated[Optional[Path], typer.Option(help="start the embedding, decoder and output layer from this checkpoint (e.g. a converged --no-latent LM), with its tokenizer and shape; z's weights start at 0, so the VAE starts out predicting exactly as the LM", rich_help_panel="Model")] = None,
+    init_from: Annotated[Optional[Path], typer.Option(help="start every weight from this checkpoint (a fine-tune: its tokenizer and shape, a fresh optimizer and schedule; e.g. SGD after AdamW)", rich_help_panel="Model")] = None,
     kl_anneal: Annotated[Optional[Anneal], typer.Option(help="KL weight schedule" + _d(TrainConfig, "kl_anneal"), rich_help_panel="Objective")] = None,
     anneal_steps: Annotated[Optional[int], typer.Option(help="steps for linear/logistic to reach 1" + _d(TrainConfig, "anneal_steps"), rich_help_panel="Objective")] = None,
     cycles: Annotated[Optional[int], typer.Option(help="cyclical: cycles over the run" + _d(TrainConfig, "cycles"), rich_help_panel="Objective")] = None,

@@ -114,6 +114,8 @@ class TrainConfig(_Config):
                                   # steps, then re-initialise the decoder and anneal from there
     init_decoder: str = ""        # a checkpoint whose embedding, decoder and output layer the model
                                   # starts from (z's weights zeroed); "" = fresh weights
+    init_from: str = ""           # a checkpoint whose weights (all of them) the model starts from: a
+                                  # fine-tune, with a fresh optimizer and schedule; "" = fresh weights
     precision: str = "fp32"       # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler, CUDA only)
     eval_every: int = 400
     log_every: int = 50
@@ -157,5 +159,9 @@ class TrainConfig(_Config):
         _check(self.pretrain_steps >= 0, "pretrain_steps", f"must be >= 0, not {self.pretrain_steps}")
         _check(not (self.init_decoder and self.pretrain_steps), "init_decoder",
                "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard it")
+        _check(not (self.init_from and self.pretrain_steps), "init_from",
+               "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard its decoder")
+        _check(not (self.init_from and self.init_decoder), "init_from",
+               "cannot be combined with --init-decoder: give one start")
         _check(self.max_tokens >= self.max_len + 1, "max_tokens",
                f"must be at least --max-len + 1 ({self.max_len + 1}) so the longest sentence fits")

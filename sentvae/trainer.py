@@ -47,7 +47,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
           overwrite: bool = False, init_weights: dict | None = None) -> TrainResult:
     """Train into out_dir (locked while it runs); -> TrainResult. on_event(kind, info) sees
     "start", "step", "log", "valid" and "end" (rank 0 only). init_weights: the state dict
-    cfg.init_decoder names, if the caller has read it already (else it is read here)."""
+    cfg.init_decoder or cfg.init_from names, if the caller has read it already (else it is read here)."""
     return Trainer(model_cfg, cfg, tokenizer, train_data, valid_data, out_dir, device,
                    resume, on_event, overwrite, init_weights).run()
 
@@ -72,8 +72,11 @@ class Trainer:
             raise SentvaeError("--precision fp16: needs a CUDA device; use bf16 on CPU")
         torch.manual_seed(cfg.seed)                    # the same initial weights on every rank
         self.raw = build_model(model_cfg)
-        if cfg.init_decoder and not resume:            # a resumed run has its own weights in last.pt
-            self.raw.start_decoder_from(init_weights or load_checkpoint(cfg.init_decoder)["model"])
+        if not resume:                                 # a resumed run has its own weights in last.pt
+            if cfg.init_decoder:
+                self.raw.start_decoder_from(init_weights or load_checkpoint(cfg.init_decoder)["model"])
+            elif cfg.init_from:
+                self.raw.start_from(init_weights or load_checkpoint(cfg.init_from)["model"])
         self.raw = self.raw.to(device)
         self.model = self.raw
         if self.world > 1:

@@ -131,6 +131,14 @@ class SentenceVAE(nn.Module):
                                f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         self.decoder.silence_latent()
 
+    def start_from(self, state: dict) -> None:
+        """--init-from: every weight from a trained model of this very shape (a fine-tune)."""
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as e:        # missing, unexpected or another shape
+            raise SentvaeError(f"--init-from: the weights do not fit this model "
+                               f"({str(e).splitlines()[-1].strip()[:120]})") from None
+
     # --- incremental decoding
     def init_state(self, z: torch.Tensor):
         return self.decoder.init_state(self._condition(z))
