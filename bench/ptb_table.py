@@ -36,6 +36,8 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("LSTM-VAE (Bowman: anneal + word dropout 0.4)", "lstm-vae", "lstm", False),
         ("+ cyclical annealing (4 cycles)", "lstm-vae-cyclical", "lstm", False),
         ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm", False),
+        ("the same, allowed 6 decays of the rate (its first 4: the row above's, resumed from a copy of its folder)", "lstm-vae-pretrain-freebits-d6",
+         "lstm", False),
         ("+ aggressive encoder training", "lstm-vae-aggressive", "lstm", False),
         ("the converged + AE pretraining + free bits run, continued with the floor lowered to 5 nats in all "
          "(0.15625/dim, Li et al.'s lambda = 5)", "lstm-vae-fb5", "lstm", False),
@@ -44,11 +46,13 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("VAE started from the SGD LM (--init-decoder), per-sentence free bits, SGD 0.25", "lstm-vae-lm-init", "lstm", False),
         ("VAE started from the SGD LM (--init-decoder), per-sentence free bits, AdamW 3e-4", "lstm-vae-lm-init-adamw", "lstm", False),
         ("LSTM-LM, AdamW to its first plateau (stage 1 of the next row)", "lstm-lm-adamw1", "lstm", True),
-        ("LSTM-LM, AdamW to its first plateau, then SGD from lr 0.5 with 4 decays (--init-from)", "lstm-lm-adamw-sgd",
+        ("LSTM-LM, AdamW to its first plateau, then SGD from lr 0.5 with 4 decays (--init-from; training: this stage's, "
+         "on top of stage 1's)", "lstm-lm-adamw-sgd",
          "lstm", True),
         ("LSTM-VAE, AE pretraining + free bits 0.25/dim, AdamW to its first plateau (stage 1 of the next row)",
          "lstm-vae-adamw1", "lstm", False),
-        ("LSTM-VAE, the same, then SGD from lr 0.5 with 4 decays (--init-from)", "lstm-vae-adamw-sgd", "lstm", False),
+        ("LSTM-VAE, the same, then SGD from lr 0.5 with 4 decays (--init-from; training: this stage's, on top of "
+         "stage 1's)", "lstm-vae-adamw-sgd", "lstm", False),
         ("Transformer-LM", "transformer-lm", "transformer", True),
         ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer", False),
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer", False),
@@ -127,7 +131,8 @@ def paired(a: dict | None, b: dict | None) -> str:
 EXTRA = {"lstm-vae-lm-init": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
          "lstm-vae-lm-init-adamw": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
          "lstm-lm-adamw-sgd": " --init-from $RUNS/ptb-lstm-lm-adamw1/best.pt",
-         "lstm-vae-adamw-sgd": " --init-from $RUNS/ptb-lstm-vae-adamw1/best.pt"}
+         "lstm-vae-adamw-sgd": " --init-from $RUNS/ptb-lstm-vae-adamw1/best.pt",
+         "lstm-vae-pretrain-freebits-d6": " --precision bf16"}
 
 
 def nll_cell(r) -> str:
@@ -149,8 +154,11 @@ def partial_cell(done: list[int], rows: list[dict], K: set, n_lines: int) -> str
 def training_time(key: str) -> str:
     """From time.txt once the row has finished; else the time so far, from last.pt."""
     try:
+        # time.txt: "7924 s training, 1 thread(s), 2 cores: AMD EPYC" (bench/ptb.sh)
         secs, rest = run_file(key, "time.txt").read_text().split(" s training, ", 1)
-        return f"{int(secs) / 60:.0f} min, {rest.split(' thread')[0]} CPU thread"
+        threads, machine = rest.split(" thread(s), ", 1)
+        cores, cpu = machine.strip().replace("(R)", "").split(" cores: ", 1)
+        return f"{int(secs) / 60:.0f} min, {threads} thread{'s' * (threads != '1')} of a {cores}-core {cpu}"
     except (AttributeError, OSError, ValueError):
         pass
     try:

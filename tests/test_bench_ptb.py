@@ -125,3 +125,11 @@ def test_pair_compares_any_two_rows_sentence_by_sentence(runs):
     assert ptb_table.pair(VAE, LM, "eval-k500").startswith(f"{VAE} - {LM}, eval-k500: {mean:+.2f} [")
     with pytest.raises(ValueError, match="eval-k500-full"):           # the LM has no K = 500 full-test file
         ptb_table.pair(VAE, LM, "eval-k500-full")
+
+
+def test_the_training_column_says_how_long_and_on_what(runs):
+    live, _ = runs
+    (live / f"ptb-{VAE}" / "time.txt").write_text("7924 s training, 1 thread(s), 2 cores: Intel(R) Xeon(R) Gold\n")
+    assert vae_cells(runs)[10] == "132 min, 1 thread of a 2-core Intel Xeon Gold"
+    (live / f"ptb-{VAE}" / "time.txt").write_text("600 s training, 16 thread(s), 16 cores: AMD EPYC\n")
+    assert vae_cells(runs)[10] == "10 min, 16 threads of a 16-core AMD EPYC"
