@@ -36,8 +36,8 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("LSTM-VAE (Bowman: anneal + word dropout 0.4)", "lstm-vae", "lstm", False),
         ("+ cyclical annealing (4 cycles)", "lstm-vae-cyclical", "lstm", False),
         ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm", False),
-        ("the same, allowed 6 decays of the rate (its first 4: the row above's, resumed from a copy of its folder)", "lstm-vae-pretrain-freebits-d6",
-         "lstm", False),
+        ("the same, allowed 6 decays of the rate (its first 4: the row above's, resumed from a copy of its folder)",
+         "lstm-vae-pretrain-freebits-d6", "lstm", False),
         ("+ aggressive encoder training", "lstm-vae-aggressive", "lstm", False),
         ("the converged + AE pretraining + free bits run, continued with the floor lowered to 5 nats in all "
          "(0.15625/dim, Li et al.'s lambda = 5)", "lstm-vae-fb5", "lstm", False),
