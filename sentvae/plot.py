@@ -74,6 +74,18 @@ def _phases(train: list) -> tuple[float | None, float | None]:
     return pre, (ramp if ramp and ramp > start and top > 0 else None)
 
 
+def lr_decays(valid: list[dict]) -> list[int]:
+    """Steps of the validations after which the learning rate was cut: those that decided "decay",
+    and those that decided "stop" where the run went on at a lower rate (a `--resume` with more
+    decays allowed turns a stop into a decay; metrics.jsonl still says stop)."""
+    cuts = []
+    for r, after in zip(valid, valid[1:] + [None]):
+        lower_after = after is not None and after.get("lr", 0) < r.get("lr", 0)
+        if r.get("decision") == "decay" or (r.get("decision") == "stop" and lower_after):
+            cuts.append(r["step"])
+    return cuts
+
+
 def _robust_limits(ax, points: list, floor: float | None = None) -> None:
     """Scale the y axis to the later 60% of training (its 95th percentile), so that early spikes
     (an untrained model, KL while pretraining) do not flatten what matters: they run off the top."""
@@ -133,9 +145,8 @@ def training_figure(runs: list[dict], path, x: str = "step") -> Path:
                 ax.axvspan(0, pre * k, color=c, alpha=0.10, lw=0)
             if ramp:
                 ax.axvspan((pre or 0) * k, ramp * k, color=c, alpha=0.04, lw=0, hatch="//")
-            for r in va:
-                if r.get("decision") == "decay":
-                    ax.axvline(r["step"] * k, color=c, ls=":", lw=1.0)
+            for step in lr_decays(va):
+                ax.axvline(step * k, color=c, ls=":", lw=1.0)
             for r in run.get("aggressive", []):
                 if not r.get("aggressive", True):
                     ax.axvline(r["step"] * k, color=c, ls="-.", lw=1.0)

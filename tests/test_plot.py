@@ -120,3 +120,14 @@ def test_curves_against_epochs(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(["plot", a, short, "--x", "epoch", "-o", tmp_path / "x.png"], monkeypatch, capsys)
     assert code == 2 and "--x epoch" in err and "short" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_lr_decay_lines_include_a_stop_that_a_resume_turned_into_a_decay():
+    from sentvae.plot import lr_decays
+    va = [{"step": 100, "lr": 1e-3, "decision": "continue"},
+          {"step": 200, "lr": 1e-3, "decision": "decay"},
+          {"step": 300, "lr": 5e-4, "decision": "stop"},        # resumed with more decays allowed:
+          {"step": 400, "lr": 2.5e-4, "decision": "continue"},  # it went on at half the rate
+          {"step": 500, "lr": 2.5e-4, "decision": "stop"}]      # the real end
+    assert lr_decays(va) == [200, 300]
+    assert lr_decays(va[:3]) == [200]                         # a stop not (yet) resumed is no decay
