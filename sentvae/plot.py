@@ -78,6 +78,7 @@ def lr_decays(valid: list[dict]) -> list[int]:
     """Steps of the validations after which the learning rate was cut: those that decided "decay",
     and those that decided "stop" where the run went on at a lower rate (a `--resume` with more
     decays allowed turns a stop into a decay; metrics.jsonl still says stop)."""
+    # Not every lower rate: a cosine schedule lowers it at each validation, and those are no decays.
     cuts = []
     for r, after in zip(valid, valid[1:] + [None]):
         lower_after = after is not None and after.get("lr", 0) < r.get("lr", 0)
