@@ -16,7 +16,7 @@ import typer
 
 from sentvae import __version__
 from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Anneal, Arch, Checkpoint, Device, EncErr,
-                                 EncodingErrors, FreeBitsOver, LRSchedule, ModelType, Optimizer, Precision,
+                                 EncodingErrors, FreeBitsOver, LRSchedule, ModelType, Optimizer, Precision, TrainOnly,
                                  Quiet, TextField, load)
 from sentvae.config import ModelConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
@@ -118,6 +118,7 @@ def train(
     bow_weight: Annotated[Optional[float], typer.Option(help="bag-of-words loss weight (Zhao et al. 2017); adds a head on z" + _d(TrainConfig, "bow_weight"), rich_help_panel="Objective")] = None,
     aggressive: Annotated[Optional[bool], typer.Option("--aggressive", help="aggressive inference-network training until validation MI stops rising (He et al. 2019)", rich_help_panel="Objective")] = None,
     aggressive_every: Annotated[Optional[int], typer.Option(help="--aggressive: check validation MI every N steps, 0 = once an epoch (an aggressive epoch costs ~16 plain ones)" + _d(TrainConfig, "aggressive_every"), rich_help_panel="Objective")] = None,
+    train_only: Annotated[Optional[TrainOnly], typer.Option(help="encoder: update only the encoder and posterior head of an --init-from model (its decoder, and so p(x), kept; the bound tightens)" + _d(TrainConfig, "train_only"), rich_help_panel="Objective")] = None,
     pretrain_steps: Annotated[Optional[int], typer.Option(help="autoencoder pretraining steps, then a decoder reset (Li et al. 2019)" + _d(TrainConfig, "pretrain_steps"), rich_help_panel="Objective")] = None,
     lr: Annotated[Optional[float], typer.Option(help="learning rate (AdamW ~2e-3; SGD ~1.0)" + _d(TrainConfig, "lr"), rich_help_panel="Optimisation")] = None,
     optimizer: Annotated[Optional[Optimizer], typer.Option(help="adamw, or plain sgd as in the published PTB recipes" + _d(TrainConfig, "optimizer"), rich_help_panel="Optimisation")] = None,

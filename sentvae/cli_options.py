@@ -49,6 +49,11 @@ class Optimizer(str, Enum):
     sgd = "sgd"
 
 
+class TrainOnly(str, Enum):
+    all = "all"
+    encoder = "encoder"
+
+
 class FreeBitsOver(str, Enum):
     batch = "batch"
     sentence = "sentence"

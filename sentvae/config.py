@@ -15,6 +15,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("none", "plateau", "cosine")
 OPTIMIZERS = ("adamw", "sgd")
 FREE_BITS_OVER = ("batch", "sentence")
+TRAIN_ONLY = ("all", "encoder")
 
 
 def flag(name: str) -> str:
@@ -116,6 +117,8 @@ class TrainConfig(_Config):
                                   # starts from (z's weights zeroed); "" = fresh weights
     init_from: str = ""           # a checkpoint whose weights (all of them) the model starts from: a
                                   # fine-tune, with a fresh optimizer and schedule; "" = fresh weights
+    train_only: str = "all"       # encoder: only the encoder and posterior head learn (a fine-tune of
+                                  # q(z|x) for a trained decoder: p(x) stays what it was, the bound tightens)
     precision: str = "fp32"       # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler, CUDA only)
     eval_every: int = 400
     log_every: int = 50
@@ -161,6 +164,12 @@ class TrainConfig(_Config):
                "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard it")
         _check(not (self.init_from and self.pretrain_steps), "init_from",
                "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard its decoder")
+        _check(self.train_only in TRAIN_ONLY, "train_only",
+               f"must be one of {', '.join(TRAIN_ONLY)}, not {self.train_only!r}")
+        _check(self.train_only == "all" or self.init_from, "train_only",
+               "encoder: needs --init-from a trained model (the decoder it keeps as it is)")
+        _check(self.train_only == "all" or not self.aggressive, "train_only",
+               "encoder: cannot be combined with --aggressive, whose decoder steps it would skip")
         _check(not (self.init_from and self.init_decoder), "init_from",
                "cannot be combined with --init-decoder: give one start")
         _check(self.max_tokens >= self.max_len + 1, "max_tokens",

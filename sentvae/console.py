@@ -54,7 +54,10 @@ class TrainProgress:
         if kind == "input":
             input_warnings(info["truncated"], info["unk"], info["limit"], f"{info['what']} ")
         elif kind == "start":
-            note(f"training {info['parameters']:,} parameters on {info['device']}: {info['sentences']:,} "
+            frozen = info["parameters"] - info.get("trainable", info["parameters"])
+            what = f"{info['trainable']:,} of {info['parameters']:,} parameters (the decoder's kept as they are)" \
+                if frozen else f"{info['parameters']:,} parameters"
+            note(f"training {what} on {info['device']}: {info['sentences']:,} "
                  f"sentences, {info['batches_per_epoch']} batches/epoch, padding {100 * info['padding']:.1f}%")
             if info.get("reopened"):
                 note(f"resumed a run its schedule had stopped ({info['reopened']}); the options given "

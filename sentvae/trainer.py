@@ -77,6 +77,9 @@ class Trainer:
                 self.raw.start_decoder_from(init_weights or load_checkpoint(cfg.init_decoder)["model"])
             elif cfg.init_from:
                 self.raw.start_from(init_weights or load_checkpoint(cfg.init_from)["model"])
+        if cfg.train_only == "encoder":                # before DDP and the optimizer: neither sees a frozen weight
+            for p in aggressive.split_parameters(self.raw)[1]:
+                p.requires_grad_(False)                # and no weight gradients are computed for them
         self.raw = self.raw.to(device)
         self.model = self.raw
         if self.world > 1:
@@ -121,6 +124,7 @@ class Trainer:
                 "padding": padding_fraction(make_batches(self.train_data.lengths, self.cfg.max_tokens,
                                                          self.cfg.seed, 0), self.train_data.lengths),
                 "sentences": len(self.train_data), "parameters": self.raw.num_parameters(),
+                "trainable": sum(p.numel() for p in self.raw.parameters() if p.requires_grad),
                 "reopened": reopened, "lr": schedule.learning_rate(self.pos.step, self.cfg, self.total, self.pos.lr_scale),
                 "device": str(self.device) + (f" x {self.world} processes" if self.world > 1 else "")})
             self.loop()

@@ -78,3 +78,30 @@ def test_resume_keeps_the_start_it_was_given(parents, corpus_dir, tmp_path):
         sentvae.train(**run, init_from=parents["lm"], max_steps=4, resume=True)
     r = sentvae.train(**run, init_from=parents["vae"], max_steps=4, resume=True)   # the same command line
     assert r.position.step == 4
+
+
+def test_train_only_encoder_moves_q_and_keeps_the_decoder(parents, corpus_dir, tmp_path, monkeypatch, capsys):
+    """--train-only encoder: the encoder and posterior head learn; the embedding, decoder and output
+    layer (so p(x)) stay exactly the checkpoint's, through a resume too."""
+    from sentvae.aggressive import split_parameters
+    from sentvae.config import ModelConfig
+    from sentvae.model import build_model
+
+    parent = load_checkpoint(parents["vae"])
+    model = build_model(ModelConfig(**parent["model_config"]))
+    enc_ids = {id(p) for p in split_parameters(model)[0]}
+    encoder = {n for n, p in model.named_parameters() if id(p) in enc_ids}
+    assert encoder and set(parent["model"]) - encoder     # both sides hold weights
+    run = dict(data=corpus_dir / "train.txt", valid=corpus_dir / "valid.txt", out=tmp_path / "ft",
+               init_from=parents["vae"], train_only="encoder", lr=1e-2, max_tokens=300, eval_every=2)
+    sentvae.train(**run, max_steps=2)
+    sentvae.train(**run, max_steps=4, resume=True)
+    child = load_checkpoint(tmp_path / "ft" / "last.pt")
+    assert child["train_config"]["train_only"] == "encoder"
+    for k, v in parent["model"].items():
+        moved = not torch.equal(child["model"][k], v)
+        assert moved == (k in encoder), k
+    code, out, err = run_cli(["train", "--train-only", "encoder", "--out", tmp_path / "d", "--max-steps", "1"],
+                             monkeypatch, capsys)
+    assert code == 2 and out == "" and err.strip().splitlines() == [
+        "error: --train-only: encoder: needs --init-from a trained model (the decoder it keeps as it is)"]
