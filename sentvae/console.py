@@ -54,9 +54,9 @@ class TrainProgress:
         if kind == "input":
             input_warnings(info["truncated"], info["unk"], info["limit"], f"{info['what']} ")
         elif kind == "start":
-            frozen = info["parameters"] - info.get("trainable", info["parameters"])
+            kept = info["parameters"] - info.get("trainable", info["parameters"])   # --train-only encoder
             what = f"{info['trainable']:,} of {info['parameters']:,} parameters (the decoder's kept as they are)" \
-                if frozen else f"{info['parameters']:,} parameters"
+                if kept else f"{info['parameters']:,} parameters"
             note(f"training {what} on {info['device']}: {info['sentences']:,} "
                  f"sentences, {info['batches_per_epoch']} batches/epoch, padding {100 * info['padding']:.1f}%")
             if info.get("reopened"):

@@ -78,10 +78,6 @@ class Trainer:
             elif cfg.init_from:
                 self.raw.start_from(init_weights or load_checkpoint(cfg.init_from)["model"])
         self.raw = self.raw.to(device)
-        # --train-only encoder: the decoder side's gradients are dropped after backward, not switched off
-        # with requires_grad: under bf16 autocast a decoder LSTM with frozen weights takes a path ~3x
-        # slower per step (bench/encoder_only_speed.py)
-        self.only = aggressive.split_parameters(self.raw)[0] if cfg.train_only == "encoder" else None
         self.model = self.raw
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
@@ -98,7 +94,14 @@ class Trainer:
         if cfg.lr_schedule == "cosine" and self.total is None:
             raise SentvaeError("--lr-schedule cosine: needs --epochs or --max-steps to know where it ends")
         self.settled_from = schedule.settled_from(cfg, self.total)
-        self.enc_dec = aggressive.split_parameters(self.raw) if cfg.aggressive else None   # once, not per step
+        if cfg.train_only == "encoder" and model_cfg.no_latent:
+            raise SentvaeError("--train-only: encoder: a --no-latent model (an LM) has no encoder to train")
+        needs_split = cfg.aggressive or cfg.train_only == "encoder"        # an LM has no encoder to split off
+        self.enc_dec = aggressive.split_parameters(self.raw) if needs_split else None   # once, not per step
+        # --train-only encoder: the decoder side's gradients are dropped after backward, not switched off
+        # with requires_grad: under bf16 autocast a decoder LSTM with frozen weights takes a path ~3x
+        # slower per step (bench/encoder_only_speed.py)
+        self.only = self.enc_dec[0] if cfg.train_only == "encoder" else None
         self.eval_tokens = max(cfg.max_tokens, 4000)   # validation needs no gradients: bigger batches
         self.result = TrainResult(self.pos, model=self.raw)
         self.run_dir = None

@@ -101,6 +101,9 @@ def test_train_only_encoder_moves_q_and_keeps_the_decoder(parents, corpus_dir, t
     for k, v in parent["model"].items():
         moved = not torch.equal(child["model"][k], v)
         assert moved == (k in encoder), k
+    with pytest.raises(SentvaeError, match=r"^--train-only: encoder: a --no-latent model \(an LM\) has no encoder"):
+        sentvae.train(**{**run, "init_from": parents["lm"], "out": tmp_path / "lm"}, max_steps=1)
+    assert not (tmp_path / "lm" / "last.pt").exists()
     code, out, err = run_cli(["train", "--train-only", "encoder", "--out", tmp_path / "d", "--max-steps", "1"],
                              monkeypatch, capsys)
     assert code == 2 and out == "" and err.strip().splitlines() == [
