@@ -95,20 +95,39 @@ def _robust_limits(ax, points: list, floor: float | None = None) -> None:
         return
     last = max(s for s, _ in points)
     late = sorted(v for s, v in points if s >= 0.4 * last) or sorted(v for _, v in points)
-    lo, hi = min(v for _, v in points), late[int(0.95 * (len(late) - 1))]
+    lo, hi = min(v for _, v in points), late[math.ceil(0.95 * (len(late) - 1))]   # ceil: of 10 validations, the top one shows
     pad = 0.08 * (hi - lo or 1.0)
     ax.set_ylim(lo - pad if floor is None else floor, hi + 2 * pad)
 
 
+MIN_VALID = 5     # validations a run needs for the -ELBO, reconstruction and KL axes to follow them
+
+
+def axis_points(train: list, valid: list, key: str, k: float = 1.0) -> list:
+    """The (x, value) points a run gives the y limits of the `key` panel: its validations where it
+    has MIN_VALID or more. The train curve (one log interval, dropout on, a few batches) swings by
+    tens of nats on PTB: it is context, and scaling to it flattens differences of a tenth of a nat
+    between validation curves (a short last stage has 10 validations, not 20). Fewer validations
+    than that: both curves."""
+    rows = valid if len(valid) >= MIN_VALID else train + valid
+    return [(r["step"] * k, r[key]) for r in rows]
+
+
 def training_figure(runs: list[dict], path, x: str = "step") -> Path:
     """One figure, six panels against step (or x="epoch": runs with other batch sizes side by
-    side); several runs overlaid, one colour each."""
+    side); several runs overlaid, one colour each; written to path (its extension: the format)."""
+    path = check_output(path)
+    _save(draw_training(runs, x), path)
+    return path
+
+
+def draw_training(runs: list[dict], x: str = "step"):
+    """The figure of training_figure, not yet written: -> a matplotlib Figure."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    path = check_output(path)
     fig, axes = plt.subplots(2, 3, figsize=SIZE, dpi=DPI)
     ax_elbo, ax_rec, ax_kl, ax_au, ax_lr, ax_speed = axes.flat
     ax_w = ax_kl.twinx()
@@ -128,9 +147,7 @@ def training_figure(runs: list[dict], path, x: str = "step") -> Path:
         for ax, key in ((ax_elbo, "elbo"), (ax_rec, "rec"), (ax_kl, "kl")):
             ax.plot(ts, [r[key] for r in tr], color=c, lw=0.8, alpha=0.45)
             ax.plot(vs, [r[key] for r in va], color=c, lw=1.6, marker="o", ms=3)
-            # the axes follow validation where it has enough points: the train curve (per batch, with
-            # dropout on) is noisier and higher, context rather than the thing compared
-            spans[key] += [(r["step"] * k, r[key]) for r in (va if len(va) >= 20 else tr + va)]
+            spans[key] += axis_points(tr, va, key, k)
         has_latent = any(r["kl"] > 0 for r in tr + va)      # an LM baseline has no KL to weigh
         if has_latent:
             ax_w.plot(ts, [r.get("kl_weight", 1.0) for r in tr], color=c, lw=1.0, ls="--")
@@ -179,8 +196,7 @@ def training_figure(runs: list[dict], path, x: str = "step") -> Path:
     fig.legend(handles=run_handles + style, loc="lower center", ncol=min(6, len(run_handles) + len(style)),
                fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    _save(fig, path)
-    return path
+    return fig
 
 
 def latent_figure(mu, values: list, label: str, path, title: str, path_points=None, ends=None) -> Path:

@@ -131,3 +131,25 @@ def test_lr_decay_lines_include_a_stop_that_a_resume_turned_into_a_decay():
           {"step": 500, "lr": 2.5e-4, "decision": "stop"}]      # the real end
     assert lr_decays(va) == [200, 300]
     assert lr_decays(va[:3]) == [200]                         # a stop not (yet) resumed is no decay
+
+
+def test_a_short_stage_is_scaled_to_its_validations_not_its_noisy_train_curve():
+    """A last stage of ten validations a tenth of a nat apart, with a train curve (dropout on, one
+    log interval) swinging by tens of nats: the -ELBO and reconstruction axes show the validation
+    differences; the train curve runs off the axes."""
+    import matplotlib.pyplot as plt
+    from sentvae.plot import draw_training
+
+    train = [{"step": s, "epoch": s // 50, "elbo": 104.0 + (30.0 if s % 20 else 2.0), "rec": 101.0 + (30.0 if s % 20 else 2.0),
+              "kl": 2.2, "kl_weight": 1.0, "lr": 1e-4, "tokens_per_s": 1000.0} for s in range(5, 501, 5)]
+    valid = [{"step": s, "elbo": 104.3 - s / 5000, "rec": 102.0 - s / 5000, "kl": 2.2, "au": 32, "lr": 1e-4,
+              "decision": "continue"} for s in range(50, 501, 50)]
+    fig = draw_training([{"name": "stage", "train": train, "valid": valid, "aggressive": []}], "epoch")
+    try:
+        for ax, key in ((fig.axes[0], "elbo"), (fig.axes[1], "rec")):
+            lo, hi = ax.get_ylim()
+            values = [r[key] for r in valid if r["step"] >= 250]    # the first ones may run off the top
+            assert lo <= min(values) and max(values) <= hi, key
+            assert hi - lo < 1.0, (key, lo, hi)     # the 0.09-nat fall fills the panel, not a 30-nat one
+    finally:
+        plt.close(fig)
