@@ -71,7 +71,11 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("Transformer-VAE, the same with free bits 5 nats in all (0.15625/dim, Li et al.'s lambda = 5), 14 epochs",
          "transformer-vae-fb5-cosine14", "transformer", False),
         ("Transformer-VAE, the same with free bits 3 nats in all (0.09375/dim), 14 epochs",
-         "transformer-vae-fb3-cosine14", "transformer", False)]
+         "transformer-vae-fb3-cosine14", "transformer", False),
+        ("the 3-nat row, then only its encoder trained on, the true ELBO (--init-from, --train-only encoder: "
+         "the decoder, so p(x), kept)", "transformer-vae-fb3-enc", "transformer", False),
+        ("the 3-nat row, then no floor (the true ELBO), AdamW from 5e-5 (--init-from; training: this stage's, "
+         "on top of the 3-nat row's)", "transformer-vae-fb3-elbo", "transformer", False)]
 
 
 def run_dir(key: str) -> Path:
@@ -141,7 +145,9 @@ EXTRA = {"lstm-vae-lm-init": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
          "lstm-vae-adamw-sgd": " --init-from $RUNS/ptb-lstm-vae-adamw1/best.pt",
          "lstm-vae-pretrain-freebits-d6": " --precision bf16",
          **{f"lstm-vae-pretrain-freebits-{k}": " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6/best.pt"
-            for k in ("fb7", "elbo-lo", "elbo-hi", "enc")}}
+            for k in ("fb7", "elbo-lo", "elbo-hi", "enc")},
+         **{f"transformer-vae-fb3-{k}": " --init-from $RUNS/ptb-transformer-vae-fb3-cosine14/best.pt"
+            for k in ("enc", "elbo")}}
 
 
 def nll_cell(r) -> str:
