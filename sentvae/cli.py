@@ -127,6 +127,7 @@ def train(
     lr_decay: Annotated[Optional[float], typer.Option(help="plateau: factor applied on each plateau" + _d(TrainConfig, "lr_decay"), rich_help_panel="Optimisation")] = None,
     patience: Annotated[Optional[int], typer.Option(help="plateau: validations without improvement before a decay" + _d(TrainConfig, "patience"), rich_help_panel="Optimisation")] = None,
     max_decays: Annotated[Optional[int], typer.Option(help="plateau: the plateau after this many decays ends the run" + _d(TrainConfig, "max_decays"), rich_help_panel="Optimisation")] = None,
+    min_improvement: Annotated[Optional[float], typer.Option(help="plateau and --early-stop: nats a validation -ELBO must fall below the best to count as improving (best.pt follows any improvement)" + _d(TrainConfig, "min_improvement"), rich_help_panel="Optimisation")] = None,
     decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with a fresh optimizer state" + _d(TrainConfig, "decay_restart"), rich_help_panel="Optimisation")] = None,
     warmup_steps: Annotated[Optional[int], typer.Option(help="linear learning-rate warm-up steps" + _d(TrainConfig, "warmup_steps"), rich_help_panel="Optimisation")] = None,
     min_lr: Annotated[Optional[float], typer.Option(help="cosine: the rate at the last step" + _d(TrainConfig, "min_lr"), rich_help_panel="Optimisation")] = None,

@@ -5,6 +5,7 @@ A config goes into every checkpoint as a plain dict (`to_dict`) and comes back w
 `from_dict`, which refuses keys it does not know.
 """
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from sentvae.errors import SentvaeError
@@ -94,6 +95,7 @@ class TrainConfig(_Config):
     warmup_steps: int = 0         # linear warm-up of the rate over the first N steps
     min_lr: float = 0.0           # cosine: the rate at the last step
     early_stop: int = 0           # stop after N validations without improvement; 0 = off
+    min_improvement: float = 0.0  # plateau / early stop: nats of validation -ELBO below the best that count as improving
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     epochs: int = 8
@@ -147,6 +149,8 @@ class TrainConfig(_Config):
         _check(self.patience >= 1, "patience", f"must be >= 1, not {self.patience}")
         for name in ("max_decays", "warmup_steps", "early_stop"):
             _check(getattr(self, name) >= 0, name, f"must be >= 0, not {getattr(self, name)}")
+        _check(0.0 <= self.min_improvement < math.inf, "min_improvement",
+               f"must be >= 0 nats (finite), not {self.min_improvement}")
         _check(0.0 <= self.min_lr <= self.lr, "min_lr", f"must be in [0, --lr {self.lr}], not {self.min_lr}")
         _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, not {self.weight_decay}")
         _check(self.grad_clip >= 0, "grad_clip", f"must be >= 0, not {self.grad_clip}")

@@ -93,6 +93,30 @@ def _valid_rows(out):
     return [r for r in map(json.loads, open(out / "metrics.jsonl")) if r["split"] == "valid"]
 
 
+# a crawl: 0.01 nats a validation after step 8, then one step of 0.03 (39.94 at step 24)
+CRAWL = [50.0, 40.0, 39.99, 39.98, 39.97, 39.94, 39.93, 39.92, 39.91]
+
+
+def test_min_improvement_turns_a_crawl_into_a_plateau_and_best_pt_still_follows(tmp_path, tok, corpora, monkeypatch):
+    mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
+    ScriptedValidation(CRAWL, monkeypatch)
+    result = train(mcfg, _plateau_cfg(decay_restart=False, min_improvement=0.05), tok, *corpora, tmp_path / "a")
+    # 39.99, 39.98: under 40 - 0.05, two without a gain -> decay; 39.94 is 0.06 under the mark (40):
+    # a gain, the new mark; 39.93, 39.92 -> the plateau after the last decay: stop
+    assert [r["decision"] for r in _valid_rows(tmp_path / "a")] == \
+        ["continue"] * 3 + ["decay", "continue", "continue", "continue", "stop"]
+    assert result.position.step == 32 and result.stopped.startswith("converged")
+    best = load_checkpoint(tmp_path / "a" / "best.pt")["info"]
+    assert best["step"] == 32 and best["valid"]["elbo"] == pytest.approx(39.92)   # every improvement
+    # without it (the default), each of those validations is an improvement: no decay, no stop
+    ScriptedValidation(CRAWL, monkeypatch)
+    result = train(mcfg, _plateau_cfg(decay_restart=False), tok, *corpora, tmp_path / "b")
+    assert {r["decision"] for r in _valid_rows(tmp_path / "b")} == {"continue"}
+    assert result.position.step == 36 and result.stopped == "max steps"
+    with pytest.raises(SentvaeError, match="--min-improvement"):
+        TrainConfig(min_improvement=-0.1)
+
+
 def test_plateau_decays_restarts_from_best_and_stops(tmp_path, tok, corpora, monkeypatch):
     mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
     ScriptedValidation(SCRIPT, monkeypatch)
