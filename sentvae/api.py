@@ -186,8 +186,12 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
                 except OSError as e:
                     raise SentvaeError(f"{out / 'tokenizer.model'}: cannot write ({e.strerror}); "
                                        "nothing else was written", 1) from None
-            return run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, on_event, overwrite,
-                                init_weights)
+            result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, on_event,
+                                  overwrite, init_weights)
+            # every rank done before any tears the group down: one whose peer has already gone can
+            # abort in gloo's teardown (the 2-process test saw rank 1 end on SIGABRT once, under load)
+            distributed.barrier()
+            return result
     finally:
         distributed.shutdown()
 
