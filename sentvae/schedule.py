@@ -8,7 +8,8 @@ Two pure pieces the training loop calls, nanoGPT's `get_lr` style:
 - `on_validation(improved, state, cfg, settled)`: after each validation, decide whether to go
   on, decay the rate (plateau: x --lr-decay once validation -ELBO has not improved for
   --patience validations; after --max-decays decays the next plateau stops the run), or stop
-  (--early-stop N validations without improvement, any schedule).
+  (--early-stop N validations without improvement, any schedule). `gains(elbo, state, cfg,
+  settled)` says what an improvement is: a fall below the best by more than --min-improvement.
 - `reopen(state, cfg)`: on --resume of a run the schedule stopped, the decision the resumed
   options take instead (a raised --max-decays decays and goes on, as it would have there).
 
@@ -52,6 +53,17 @@ def settled_from(cfg: TrainConfig, total: int | None) -> float:
 
 
 CONTINUE, DECAY, STOP = "continue", "decay", "stop"
+
+
+def gains(elbo: float, state, cfg: TrainConfig, settled: bool) -> bool:
+    """Whether a validation -ELBO counts as an improvement for the schedule: below the mark
+    (`state.sched_best`) by more than --min-improvement. Only a settled gain moves the mark, so
+    a crawl of 0.005 nats a validation counts once it has added up; best.pt is the trainer's
+    business and follows every improvement."""
+    gain = elbo < state.sched_best - cfg.min_improvement
+    if settled and gain:
+        state.sched_best = elbo
+    return gain
 
 
 def on_validation(improved: bool, state, cfg: TrainConfig, settled: bool) -> str:

@@ -331,12 +331,7 @@ class Trainer:
                 # started from an LM reads its best -ELBO at its first validation, KL near 0)
                 # is not a level the settled run can be expected to beat
                 settled = self.settled()
-                # improving by less than --min-improvement is no gain, and does not move the mark:
-                # a crawl of 0.005 nats a validation counts once it has added up (best.pt still
-                # follows every improvement)
-                gain = figures["elbo"] < pos.sched_best - cfg.min_improvement
-                if settled and gain:
-                    pos.sched_best = figures["elbo"]
+                gain = schedule.gains(figures["elbo"], pos, cfg, settled)
                 decision = schedule.on_validation(gain, pos, cfg, settled)
             if decision == schedule.STOP:
                 pos.stop = schedule.stop_reason(cfg, pos)
