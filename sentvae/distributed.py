@@ -13,6 +13,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from sentvae.errors import SentvaeError
+
 
 def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -23,7 +25,14 @@ def setup(device: torch.device) -> torch.device:
     if not launched() or dist.is_initialized():
         return device
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        # every rank of the machine checks, so all of them stop, not only the ones past the end
+        wanted, have = max(local + 1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))), torch.cuda.device_count()
+        if wanted > have:
+            raise SentvaeError(f"--nproc_per_node {wanted}: one process a GPU, and this machine has {have} "
+                               "CUDA device(s); start at most that many processes, or train on the CPU "
+                               "with --device cpu")
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return device

@@ -37,7 +37,8 @@ def test_score_equals_the_per_sentence_figures_of_eval(model, trained, tmp_path,
     f = tmp_path / "s.txt"
     f.write_text("\n".join(SENTENCES) + "\n")
     code, _, err = run_cli(["eval", "-c", out / "best.pt", "--data", f, "-k", "20", "--seed", "3",
-                            "--per-sentence", tmp_path / "per.jsonl", "--json", "-q"], monkeypatch, capsys)
+                            "--per-sentence", tmp_path / "per.jsonl", "--json", "-q", "--device", "cpu"],   # as `model`:
+                           monkeypatch, capsys)     # a GPU changes the rounding (tests/test_cuda.py)
     assert code == 0, err
     cli = [json.loads(x) for x in (tmp_path / "per.jsonl").read_text().splitlines()]
     api = model.score(SENTENCES, k=20, seed=3)
@@ -51,11 +52,11 @@ def test_sample_and_interpolate_are_reproducible_and_match_the_commands(model, t
     out, _ = trained
     a = model.sample(7, seed=4, top_p=0.9)
     assert a == model.sample(7, seed=4, top_p=0.9) and len(a) == 7
-    code, stdout, _ = run_cli(["sample", "-n", "7", "--seed", "4", "--top-p", "0.9", "-c", out / "best.pt"],
+    code, stdout, _ = run_cli(["sample", "-n", "7", "--seed", "4", "--top-p", "0.9", "-c", out / "best.pt", "--device", "cpu"],
                               monkeypatch, capsys)
     assert stdout.splitlines() == a
     path = model.interpolate(SENTENCES[0], SENTENCES[1], steps=5)
-    code, stdout, _ = run_cli(["interpolate", SENTENCES[0], SENTENCES[1], "--steps", "5", "-c", out / "best.pt"],
+    code, stdout, _ = run_cli(["interpolate", SENTENCES[0], SENTENCES[1], "--steps", "5", "-c", out / "best.pt", "--device", "cpu"],
                               monkeypatch, capsys)
     assert stdout.splitlines() == path and len(path) == 5
     assert path[0] == model.reconstruct([SENTENCES[0]])[0]

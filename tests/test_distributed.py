@@ -33,7 +33,7 @@ def test_two_process_gloo_training_keeps_ranks_identical(tmp_path, corpus_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         str(script), "train", "--data", str(corpus_dir / "train.txt"),
-                        "--valid", str(corpus_dir / "valid.txt"), "--out", str(ck), "--model-type", "word",
+                        "--valid", str(corpus_dir / "valid.txt"), "--out", str(ck), "--model-type", "word", "--device", "cpu",
                         "--emb-dim", "32", "--hidden", "32", "--latent", "8", "--max-tokens", "400",
                         "--max-steps", "8", "--eval-every", "4", "--log-every", "2",
                         "--pretrain-steps", "4",    # a decoder reset mid-run must stay in sync
@@ -86,7 +86,7 @@ def test_two_processes_give_the_update_of_one_process_on_both_batches(tmp_path, 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "sentvae", "train", "--data", str(corpus_dir / "train.txt"),
-                        "--valid", str(corpus_dir / "valid.txt"), "--out", str(ck), "--model-type", "word",
+                        "--valid", str(corpus_dir / "valid.txt"), "--out", str(ck), "--model-type", "word", "--device", "cpu",
                         "--emb-dim", "16", "--hidden", "16", "--latent", "4", "--max-tokens", "300",
                         "--no-latent", "--dropout", "0", "--word-dropout", "0", "--lr", "0.01",
                         "--max-steps", "1", "--eval-every", "1", "-q"],
@@ -113,3 +113,20 @@ def test_two_processes_give_the_update_of_one_process_on_both_batches(tmp_path, 
         assert torch.allclose(v, ckpt["model"][k], atol=1e-6), k
     # and it is not what one shard alone would give
     assert not np.isclose(float(losses[0].detach()), float(losses[1].detach()))
+
+
+def test_more_processes_than_gpus_is_one_clear_error_on_every_rank(monkeypatch):
+    """torchrun --nproc_per_node 2 on a one-GPU machine: each rank says why, before joining a
+    process group (rank 0 would otherwise wait there for a peer that cannot start)."""
+    import pytest
+    from sentvae import distributed
+    from sentvae.errors import SentvaeError
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.distributed, "init_process_group",
+                        lambda **kw: pytest.fail("joined a process group"))
+    for rank in ("0", "1"):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+        monkeypatch.setenv("LOCAL_RANK", rank)
+        with pytest.raises(SentvaeError, match="--nproc_per_node 2: .* 1 CUDA device.*--device cpu"):
+            distributed.setup(torch.device("cuda"))
