@@ -6,6 +6,9 @@
 #   RUNS=DIR        where runs live (default runs/; put it outside the checkout to keep runs
 #                   across fresh clones)
 #   THREADS=N       torch threads (THREADS=1 runs two rows side by side on a 2-core machine)
+#   EVAL_MAX_TOKENS=N  decoder tokens per evaluation call (eval --max-tokens; default 2000: on a
+#                   GPU, 50000 makes fewer, fuller calls; the figures do not depend on it)
+#   SENTVAE, PYTHON  the sentvae command and the python that has torch (default: .venv's)
 #   BUDGET=SECONDS  train at most this long in this call (--time-budget); call again to go on:
 #                   an unfinished run is resumed exactly from its last.pt
 #   FULL=1          also IW-NLL with K = 500 on the whole test set, in ten resumable parts
@@ -28,6 +31,7 @@ ptb=${PTB:-../shared/data/ptb}
 runs=${RUNS:-runs}
 out=$runs/ptb-$row
 sentvae=${SENTVAE:-.venv/bin/sentvae}
+python=${PYTHON:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-${OMP_NUM_THREADS:-2}}
 mkdir -p "$out"
 subset=$runs/ptb.test.every10.txt
@@ -44,14 +48,21 @@ if [ ! -f "$out/time.txt" ]; then
         echo "bench/ptb.sh: $row not finished (time budget); run it again to resume" >&2
         exit 0
     fi
-    secs=$(.venv/bin/python -c "import sys, torch; print(round(torch.load(sys.argv[1], weights_only=True)['info']['train_seconds']))" "$out/last.pt")
-    echo "$secs s training, $OMP_NUM_THREADS thread(s), $(nproc --all) cores: $(lscpu | sed -n 's/^Model name: *//p')" > "$out/time.txt"
+    read -r secs device < <("$python" -c "import sys, torch; i = torch.load(sys.argv[1], weights_only=True)['info']; print(round(i['train_seconds']), i.get('device', 'cpu'))" "$out/last.pt")
+    [ -n "${secs:-}" ] || { echo "bench/ptb.sh: cannot read $out/last.pt with $python (PYTHON: one that has torch)" >&2; exit 1; }
+    if [[ $device == cuda* ]]; then
+        echo "$secs s training, 1 GPU: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" > "$out/time.txt"
+    else
+        echo "$secs s training, $OMP_NUM_THREADS thread(s), $(nproc --all) cores: $(lscpu | sed -n 's/^Model name: *//p')" > "$out/time.txt"
+    fi
 fi
 evaluate() {   # NAME DATA K   (NAME.json appears only once the evaluation is whole)
     [ "$out/$1.json" -nt "$out/best.pt" ] && return   # done already, of this best.pt: a call again only keeps
-    "$sentvae" eval -c "$out/best.pt" --data "$2" -k "$3" --json -q \
+    local start=$SECONDS
+    "$sentvae" eval -c "$out/best.pt" --data "$2" -k "$3" --json -q ${EVAL_MAX_TOKENS:+--max-tokens "$EVAL_MAX_TOKENS"} \
         --per-sentence "$out/$1.sentences.jsonl" > "$out/$1.json.tmp"
     mv "$out/$1.json.tmp" "$out/$1.json"
+    echo "$1: $((SECONDS - start)) s" >> "$out/eval-times.txt"
 }
 if [ -z "${PARTS:-}" ]; then
     evaluate eval-test "$ptb/ptb.test.txt" 1
@@ -77,7 +88,7 @@ if [ -n "${FULL:-}" ] && ! grep -q '"no_latent": true' <("$sentvae" info --json 
         exec {claim}>&-
     done
     if ls "$out"/eval-k500-full-part{0..9}.json > /dev/null 2>&1; then
-        .venv/bin/python bench/ptb_merge.py "$out" eval-k500-full "$ptb/ptb.test.txt" > /dev/null
+        "$python" bench/ptb_merge.py "$out" eval-k500-full "$ptb/ptb.test.txt" > /dev/null
     fi
 fi
 # Keep what a later machine needs to show this row and pair with it (summaries, per-sentence
@@ -85,7 +96,7 @@ fi
 # lives on this machine's disk and goes with it. bench/ptb_table.py reads it where $RUNS has no run.
 keep=bench/results/ptb-$row
 mkdir -p "$keep"
-for f in "$out"/time.txt "$out"/note.txt "$out"/eval-*.json "$out"/eval-*.sentences.jsonl; do
+for f in "$out"/time.txt "$out"/eval-times.txt "$out"/note.txt "$out"/eval-*.json "$out"/eval-*.sentences.jsonl; do
     [ -f "$f" ] || continue
     case $f in *-part[0-9].*) [ -f "$out/eval-k500-full.json" ] && continue ;; esac   # merged: parts not needed
     cp "$f" "$keep/"

@@ -170,7 +170,10 @@ def training_time(key: str) -> str:
     """From time.txt once the row has finished; else the time so far, from last.pt."""
     try:
         # time.txt: "7924 s training, 1 thread(s), 2 cores: AMD EPYC" (bench/ptb.sh)
+        # or "135 s training, 1 GPU: NVIDIA H200"
         secs, rest = run_file(key, "time.txt").read_text().split(" s training, ", 1)
+        if rest.startswith("1 GPU: "):
+            return f"{int(secs) / 60:.1f} min, one {rest[len('1 GPU: '):].strip()} GPU"
         threads, machine = rest.split(" thread(s), ", 1)
         cores, cpu = machine.strip().replace("(R)", "").split(" cores: ", 1)
         return f"{int(secs) / 60:.0f} min, {threads} thread{'s' * (threads != '1')} of a {cores}-core {cpu}"

@@ -133,3 +133,5 @@ def test_the_training_column_says_how_long_and_on_what(runs):
     assert vae_cells(runs)[10] == "132 min, 1 thread of a 2-core Intel Xeon Gold"
     (live / f"ptb-{VAE}" / "time.txt").write_text("600 s training, 16 thread(s), 16 cores: AMD EPYC\n")
     assert vae_cells(runs)[10] == "10 min, 16 threads of a 16-core AMD EPYC"
+    (live / f"ptb-{VAE}" / "time.txt").write_text("352 s training, 1 GPU: NVIDIA H200\n")   # bench/ptb.sh on a GPU
+    assert vae_cells(runs)[10] == "5.9 min, one NVIDIA H200 GPU"
