@@ -75,7 +75,9 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("the 3-nat row, then only its encoder trained on, the true ELBO (--init-from, --train-only encoder: "
          "the decoder, so p(x), kept)", "transformer-vae-fb3-enc", "transformer", False),
         ("the 3-nat row, then no floor (the true ELBO), AdamW from 5e-5 (--init-from; training: this stage's, "
-         "on top of the 3-nat row's)", "transformer-vae-fb3-elbo", "transformer", False)]
+         "on top of the 3-nat row's)", "transformer-vae-fb3-elbo", "transformer", False),
+        ("the 3-nat row's recipe with word dropout 0.15", "transformer-vae-fb3-wd", "transformer", False),
+        ("the 3-nat row's recipe with dropout 0.4 (the LM's: 0.3)", "transformer-vae-fb3-d4", "transformer", False)]
 
 
 def run_dir(key: str) -> Path:
