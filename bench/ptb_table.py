@@ -203,7 +203,9 @@ def row(name: str, key: str, arch: str, is_lm: bool) -> str:
         name += f" (**{note.read_text().strip()}**)"
     if full is None:
         ran = (RUNS / f"ptb-{key}" / "last.pt").is_file() or note is not None   # a note: it ran (and says how far)
-        return (f"| {name} | {'not evaluated (unfinished)' if ran else 'not run'} | | | | | | | | "
+        finished = run_file(key, "time.txt") is not None    # trained, kept from the test set (its note says why)
+        state = "not evaluated" if finished else "not evaluated (unfinished)" if ran else "not run"
+        return (f"| {name} | {state} | | | | | | | | "
                 f"{training_time(key) if ran else ''} | `bench/ptb.sh {key}{EXTRA.get(key, '')}` |")
     sub, whole = read(key, "eval-k500"), (full if is_lm else read(key, "eval-k500-full"))
     d_sub = d_full = "-"

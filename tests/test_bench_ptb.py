@@ -135,3 +135,18 @@ def test_the_training_column_says_how_long_and_on_what(runs):
     assert vae_cells(runs)[10] == "10 min, 16 threads of a 16-core AMD EPYC"
     (live / f"ptb-{VAE}" / "time.txt").write_text("352 s training, 1 GPU: NVIDIA H200\n")   # bench/ptb.sh on a GPU
     assert vae_cells(runs)[10] == "5.9 min, one NVIDIA H200 GPU"
+
+
+def test_a_row_kept_from_the_test_set_says_so_and_why(runs):
+    """A row trained to the end but chosen against on validation is 'not evaluated' with its note,
+    not 'unfinished'; one stopped part-way still says unfinished."""
+    live, _ = runs
+    key = "transformer-vae-fb3-wd"
+    name, _, arch, is_lm = next(r for r in ptb_table.ROWS if r[1] == key)
+    (live / f"ptb-{key}").mkdir()
+    (live / f"ptb-{key}" / "note.txt").write_text("validation: +0.91 [+0.62, +1.20]\n")
+    assert ptb_table.row(name, key, arch, is_lm).split("|")[2].strip() == "not evaluated (unfinished)"
+    (live / f"ptb-{key}" / "time.txt").write_text("3743 s training, 1 thread(s), 2 cores: AMD EPYC\n")
+    cells = [c.strip() for c in ptb_table.row(name, key, arch, is_lm).split("|")]
+    assert cells[2] == "not evaluated" and "(**validation: +0.91 [+0.62, +1.20]**)" in cells[1]
+    assert cells[10] == "62 min, 1 thread of a 2-core AMD EPYC"
