@@ -5,6 +5,9 @@ Keys are option names (`lr`, `kl-anneal` or `kl_anneal`, `data = ["a.txt", "b.tx
 flags actually typed, so every value is parsed and checked exactly as a flag is, and a flag
 on the command line wins over the file (for a list such as `data`, the command line's list
 replaces the file's). A key that is not a `train` option is an error naming it.
+
+`base = "other.toml"` (a path relative to the file) starts from another recipe: the file's own
+keys replace the base's, so a variant holds only what differs from the recipe it varies.
 """
 
 from pathlib import Path
@@ -25,6 +28,22 @@ def _load_toml(path: Path) -> dict:
         raise SentvaeError(f"--config {path}: not valid TOML ({e})") from None
 
 
+def _load_recipe(path: Path, seen: tuple = ()) -> dict:
+    """The keys of a recipe, its `base` chain resolved (the nearer file wins)."""
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise SentvaeError(f"--config {seen[0]}: its bases go round in a circle ({chain})")
+    keys = _load_toml(path)
+    base = keys.pop("base", None)
+    if base is None:
+        return keys
+    if not isinstance(base, str):
+        raise SentvaeError(f"--config {path}: key 'base' must be a file name, not {base!r}")
+    if not (path.parent / base).is_file():
+        raise SentvaeError(f"--config {path}: base {base!r}: no such file ({path.parent / base})")
+    return {**_load_recipe(path.parent / base, (*seen, path.resolve())), **keys}
+
+
 def expand(args: list[str], params) -> list[str]:
     """Replace `--config FILE` in a `train` argument list by the flags the file sets.
 
@@ -40,7 +59,7 @@ def expand(args: list[str], params) -> list[str]:
     by_name = {p.name: p for p in params if getattr(p, "opts", None) and p.opts[0].startswith("--")}
     typed = {a.split("=", 1)[0] for a in rest if a.startswith("-")}
     out = []
-    for key, value in _load_toml(path).items():
+    for key, value in _load_recipe(path).items():
         name = key.replace("-", "_")
         p = by_name.get(name)
         if p is None or name == "config":

@@ -246,6 +246,30 @@ def test_bad_recipes_are_one_line_exit_2(text, needle, tmp_path, monkeypatch, ca
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_a_recipe_varies_its_base_and_bad_bases_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    from sentvae import cli, recipe
+    import typer as _typer
+    params = _typer.main.get_command(cli.app).commands["train"].params
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.toml").write_text('lr = 0.01\nlatent = 8\nbidirectional = false\ndata = ["x.txt"]\n')
+    (tmp_path / "sub" / "b.toml").write_text('base = "../a.toml"\nlatent = 16\n')     # relative to b
+    (tmp_path / "c.toml").write_text('base = "sub/b.toml"\nmax-steps = 3\n')
+    args = recipe.expand(["--config", str(tmp_path / "c.toml"), "--lr", "0.5"], params)
+    def value(flag):
+        return args[args.index(flag) + 1]
+    assert value("--latent") == "16" and value("--max-steps") == "3" and value("--data") == "x.txt"
+    assert args.count("--lr") == 1 and value("--lr") == "0.5"        # the command line still wins
+    assert "--unidirectional" in args and "--base" not in args
+    (tmp_path / "a.toml").write_text('base = "c.toml"\n')             # a -> c -> b -> a
+    (tmp_path / "d.toml").write_text('base = "nowhere.toml"\n')
+    (tmp_path / "e.toml").write_text('base = 3\n')
+    for name, needle in (("c.toml", "go round in a circle"), ("d.toml", "base 'nowhere.toml': no such file"),
+                         ("e.toml", "key 'base' must be a file name")):
+        code, out, err = run_cli(["train", "--config", tmp_path / name, "--out", tmp_path / "ck"], monkeypatch, capsys)
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "ck").exists()
+
+
 COMMANDS = ["tokenize", "train", "info", "eval", "sample", "interpolate", "reconstruct", "encode", "decode", "plot"]
 
 
