@@ -202,8 +202,8 @@ def row(name: str, key: str, arch: str, is_lm: bool) -> str:
     if note is not None:
         name += f" (**{note.read_text().strip()}**)"
     if full is None:
-        ran = (RUNS / f"ptb-{key}" / "last.pt").is_file() or note is not None   # a note: it ran (and says how far)
         finished = run_file(key, "time.txt") is not None    # trained, kept from the test set (its note says why)
+        ran = finished or (RUNS / f"ptb-{key}" / "last.pt").is_file() or note is not None   # a note: it ran (and says how far)
         state = "not evaluated" if finished else "not evaluated (unfinished)" if ran else "not run"
         return (f"| {name} | {state} | | | | | | | | "
                 f"{training_time(key) if ran else ''} | `bench/ptb.sh {key}{EXTRA.get(key, '')}` |")

@@ -150,3 +150,6 @@ def test_a_row_kept_from_the_test_set_says_so_and_why(runs):
     cells = [c.strip() for c in ptb_table.row(name, key, arch, is_lm).split("|")]
     assert cells[2] == "not evaluated" and "(**validation: +0.91 [+0.62, +1.20]**)" in cells[1]
     assert cells[10] == "62 min, 1 thread of a 2-core AMD EPYC"
+    (live / f"ptb-{key}" / "note.txt").unlink()             # kept from another machine: time.txt alone
+    cells = [c.strip() for c in ptb_table.row(name, key, arch, is_lm).split("|")]
+    assert cells[2] == "not evaluated" and cells[10] == "62 min, 1 thread of a 2-core AMD EPYC"
