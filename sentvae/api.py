@@ -14,32 +14,26 @@ from dataclasses import fields
 import os
 from pathlib import Path
 
-from sentvae.config import ModelConfig, TrainConfig
+from sentvae.config import ModelConfig, RunConfig, TrainConfig
 from sentvae.errors import SentvaeError
+from sentvae.options import declared, domain_of, tagged
 
-MODEL_OPTIONS = ("arch", "emb_dim", "hidden", "latent", "enc_layers", "dec_layers", "bidirectional",
-                 "dropout", "enc_dropout", "heads", "ff", "no_latent")
+# The option tables below all follow from the declarations in sentvae/config.py.
+RUN_OPTIONS = tuple(f.name for f, _ in declared(RunConfig))
+MODEL_OPTIONS = tuple(f.name for f, opt in declared(ModelConfig) if opt.cli)
 TRAIN_OPTIONS = tuple(f.name for f in fields(TrainConfig))
 
 
-def _paths(value) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, Path)):
-        return [str(value)]
-    return [str(v) for v in value]
-
-
 # Training options a resumed run cannot change, with the value a run saved before the option
-# existed had: the optimizer's saved state would not fit another optimizer.
-FROZEN_ON_RESUME = {"optimizer": "adamw", "init_decoder": "", "init_from": ""}
+# existed had (its default): the optimizer's saved state would not fit another optimizer.
+FROZEN_ON_RESUME = {f.name: f.default for f in fields(TrainConfig) if f.name in tagged(TrainConfig, "frozen_on_resume")}
 
 # The options that fix the shape of the embedding, decoder and output layer: a model started from
 # --init-decoder takes them from that checkpoint (an option given must agree with it).
-DECODER_SHAPE = ("arch", "emb_dim", "hidden", "latent", "dec_layers", "heads", "ff")
+DECODER_SHAPE = tagged(ModelConfig, "decoder_shape")
 # What a model started from --init-from may set otherwise than its checkpoint: the rest is its shape.
-FINE_TUNABLE = ("dropout", "enc_dropout")
-START_OPTIONS = ("init_decoder", "init_from")
+FINE_TUNABLE = tagged(ModelConfig, "fine_tunable")
+START_OPTIONS = tagged(TrainConfig, "start")
 
 
 def _start_source(option: str, path, tokenizer, model_opts: dict):
@@ -91,16 +85,14 @@ def _refuse_frozen(last: Path, was: dict, given: dict) -> None:
                                f"change on --resume (start a new run, or --overwrite this one)")
 
 
-def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_type: str = "bpe",
-          vocab_size: int = 8000, resume: bool = False, overwrite: bool = False, device: str = "auto",
-          encoding_errors: str = "strict", text_field: str = "text", detect_anomaly: bool = False,
-          d_model: int | None = None, layers: int | None = None, on_event=None, **options):
+def train(data=None, *, on_event=None, **options):
     """Train a sentence VAE as `sentvae train` does; -> sentvae.train.TrainResult.
 
     data / valid: a path or a list of paths (text, .jsonl, .csv, "-" for stdin, hf:NAME);
     default: the bundled corpus. out: the run folder (locked while training; one that holds a
-    run needs resume=True or overwrite=True). options: any `sentvae train` option, e.g.
-    arch="transformer", latent=16, epochs=2, lr=1e-3, kl_anneal="cyclical", lr_schedule="plateau".
+    run needs resume=True or overwrite=True). options: any `sentvae train` option (flag names with
+    underscores), e.g. arch="transformer", latent=16, epochs=2, lr=1e-3, kl_anneal="cyclical",
+    lr_schedule="plateau"; each is checked against its declared domain (sentvae/config.py).
     on_event(kind, info): "input" (what reading changed), "start", "step", "log", "valid", "end".
     """
     from sentvae import distributed
@@ -111,25 +103,25 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     from sentvae.trainer import resume_configs
     from sentvae.trainer import train as run_training
 
-    unknown = sorted(set(options) - set(MODEL_OPTIONS) - set(TRAIN_OPTIONS))
+    if data is not None:
+        options["data"] = data
+    unknown = sorted(set(options) - set(RUN_OPTIONS) - set(MODEL_OPTIONS) - set(TRAIN_OPTIONS))
     if unknown:
         raise SentvaeError(f"unknown train option(s): {', '.join(unknown)}")
     emit = on_event or (lambda kind, info: None)
-    out = Path(out)
+    run = RunConfig(**{k: v for k, v in options.items() if k in RUN_OPTIONS})
+    out, resume, overwrite = Path(run.out), run.resume, run.overwrite
     model_opts = {k: v for k, v in options.items() if k in MODEL_OPTIONS}
-    if d_model is not None:
-        model_opts["emb_dim"] = model_opts["hidden"] = d_model
-    if layers is not None:
-        model_opts["enc_layers"] = model_opts["dec_layers"] = layers
-    if options.get("bow_weight", 0) > 0:
-        model_opts["bow"] = True             # the loss needs its head
+    if run.d_model is not None:
+        model_opts["emb_dim"] = model_opts["hidden"] = run.d_model
+    if run.layers is not None:
+        model_opts["enc_layers"] = model_opts["dec_layers"] = run.layers
     train_opts = {k: v for k, v in options.items() if k in TRAIN_OPTIONS}
-    for k in START_OPTIONS:
-        if train_opts.get(k) is not None:
-            train_opts[k] = str(train_opts[k])     # a Path from the CLI
-    if resume and overwrite:
-        raise SentvaeError("--overwrite: cannot be used with --resume (continue the run, or replace it)")
-    dev = distributed.setup(resolve_device(device))      # joins torchrun's process group, if any
+    bow_weight = train_opts.get("bow_weight")
+    if bow_weight is not None and domain_of(TrainConfig, "bow_weight").check("bow_weight", bow_weight) > 0:
+        model_opts["bow"] = True             # the loss needs its head
+    encoding_errors, text_field = run.encoding_errors, run.text_field
+    dev = distributed.setup(resolve_device(run.device))      # joins torchrun's process group, if any
     rank, _ = distributed.rank_world()
     RunDir(out, resume, overwrite).check()   # a run already there: refused before any work
     if resume:
@@ -141,8 +133,8 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
         cfg = TrainConfig.from_dict({**saved, **train_opts})
     else:
         cfg = TrainConfig(**train_opts)
-    train_paths = _paths(data) or [bundled("train")]
-    valid_paths = _paths(valid) or ([bundled("valid")] if data is None else None)
+    train_paths = run.data or [bundled("train")]
+    valid_paths = run.valid or ([bundled("valid")] if run.data is None else None)
     init_weights = None
     start = next((k for k in START_OPTIONS if getattr(cfg, k)), None)
     if not resume and start:
@@ -150,18 +142,18 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
         if overwrite and Path(path).resolve() in {(out / n).resolve() for n in ("last.pt", "best.pt")}:
             raise SentvaeError(f"--{start.replace('_', '-')}: {path} belongs to the run in {out} that "
                                "--overwrite would remove; copy it out of that folder first")
-        tok, model_opts, init_weights = _start_source(start, path, tokenizer, model_opts)
+        tok, model_opts, init_weights = _start_source(start, path, run.tokenizer, model_opts)
     elif not resume:
-        if tokenizer is not None:
-            tok = Tokenizer.load(tokenizer)
+        if run.tokenizer is not None:
+            tok = Tokenizer.load(run.tokenizer)
         else:
             if "-" in train_paths:
                 raise SentvaeError("--data -: training from stdin needs --tokenizer (make one with "
                                    "`sentvae tokenize`), since the text cannot be read twice")
             proto = None
             if rank == 0:
-                proto = train_tokenizer(read_texts(train_paths, encoding_errors, text_field), model_type,
-                                        vocab_size, source=", ".join(train_paths)).proto
+                proto = train_tokenizer(read_texts(train_paths, encoding_errors, text_field), run.model_type,
+                                        run.vocab_size, source=", ".join(train_paths)).proto
             tok = Tokenizer(distributed.broadcast_bytes(proto))   # rank 0's, byte for byte
     if not resume:
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
@@ -174,7 +166,7 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
         c.check_coverage()
         emit("input", {"what": name, "truncated": c.n_truncated, "unk": c.n_unk,
                        "limit": f"--max-len {cfg.max_len}"})
-    if detect_anomaly:
+    if run.detect_anomaly:
         import torch
         torch.autograd.set_detect_anomaly(True)
     try:

@@ -94,7 +94,7 @@ def load_model(path, device="cpu"):
     from sentvae.tokenizer import Tokenizer
 
     ckpt = load_checkpoint(path)
-    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    cfg = ModelConfig.from_dict(ckpt["model_config"], source=str(path))
     tok = Tokenizer(ckpt["tokenizer"], source=f"{path} (tokenizer)")
     if tok.vocab_size != cfg.vocab_size:
         raise SentvaeError(f"{path}: its tokenizer has {tok.vocab_size} pieces but the model "

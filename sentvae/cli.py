@@ -8,17 +8,15 @@ User errors (SentvaeError) are caught here only: one red line, exit 2 (or 1).
 import json
 import os
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from sentvae import __version__
-from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Anneal, Arch, Checkpoint, Device, EncErr,
-                                 EncodingErrors, FreeBitsOver, LRSchedule, ModelType, Optimizer, Precision, TrainOnly,
-                                 Quiet, TextField, load)
-from sentvae.config import ModelConfig, TrainConfig
+from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Checkpoint, Device, EncErr, EncodingErrors, ModelType,
+                                 Quiet, TextField, load, with_options)
+from sentvae.config import ModelConfig, RunConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,11 +24,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Train and use sentence variational autoencoders.")
 _debug = False
 FLAG = ""          # metavar of an on/off flag: nothing, rather than "<bool>" as if it took a value
-
-
-def _d(cls, name) -> str:
-    # escaped: rich would take a bare "[default: 256]" for markup and print nothing
-    return f" \\[default: {getattr(cls, name)}]"
 
 
 def _version(value: bool) -> None:
@@ -55,103 +48,41 @@ def _root(
 
 
 @app.command()
+@with_options(RunConfig, names=("model_type", "vocab_size", "encoding_errors", "text_field"))
 def tokenize(
     data: Annotated[Optional[list[str]], typer.Argument(help="text files, one sentence per line; - or none for stdin")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the model")] = DEFAULT_OUT / "tokenizer.model",
-    model_type: Annotated[ModelType, typer.Option(help="SentencePiece model type")] = ModelType.bpe,
-    vocab_size: Annotated[int, typer.Option(help="pieces wanted (a small corpus may give fewer)")] = 8000,
-    encoding_errors: EncErr = EncodingErrors.strict,
-    text_field: TextField = "text",
+    **options,
 ):
     """Train a SentencePiece tokenizer (pad 0, unk 1, bos 2, eos 3) and write it."""
     from sentvae.data import read_texts
     from sentvae.tokenizer import train_tokenizer
     from sentvae import console
 
+    run = RunConfig(**{k: v for k, v in options.items() if v is not None})
     paths = data or ["-"]
     if paths == ["-"] and sys.stdin.isatty():
         raise SentvaeError("tokenize: give text files, or pipe text on stdin")
-    tok = train_tokenizer(read_texts(paths, encoding_errors.value, text_field), model_type.value, vocab_size,
+    tok = train_tokenizer(read_texts(paths, run.encoding_errors, run.text_field), run.model_type, run.vocab_size,
                           source=", ".join("<stdin>" if p == "-" else p for p in paths))
     try:
         tok.save(output)
     except OSError as e:
         raise SentvaeError(f"{output}: cannot write ({e.strerror})", 1) from None
-    console.note(f"wrote {output}: {model_type.value} tokenizer with {tok.vocab_size} pieces")
+    console.note(f"wrote {output}: {run.model_type} tokenizer with {tok.vocab_size} pieces")
 
 
 @app.command()
+@with_options(RunConfig, ModelConfig, TrainConfig)
 def train(
-    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="training data: text (one sentence per line), .jsonl, .csv, - for stdin, or hf:NAME[:CONFIG] \\[default: the bundled data/train.txt]", rich_help_panel="Data")] = None,
-    valid: Annotated[Optional[list[str]], typer.Option(help="validation text file(s) \\[default: bundled data/valid.txt, or 5% held out of --data]", rich_help_panel="Data")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(help="padded tokens per batch" + _d(TrainConfig, "max_tokens"), rich_help_panel="Data")] = None,
-    max_len: Annotated[Optional[int], typer.Option(help="pieces per sentence; longer ones are truncated" + _d(TrainConfig, "max_len"), rich_help_panel="Data")] = None,
-    encoding_errors: Annotated[EncodingErrors, typer.Option(help="on invalid UTF-8: stop (strict) or use U+FFFD", rich_help_panel="Data")] = EncodingErrors.strict,
-    text_field: Annotated[str, typer.Option(help="the field holding the text in .jsonl/.csv/hf: data", rich_help_panel="Data")] = "text",
-    tokenizer: Annotated[Optional[Path], typer.Option(help="a tokenizer from `sentvae tokenize` \\[default: train one]", rich_help_panel="Tokenizer")] = None,
-    model_type: Annotated[ModelType, typer.Option(help="tokenizer type when training one", rich_help_panel="Tokenizer")] = ModelType.bpe,
-    vocab_size: Annotated[int, typer.Option(help="tokenizer size when training one", rich_help_panel="Tokenizer")] = 8000,
-    arch: Annotated[Optional[Arch], typer.Option(help="encoder/decoder architecture \\[default: lstm]", rich_help_panel="Model")] = None,
-    emb_dim: Annotated[Optional[int], typer.Option(help="embedding size" + _d(ModelConfig, "emb_dim"), rich_help_panel="Model")] = None,
-    hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size" + _d(ModelConfig, "hidden"), rich_help_panel="Model")] = None,
-    d_model: Annotated[Optional[int], typer.Option(help="transformer width (sets --emb-dim and --hidden)", rich_help_panel="Model")] = None,
-    no_latent: Annotated[Optional[bool], typer.Option("--no-latent", help="LM baseline: the same decoder without z (KL 0; eval gives its exact NLL)", rich_help_panel="Model")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="encoder and decoder layers (sets both)", rich_help_panel="Model")] = None,
-    heads: Annotated[Optional[int], typer.Option(help="transformer attention heads" + _d(ModelConfig, "heads"), rich_help_panel="Model")] = None,
-    ff: Annotated[Optional[int], typer.Option(help="transformer feed-forward width" + _d(ModelConfig, "ff"), rich_help_panel="Model")] = None,
-    latent: Annotated[Optional[int], typer.Option(help="latent size nz" + _d(ModelConfig, "latent"), rich_help_panel="Model")] = None,
-    enc_layers: Annotated[Optional[int], typer.Option(help="encoder layers" + _d(ModelConfig, "enc_layers"), rich_help_panel="Model")] = None,
-    dec_layers: Annotated[Optional[int], typer.Option(help="decoder layers" + _d(ModelConfig, "dec_layers"), rich_help_panel="Model")] = None,
-    bidirectional: Annotated[Optional[bool], typer.Option("--bidirectional/--unidirectional", help="encoder direction" + _d(ModelConfig, "bidirectional"), rich_help_panel="Model")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="dropout on the decoder's input embeddings and outputs (and the encoder's, unless --enc-dropout)" + _d(ModelConfig, "dropout"), rich_help_panel="Model")] = None,
-    enc_dropout: Annotated[Optional[float], typer.Option(help="dropout on the encoder's input embeddings \\[default: --dropout]", rich_help_panel="Model")] = None,
-    init_decoder: Annotated[Optional[Path], typer.Option(help="start the embedding, decoder and output layer from this checkpoint (e.g. a converged --no-latent LM), with its tokenizer and shape; z's weights start at 0, so the VAE starts out predicting exactly as the LM", rich_help_panel="Model")] = None,
-    init_from: Annotated[Optional[Path], typer.Option(help="start every weight from this checkpoint (a fine-tune: its tokenizer and shape, a fresh optimizer and schedule; e.g. SGD after AdamW)", rich_help_panel="Model")] = None,
-    kl_anneal: Annotated[Optional[Anneal], typer.Option(help="KL weight schedule" + _d(TrainConfig, "kl_anneal"), rich_help_panel="Objective")] = None,
-    anneal_steps: Annotated[Optional[int], typer.Option(help="steps for linear/logistic to reach 1" + _d(TrainConfig, "anneal_steps"), rich_help_panel="Objective")] = None,
-    cycles: Annotated[Optional[int], typer.Option(help="cyclical: cycles over the run" + _d(TrainConfig, "cycles"), rich_help_panel="Objective")] = None,
-    cycle_ratio: Annotated[Optional[float], typer.Option(help="cyclical: ramp fraction of a cycle" + _d(TrainConfig, "cycle_ratio"), rich_help_panel="Objective")] = None,
-    word_dropout: Annotated[Optional[float], typer.Option(help="decoder input -> UNK probability" + _d(TrainConfig, "word_dropout"), rich_help_panel="Objective")] = None,
-    free_bits: Annotated[Optional[float], typer.Option(help="KL floor per latent dim, nats" + _d(TrainConfig, "free_bits"), rich_help_panel="Objective")] = None,
-    free_bits_over: Annotated[Optional[FreeBitsOver], typer.Option(help="the floor is on each dim's batch-mean KL, or on each sentence's (Li et al.'s code)" + _d(TrainConfig, "free_bits_over"), rich_help_panel="Objective")] = None,
-    beta: Annotated[Optional[float], typer.Option(help="final KL weight" + _d(TrainConfig, "beta"), rich_help_panel="Objective")] = None,
-    bow_weight: Annotated[Optional[float], typer.Option(help="bag-of-words loss weight (Zhao et al. 2017); adds a head on z" + _d(TrainConfig, "bow_weight"), rich_help_panel="Objective")] = None,
-    aggressive: Annotated[Optional[bool], typer.Option("--aggressive", help="aggressive inference-network training until validation MI stops rising (He et al. 2019)", rich_help_panel="Objective")] = None,
-    aggressive_every: Annotated[Optional[int], typer.Option(help="--aggressive: check validation MI every N steps, 0 = once an epoch (an aggressive epoch costs ~16 plain ones)" + _d(TrainConfig, "aggressive_every"), rich_help_panel="Objective")] = None,
-    train_only: Annotated[Optional[TrainOnly], typer.Option(help="encoder: update only the encoder and posterior head of an --init-from model (its decoder, and so p(x), kept; the bound tightens)" + _d(TrainConfig, "train_only"), rich_help_panel="Objective")] = None,
-    pretrain_steps: Annotated[Optional[int], typer.Option(help="autoencoder pretraining steps, then a decoder reset (Li et al. 2019)" + _d(TrainConfig, "pretrain_steps"), rich_help_panel="Objective")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="learning rate (AdamW ~2e-3; SGD ~1.0)" + _d(TrainConfig, "lr"), rich_help_panel="Optimisation")] = None,
-    optimizer: Annotated[Optional[Optimizer], typer.Option(help="adamw, or plain sgd as in the published PTB recipes" + _d(TrainConfig, "optimizer"), rich_help_panel="Optimisation")] = None,
-    momentum: Annotated[Optional[float], typer.Option(help="sgd: momentum" + _d(TrainConfig, "momentum"), rich_help_panel="Optimisation")] = None,
-    lr_schedule: Annotated[Optional[LRSchedule], typer.Option(help="plateau: decay on validation plateaus; cosine: to --min-lr at the end" + _d(TrainConfig, "lr_schedule"), rich_help_panel="Optimisation")] = None,
-    lr_decay: Annotated[Optional[float], typer.Option(help="plateau: factor applied on each plateau" + _d(TrainConfig, "lr_decay"), rich_help_panel="Optimisation")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="plateau: validations without improvement before a decay" + _d(TrainConfig, "patience"), rich_help_panel="Optimisation")] = None,
-    max_decays: Annotated[Optional[int], typer.Option(help="plateau: the plateau after this many decays ends the run" + _d(TrainConfig, "max_decays"), rich_help_panel="Optimisation")] = None,
-    min_improvement: Annotated[Optional[float], typer.Option(help="plateau and --early-stop: nats a validation -ELBO must fall below the best to count as improving (best.pt follows any improvement)" + _d(TrainConfig, "min_improvement"), rich_help_panel="Optimisation")] = None,
-    decay_restart: Annotated[Optional[bool], typer.Option("--decay-restart/--no-decay-restart", help="plateau: on a decay, go back to the best weights with a fresh optimizer state" + _d(TrainConfig, "decay_restart"), rich_help_panel="Optimisation")] = None,
-    warmup_steps: Annotated[Optional[int], typer.Option(help="linear learning-rate warm-up steps" + _d(TrainConfig, "warmup_steps"), rich_help_panel="Optimisation")] = None,
-    min_lr: Annotated[Optional[float], typer.Option(help="cosine: the rate at the last step" + _d(TrainConfig, "min_lr"), rich_help_panel="Optimisation")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="weight decay (AdamW: decoupled; SGD: L2)" + _d(TrainConfig, "weight_decay"), rich_help_panel="Optimisation")] = None,
-    grad_clip: Annotated[Optional[float], typer.Option(help="gradient norm clip, 0 = off" + _d(TrainConfig, "grad_clip"), rich_help_panel="Optimisation")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="random seed" + _d(TrainConfig, "seed"), rich_help_panel="Optimisation")] = None,
-    early_stop: Annotated[Optional[int], typer.Option(help="stop after N validations without improvement, 0 = off" + _d(TrainConfig, "early_stop"), rich_help_panel="Stopping")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="passes over the data, 0 = no limit" + _d(TrainConfig, "epochs"), rich_help_panel="Stopping")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="optimizer steps, 0 = no limit" + _d(TrainConfig, "max_steps"), rich_help_panel="Stopping")] = None,
-    time_budget: Annotated[Optional[float], typer.Option(help="seconds of training in this run, 0 = no limit" + _d(TrainConfig, "time_budget"), rich_help_panel="Stopping")] = None,
-    precision: Annotated[Optional[Precision], typer.Option(help="autocast precision (fp16: CUDA only, with a GradScaler)" + _d(TrainConfig, "precision"), rich_help_panel="Hardware")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N", rich_help_panel="Hardware")] = "auto",
-    detect_anomaly: Annotated[bool, typer.Option("--detect-anomaly", help="torch autograd anomaly detection (slow; finds the op making a NaN)", rich_help_panel="Hardware")] = False,
-    out: Annotated[Path, typer.Option("--out", "-o", help="folder for last.pt, best.pt, tokenizer.model, metrics.jsonl", rich_help_panel="Output")] = DEFAULT_OUT,
-    resume: Annotated[bool, typer.Option("--resume", help="continue exactly from OUT/last.pt", rich_help_panel="Output")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run already in OUT (its last.pt, best.pt, metrics.jsonl)", rich_help_panel="Output")] = False,
+    *,
     config: Annotated[Optional[Path], typer.Option("--config", help="a TOML recipe of these options (configs/*.toml); flags given here win", rich_help_panel="Output")] = None,
-    eval_every: Annotated[Optional[int], typer.Option(help="validate and save every N steps" + _d(TrainConfig, "eval_every"), rich_help_panel="Output")] = None,
-    log_every: Annotated[Optional[int], typer.Option(help="log figures every N steps" + _d(TrainConfig, "log_every"), rich_help_panel="Output")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or validation lines", rich_help_panel="Output")] = False,
+    **options,
 ):
     """Train a sentence VAE (LSTM or Transformer); writes OUT/last.pt (resumable) and OUT/best.pt."""
-    given = {k: v.value if isinstance(v, Enum) else v for k, v in locals().items()
-             if v is not None and k not in ("quiet", "config")}      # --config is expanded before parsing
+    # --config is expanded into flags before parsing; the options not given are None
+    given = {k: v for k, v in options.items() if v is not None}
     from sentvae import console, distributed
     from sentvae.api import train as api_train
 
@@ -164,6 +95,7 @@ def train(
     if not quiet:
         best = result.best or {}
         latent = result.model.cfg.latent
+        out = Path(given.get("out", RunConfig.out))
         console.note(f"done ({result.stopped}) at step {result.position.step}; best valid -ELBO "
                      f"{best.get('elbo', float('nan')):.2f} (KL {best.get('kl', float('nan')):.2f}, "
                      f"AU {best.get('au', 0)}/{latent}) -> {out / 'best.pt'}")

@@ -3,11 +3,15 @@
 Only typer and the standard library here: `sentvae --help` must import no torch.
 """
 
+import inspect
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
+
+from sentvae.config import PANELS
+from sentvae.options import declared
 
 DEFAULT_OUT = Path("checkpoints")
 DEFAULT_CKPT = DEFAULT_OUT / "best.pt"
@@ -18,45 +22,6 @@ class ModelType(str, Enum):
     bpe = "bpe"
     word = "word"
     char = "char"
-
-
-class Arch(str, Enum):
-    lstm = "lstm"
-    transformer = "transformer"
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class Anneal(str, Enum):
-    none = "none"
-    linear = "linear"
-    logistic = "logistic"
-    cyclical = "cyclical"
-
-
-class LRSchedule(str, Enum):
-    none = "none"
-    plateau = "plateau"
-    cosine = "cosine"
-
-
-class Optimizer(str, Enum):
-    adamw = "adamw"
-    sgd = "sgd"
-
-
-class TrainOnly(str, Enum):
-    all = "all"
-    encoder = "encoder"
-
-
-class FreeBitsOver(str, Enum):
-    batch = "batch"
-    sentence = "sentence"
 
 
 class EncodingErrors(str, Enum):
@@ -101,3 +66,40 @@ def load(checkpoint: Path, device: str):
     """The checkpoint as a sentvae.api.Model (imports torch: call it inside a command)."""
     from sentvae.api import load as load_model
     return load_model(checkpoint, device)
+
+
+# --- flags generated from the declared options (sentvae/options.py, sentvae/config.py)
+def parameters(*classes, names: tuple | None = None) -> list[inspect.Parameter]:
+    """One keyword parameter per declared option of the config classes (those with a flag; only
+    `names`, if given), annotated for typer: its flags, help with the default, panel and choices.
+    Every default is None, so a command sees which options were given. Grouped by panel, in the
+    order of config.PANELS."""
+    params = []
+    for cls in classes:
+        for f, opt in declared(cls):
+            if not opt.cli or (names is not None and f.name not in names):
+                continue
+            d = opt.domain
+            kind = Literal[d.choices] if d.choices else {list: list[str]}.get(d.kind, d.kind)
+            shown = opt.default_help or ("" if d.kind is bool and "/" not in "".join(opt.flags) or f.default is None
+                                         else f.default)
+            help_ = opt.help + (f" \\[default: {shown}]" if shown != "" else "")
+            info = typer.Option(*(opt.flags or ()), help=help_, rich_help_panel=opt.panel, show_default=False,
+                                metavar=opt.metavar or None)
+            params.append((PANELS.index(opt.panel) if opt.panel in PANELS else len(PANELS),
+                           inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                             annotation=Annotated[Optional[kind], info])))
+    return [p for _, p in sorted(params, key=lambda item: item[0])]
+
+
+def with_options(*classes, names: tuple | None = None):
+    """Decorate a command `fn(..., **options)`: typer sees the declared options of `classes` as
+    its flags, and `fn` gets them in **options (None where not given)."""
+    def wrap(fn):
+        sig = inspect.signature(fn)
+        own = [p for p in sig.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        first = [p for p in own if p.kind != inspect.Parameter.KEYWORD_ONLY]     # --help lists these first,
+        last = [p for p in own if p.kind == inspect.Parameter.KEYWORD_ONLY]      # and these after the options
+        fn.__signature__ = sig.replace(parameters=first + parameters(*classes, names=names) + last)
+        return fn
+    return wrap

@@ -1,14 +1,17 @@
-"""Settings as validated dataclasses: what the model is, and how it is trained.
+"""Settings as validated dataclasses: what the model is, how it is trained, where a run reads
+and writes. Every field is an option declared once (sentvae/options.py): its help, panel and
+domain live here, and the `train` command's flags, the Python API's keywords, recipe keys and
+checkpoint configs all follow from it.
 
-Errors name the command-line flag (``--latent``), since that is what the user typed.
-A config goes into every checkpoint as a plain dict (`to_dict`) and comes back with
-`from_dict`, which refuses keys it does not know.
+Errors name the command-line flag (``--latent``), since that is what the user typed. A config
+goes into every checkpoint as a plain dict (`to_dict`) and comes back with `from_dict`, which
+refuses keys it does not know and checks every value's domain.
 """
 
-import math
 from dataclasses import asdict, dataclass, fields
 
 from sentvae.errors import SentvaeError
+from sentvae.options import BOOL, INT_LIMIT, SEED, TEXT, Choice, Domain, Float, Int, check_declared, option, require
 
 ARCHS = ("lstm", "transformer")
 ANNEAL = ("none", "linear", "logistic", "cyclical")
@@ -17,25 +20,46 @@ LR_SCHEDULES = ("none", "plateau", "cosine")
 OPTIMIZERS = ("adamw", "sgd")
 FREE_BITS_OVER = ("batch", "sentence")
 TRAIN_ONLY = ("all", "encoder")
+MODEL_TYPES = ("unigram", "bpe", "word", "char")
+ENCODING_ERRORS = ("strict", "replace")
 
+# help panels of `sentvae train --help`
+DATA, TOKENIZER, MODEL, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT = (
+    "Data", "Tokenizer", "Model", "Objective", "Optimisation", "Stopping", "Hardware", "Output")
+PANELS = (DATA, TOKENIZER, MODEL, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT)     # in --help's order
 
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _check(cond: bool, name: str, what: str):
-    if not cond:
-        raise SentvaeError(f"{flag(name)}: {what}")
+SIZE = Int(1, 65_536)              # widths and depths of the networks
+RATE = Float(0.0, 1.0, hi_open=True)   # dropout probabilities
+PATH = Domain(str, optional=True)  # a file; None: not given
 
 
 class _Config:
+    def __post_init__(self):
+        check_declared(self)
+        self.check_rules()
+
+    def check_rules(self) -> None:
+        """Rules between options (each field's own domain is checked before)."""
+
     @classmethod
-    def from_dict(cls, d: dict):
+    def from_dict(cls, d: dict, source: str = ""):
+        """A config from a plain dict (a checkpoint's); unknown keys and bad values are refused,
+        naming `source` (the file) when given."""
+        if not isinstance(d, dict):
+            raise SentvaeError(f"{source or cls.__name__}: config is not a table of options")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
+        where = f"{source}: " if source else ""
         if unknown:
-            raise SentvaeError(f"unknown {cls.__name__} key(s): {', '.join(unknown)}")
-        return cls(**d)
+            raise SentvaeError(f"{where}unknown {cls.__name__} key(s): {', '.join(map(str, unknown))}")
+        try:
+            return cls(**d)
+        except TypeError as e:        # a required key missing
+            raise SentvaeError(f"{where}{cls.__name__}: {e}") from None
+        except SentvaeError as e:
+            if not source:
+                raise
+            raise SentvaeError(f"{source}: {e}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,138 +67,160 @@ class _Config:
 
 @dataclass
 class ModelConfig(_Config):
-    vocab_size: int
-    arch: str = "lstm"
-    emb_dim: int = 256
-    hidden: int = 256
-    latent: int = 32
-    enc_layers: int = 1
-    dec_layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.2          # on the decoder's input embeddings and its outputs (not word dropout)
-    enc_dropout: float | None = None   # on the encoder's input embeddings; None: the same as dropout
-    tie_weights: bool = True      # output layer shares the input embedding
-    no_latent: bool = False       # LM baseline: the same decoder, z always 0, no encoder, KL 0
-    bow: bool = False             # a bag-of-words head on z (Zhao et al. 2017), for --bow-weight
-    heads: int = 4                # transformer: attention heads
-    ff: int = 1024                # transformer: feed-forward width
+    """What the model is: its shape, its latent, its architecture."""
+    vocab_size: int = option(None, "pieces of the tokenizer (set from it)", Int(5, INT_LIMIT),
+                             panel=MODEL, cli=False)
+    arch: str = option("lstm", "encoder/decoder architecture", Choice(*ARCHS), panel=MODEL,
+                       tags=("decoder_shape",))
+    emb_dim: int = option(256, "embedding size", SIZE, panel=MODEL, tags=("decoder_shape",))
+    hidden: int = option(256, "LSTM hidden size", SIZE, panel=MODEL, tags=("decoder_shape",))
+    latent: int = option(32, "latent size nz", SIZE, panel=MODEL, tags=("decoder_shape",))
+    enc_layers: int = option(1, "encoder layers", SIZE, panel=MODEL)
+    dec_layers: int = option(1, "decoder layers", SIZE, panel=MODEL, tags=("decoder_shape",))
+    bidirectional: bool = option(True, "encoder direction", BOOL, panel=MODEL,
+                                 flags=("--bidirectional/--unidirectional",))
+    dropout: float = option(0.2, "dropout on the decoder's input embeddings and outputs (and the encoder's, "
+                            "unless --enc-dropout)", RATE, panel=MODEL, tags=("fine_tunable",))
+    enc_dropout: float | None = option(None, "dropout on the encoder's input embeddings",
+                                       Float(0.0, 1.0, hi_open=True, optional=True), panel=MODEL,
+                                       tags=("fine_tunable",), default_help="--dropout")
+    tie_weights: bool = option(True, "the output layer shares the input embedding", BOOL, panel=MODEL,
+                               flags=("--tie-weights/--untie-weights",))
+    no_latent: bool = option(False, "LM baseline: the same decoder without z (KL 0; eval gives its exact NLL)",
+                             BOOL, panel=MODEL, flags=("--no-latent",))
+    bow: bool = option(False, "a bag-of-words head on z (Zhao et al. 2017; set by --bow-weight)", BOOL,
+                       panel=MODEL, cli=False)
+    heads: int = option(4, "transformer attention heads", SIZE, panel=MODEL, tags=("decoder_shape",))
+    ff: int = option(1024, "transformer feed-forward width", SIZE, panel=MODEL, tags=("decoder_shape",))
     # The transformer's width (d_model) is emb_dim, and hidden must equal it; its depth is
     # enc_layers / dec_layers. bidirectional applies to the LSTM encoder only.
 
-    def __post_init__(self):
-        _check(self.arch in ARCHS, "arch", f"must be one of {', '.join(ARCHS)}, not {self.arch!r}")
-        _check(self.vocab_size >= 5, "vocab_size", f"must be >= 5, not {self.vocab_size}")
-        for name in ("emb_dim", "hidden", "latent", "enc_layers", "dec_layers"):
-            _check(getattr(self, name) >= 1, name, f"must be >= 1, not {getattr(self, name)}")
-        _check(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), not {self.dropout}")
-        _check(self.enc_dropout is None or 0.0 <= self.enc_dropout < 1.0, "enc_dropout",
-               f"must be in [0, 1), not {self.enc_dropout}")
+    def check_rules(self):
         if self.arch == "transformer":
-            _check(self.heads >= 1 and self.emb_dim % self.heads == 0, "heads",
-                   f"must divide --d-model {self.emb_dim}, not {self.heads}")
-            _check(self.ff >= 1, "ff", f"must be >= 1, not {self.ff}")
-            _check(self.hidden == self.emb_dim, "d_model",
-                   f"the transformer's width is --d-model; --hidden {self.hidden} differs from it")
+            require(self.emb_dim % self.heads == 0, "heads", f"must divide --d-model {self.emb_dim}, not {self.heads}")
+            require(self.hidden == self.emb_dim, "d_model",
+                    f"the transformer's width is --d-model; --hidden {self.hidden} differs from it")
 
 
 @dataclass
 class TrainConfig(_Config):
-    # Defaults tuned on the bundled corpus so that a few CPU minutes give a used latent
-    # (KL >= 3 nats for both architectures): small batches (more updates), a brisk lr, and word
-    # dropout 0.6 (at 0.5 the Transformer decoder ends at 2.8 nats).
-    max_tokens: int = 1000        # token budget per batch (padded tokens, EOS included)
-    max_len: int = 100            # tokens per sentence; longer ones are truncated and counted
-    lr: float = 2e-3
-    optimizer: str = "adamw"      # adamw | sgd (plain SGD is what the published PTB recipes use, at lr 1.0)
-    momentum: float = 0.0         # sgd: heavy-ball momentum
-    lr_schedule: str = "none"     # none | plateau | cosine (sentvae/schedule.py)
-    lr_decay: float = 0.5         # plateau: multiply the rate by this on a plateau
-    patience: int = 2             # plateau: validations without improvement before a decay
-    max_decays: int = 5           # plateau: after this many decays, the next plateau stops the run
-    decay_restart: bool = False   # plateau: go back to the best weights (fresh optimizer state) on a decay
-    warmup_steps: int = 0         # linear warm-up of the rate over the first N steps
-    min_lr: float = 0.0           # cosine: the rate at the last step
-    early_stop: int = 0           # stop after N validations without improvement; 0 = off
-    min_improvement: float = 0.0  # plateau / early stop: nats of validation -ELBO below the best that count as improving
-    weight_decay: float = 0.0
-    grad_clip: float = 5.0
-    epochs: int = 8
-    max_steps: int = 0            # 0: no limit beyond --epochs
-    time_budget: float = 0.0      # seconds; 0: no limit
-    kl_anneal: str = "logistic"
-    anneal_steps: int = 1600      # linear/logistic: steps to reach weight 1
-    cycles: int = 4               # cyclical: number of cycles over the whole run
-    cycle_ratio: float = 0.5      # cyclical: fraction of each cycle spent ramping up
-    word_dropout: float = 0.6
-    free_bits: float = 0.0        # nats per latent dimension: a floor under the KL term
-    free_bits_over: str = "batch"  # batch: each dimension's batch-mean KL floored; sentence: each
-                                   # sentence's, as Li et al. 2019's code does (fb = 2)
-    beta: float = 1.0             # final weight on the KL term
-    bow_weight: float = 0.0       # bag-of-words loss weight (Zhao et al. 2017); needs the bow head
-    aggressive: bool = False      # He et al. 2019: encoder inner loop until validation MI stops rising
-    aggressive_every: int = 0     # check that MI every N steps; 0 = at each epoch's end (He et al.)
-    pretrain_steps: int = 0       # Li et al. 2019: train as an autoencoder (KL weight 0) this many
-                                  # steps, then re-initialise the decoder and anneal from there
-    init_decoder: str = ""        # a checkpoint whose embedding, decoder and output layer the model
-                                  # starts from (z's weights zeroed); "" = fresh weights
-    init_from: str = ""           # a checkpoint whose weights (all of them) the model starts from: a
-                                  # fine-tune, with a fresh optimizer and schedule; "" = fresh weights
-    train_only: str = "all"       # encoder: only the encoder and posterior head learn (a fine-tune of
-                                  # q(z|x) for a trained decoder: p(x) stays what it was, the bound tightens)
-    precision: str = "fp32"       # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler, CUDA only)
-    eval_every: int = 400
-    log_every: int = 50
-    seed: int = 0
+    """How a model is trained. Defaults tuned on the bundled corpus so that a few CPU minutes give
+    a used latent (KL >= 3 nats for both architectures): small batches (more updates), a brisk lr,
+    and word dropout 0.6 (at 0.5 the Transformer decoder ends at 2.8 nats)."""
+    max_tokens: int = option(1000, "padded tokens per batch", Int(1), panel=DATA)
+    max_len: int = option(100, "pieces per sentence; longer ones are truncated", Int(1, 1_000_000), panel=DATA)
+    lr: float = option(2e-3, "learning rate (AdamW ~2e-3; SGD ~1.0)", Float(0.0, 1e3, lo_open=True),
+                       panel=OPTIMISATION)
+    optimizer: str = option("adamw", "adamw, or plain sgd as in the published PTB recipes (lr 1.0, clip 5)",
+                            Choice(*OPTIMIZERS), panel=OPTIMISATION, tags=("frozen_on_resume",))
+    momentum: float = option(0.0, "sgd: momentum", Float(0.0, 1.0, hi_open=True), panel=OPTIMISATION)
+    lr_schedule: str = option("none", "plateau: decay on validation plateaus; cosine: to --min-lr at the end",
+                              Choice(*LR_SCHEDULES), panel=OPTIMISATION)
+    lr_decay: float = option(0.5, "plateau: factor applied on each plateau", Float(0.0, 1.0, True, True),
+                             panel=OPTIMISATION)
+    patience: int = option(2, "plateau: validations without improvement before a decay", Int(1), panel=OPTIMISATION)
+    max_decays: int = option(5, "plateau: the plateau after this many decays ends the run", Int(0),
+                             panel=OPTIMISATION)
+    decay_restart: bool = option(False, "plateau: on a decay, go back to the best weights with a fresh "
+                                 "optimizer state", BOOL, panel=OPTIMISATION,
+                                 flags=("--decay-restart/--no-decay-restart",))
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps", Int(0), panel=OPTIMISATION)
+    min_lr: float = option(0.0, "cosine: the rate at the last step", Float(0.0), panel=OPTIMISATION)
+    early_stop: int = option(0, "stop after N validations without improvement, 0 = off", Int(0), panel=STOPPING)
+    min_improvement: float = option(0.0, "plateau and --early-stop: nats a validation -ELBO must fall below the "
+                                    "best to count as improving (best.pt follows any improvement)", Float(0.0),
+                                    panel=OPTIMISATION)
+    weight_decay: float = option(0.0, "weight decay (AdamW: decoupled; SGD: L2)", Float(0.0), panel=OPTIMISATION)
+    grad_clip: float = option(5.0, "gradient norm clip, 0 = off", Float(0.0), panel=OPTIMISATION)
+    epochs: int = option(8, "passes over the data, 0 = no limit", Int(0), panel=STOPPING)
+    max_steps: int = option(0, "optimizer steps, 0 = no limit", Int(0), panel=STOPPING)
+    time_budget: float = option(0.0, "seconds of training in this run, 0 = no limit", Float(0.0), panel=STOPPING)
+    kl_anneal: str = option("logistic", "KL weight schedule", Choice(*ANNEAL), panel=OBJECTIVE)
+    anneal_steps: int = option(1600, "steps for linear/logistic to reach 1", Int(1), panel=OBJECTIVE)
+    cycles: int = option(4, "cyclical: cycles over the run", Int(1), panel=OBJECTIVE)
+    cycle_ratio: float = option(0.5, "cyclical: ramp fraction of a cycle", Float(0.0, 1.0, lo_open=True),
+                                panel=OBJECTIVE)
+    word_dropout: float = option(0.6, "decoder input -> UNK probability", Float(0.0, 1.0), panel=OBJECTIVE)
+    free_bits: float = option(0.0, "KL floor per latent dim, nats", Float(0.0), panel=OBJECTIVE)
+    free_bits_over: str = option("batch", "the floor is on each dim's batch-mean KL, or on each sentence's "
+                                 "(Li et al.'s code)", Choice(*FREE_BITS_OVER), panel=OBJECTIVE)
+    beta: float = option(1.0, "final KL weight", Float(0.0), panel=OBJECTIVE)
+    bow_weight: float = option(0.0, "bag-of-words loss weight (Zhao et al. 2017); adds a head on z", Float(0.0),
+                               panel=OBJECTIVE)
+    aggressive: bool = option(False, "aggressive inference-network training until validation MI stops rising "
+                              "(He et al. 2019)", BOOL, panel=OBJECTIVE, flags=("--aggressive",))
+    aggressive_every: int = option(0, "--aggressive: check validation MI every N steps, 0 = once an epoch "
+                                   "(an aggressive epoch costs ~16 plain ones)", Int(0), panel=OBJECTIVE)
+    pretrain_steps: int = option(0, "autoencoder pretraining steps, then a decoder reset (Li et al. 2019)",
+                                 Int(0), panel=OBJECTIVE)
+    init_decoder: str = option("", "start the embedding, decoder and output layer from this checkpoint (e.g. a "
+                               "converged --no-latent LM), with its tokenizer and shape; z's weights start at 0, "
+                               "so the VAE starts out predicting exactly as the LM", TEXT, panel=MODEL,
+                               tags=("frozen_on_resume", "start"), default_help="fresh weights", metavar="CKPT")
+    init_from: str = option("", "start every weight from this checkpoint (a fine-tune: its tokenizer and shape, "
+                            "a fresh optimizer and schedule; e.g. SGD after AdamW)", TEXT, panel=MODEL,
+                            tags=("frozen_on_resume", "start"), default_help="fresh weights", metavar="CKPT")
+    train_only: str = option("all", "encoder: update only the encoder and posterior head of an --init-from "
+                             "model (its decoder, and so p(x), kept; the bound tightens)", Choice(*TRAIN_ONLY),
+                             panel=OBJECTIVE)
+    precision: str = option("fp32", "autocast precision (fp16: CUDA only, with a GradScaler)",
+                            Choice(*PRECISIONS), panel=HARDWARE)
+    eval_every: int = option(400, "validate and save every N steps", Int(1), panel=OUTPUT)
+    log_every: int = option(50, "log figures every N steps", Int(1), panel=OUTPUT)
+    seed: int = option(0, "random seed", SEED, panel=OPTIMISATION)
 
-    def __post_init__(self):
-        _check(self.kl_anneal in ANNEAL, "kl_anneal",
-               f"must be one of {', '.join(ANNEAL)}, not {self.kl_anneal!r}")
-        for name in ("max_tokens", "max_len", "eval_every", "log_every", "cycles", "anneal_steps"):
-            _check(getattr(self, name) >= 1, name, f"must be >= 1, not {getattr(self, name)}")
-        for name in ("epochs", "max_steps"):
-            _check(getattr(self, name) >= 0, name, f"must be >= 0, not {getattr(self, name)}")
-        _check(self.epochs > 0 or self.max_steps > 0 or self.time_budget > 0, "epochs",
-               "give --epochs, --max-steps or --time-budget greater than 0")
-        _check(self.precision in PRECISIONS, "precision",
-               f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        _check(self.lr > 0, "lr", f"must be > 0, not {self.lr}")
-        _check(self.optimizer in OPTIMIZERS, "optimizer",
-               f"must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
-        _check(0.0 <= self.momentum < 1.0, "momentum", f"must be in [0, 1), not {self.momentum}")
-        _check(self.momentum == 0.0 or self.optimizer == "sgd", "momentum",
-               f"applies to --optimizer sgd only (AdamW has its own), not {self.optimizer}")
-        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
-               f"must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}")
-        _check(0.0 < self.lr_decay < 1.0, "lr_decay", f"must be in (0, 1), not {self.lr_decay}")
-        _check(self.patience >= 1, "patience", f"must be >= 1, not {self.patience}")
-        for name in ("max_decays", "warmup_steps", "early_stop"):
-            _check(getattr(self, name) >= 0, name, f"must be >= 0, not {getattr(self, name)}")
-        _check(0.0 <= self.min_improvement < math.inf, "min_improvement",
-               f"must be >= 0 nats (finite), not {self.min_improvement}")
-        _check(0.0 <= self.min_lr <= self.lr, "min_lr", f"must be in [0, --lr {self.lr}], not {self.min_lr}")
-        _check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, not {self.weight_decay}")
-        _check(self.grad_clip >= 0, "grad_clip", f"must be >= 0, not {self.grad_clip}")
-        _check(self.time_budget >= 0, "time_budget", f"must be >= 0, not {self.time_budget}")
-        _check(0.0 < self.cycle_ratio <= 1.0, "cycle_ratio", f"must be in (0, 1], not {self.cycle_ratio}")
-        _check(0.0 <= self.word_dropout <= 1.0, "word_dropout", f"must be in [0, 1], not {self.word_dropout}")
-        _check(self.free_bits >= 0, "free_bits", f"must be >= 0, not {self.free_bits}")
-        _check(self.free_bits_over in FREE_BITS_OVER, "free_bits_over",
-               f"must be one of {', '.join(FREE_BITS_OVER)}, not {self.free_bits_over!r}")
-        _check(self.beta >= 0, "beta", f"must be >= 0, not {self.beta}")
-        _check(self.bow_weight >= 0, "bow_weight", f"must be >= 0, not {self.bow_weight}")
-        _check(self.aggressive_every >= 0, "aggressive_every", f"must be >= 0, not {self.aggressive_every}")
-        _check(self.pretrain_steps >= 0, "pretrain_steps", f"must be >= 0, not {self.pretrain_steps}")
-        _check(not (self.init_decoder and self.pretrain_steps), "init_decoder",
-               "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard it")
-        _check(not (self.init_from and self.pretrain_steps), "init_from",
-               "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard its decoder")
-        _check(self.train_only in TRAIN_ONLY, "train_only",
-               f"must be one of {', '.join(TRAIN_ONLY)}, not {self.train_only!r}")
-        _check(self.train_only == "all" or self.init_from, "train_only",
-               "encoder: needs --init-from a trained model (the decoder it keeps as it is)")
-        _check(self.train_only == "all" or not self.aggressive, "train_only",
-               "encoder: cannot be combined with --aggressive, whose decoder steps it would skip")
-        _check(not (self.init_from and self.init_decoder), "init_from",
-               "cannot be combined with --init-decoder: give one start")
-        _check(self.max_tokens >= self.max_len + 1, "max_tokens",
-               f"must be at least --max-len + 1 ({self.max_len + 1}) so the longest sentence fits")
+    def check_rules(self):
+        require(self.epochs > 0 or self.max_steps > 0 or self.time_budget > 0, "epochs",
+                "give --epochs, --max-steps or --time-budget greater than 0")
+        require(self.momentum == 0.0 or self.optimizer == "sgd", "momentum",
+                f"applies to --optimizer sgd only (AdamW has its own), not {self.optimizer}")
+        require(self.min_lr <= self.lr, "min_lr", f"must be in [0, --lr {self.lr}], not {self.min_lr}")
+        require(not (self.init_decoder and self.pretrain_steps), "init_decoder",
+                "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard it")
+        require(not (self.init_from and self.pretrain_steps), "init_from",
+                "cannot be combined with --pretrain-steps: the decoder reset after pretraining would discard its decoder")
+        require(self.train_only == "all" or self.init_from, "train_only",
+                "encoder: needs --init-from a trained model (the decoder it keeps as it is)")
+        require(self.train_only == "all" or not self.aggressive, "train_only",
+                "encoder: cannot be combined with --aggressive, whose decoder steps it would skip")
+        require(not (self.init_from and self.init_decoder), "init_from", "cannot be combined with --init-decoder: give one start")
+        require(self.max_tokens >= self.max_len + 1, "max_tokens",
+                f"must be at least --max-len + 1 ({self.max_len + 1}) so the longest sentence fits")
+
+
+@dataclass
+class RunConfig(_Config):
+    """Where a training run reads and writes, and on what: the `train` options that are neither the
+    model nor its training. Not saved in checkpoints."""
+    data: list | None = option(None, "training data: text (one sentence per line), .jsonl, .csv, - for stdin, or "
+                               "hf:NAME[:CONFIG]", Domain(list, optional=True), panel=DATA, flags=("--data", "-d"),
+                               default_help="the bundled data/train.txt", metavar="FILE")
+    valid: list | None = option(None, "validation text file(s)", Domain(list, optional=True), panel=DATA,
+                                default_help="bundled data/valid.txt, or 5% held out of --data", metavar="FILE")
+    encoding_errors: str = option("strict", "on invalid UTF-8: stop (strict) or use U+FFFD", Choice(*ENCODING_ERRORS),
+                                  panel=DATA)
+    text_field: str = option("text", "the field holding the text in .jsonl/.csv/hf: data", TEXT, panel=DATA)
+    tokenizer: str | None = option(None, "a tokenizer from `sentvae tokenize`", PATH, panel=TOKENIZER,
+                                   default_help="train one", metavar="FILE")
+    model_type: str = option("bpe", "tokenizer type when training one", Choice(*MODEL_TYPES), panel=TOKENIZER)
+    vocab_size: int = option(8000, "tokenizer size when training one (a small corpus may give fewer pieces)",
+                             Int(8), panel=TOKENIZER)
+    d_model: int | None = option(None, "transformer width (sets --emb-dim and --hidden)",
+                                 Domain(int, 1, 65_536, optional=True), panel=MODEL)
+    layers: int | None = option(None, "encoder and decoder layers (sets both)", Domain(int, 1, 65_536, optional=True),
+                                panel=MODEL)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", TEXT, panel=HARDWARE)
+    detect_anomaly: bool = option(False, "torch autograd anomaly detection (slow; finds the op making a NaN)", BOOL,
+                                  panel=HARDWARE, flags=("--detect-anomaly",))
+    out: str = option("checkpoints", "folder for last.pt, best.pt, tokenizer.model, metrics.jsonl", TEXT,
+                      panel=OUTPUT, flags=("--out", "-o"), metavar="DIR")
+    resume: bool = option(False, "continue exactly from OUT/last.pt", BOOL, panel=OUTPUT, flags=("--resume",))
+    overwrite: bool = option(False, "replace the run already in OUT (its last.pt, best.pt, metrics.jsonl)", BOOL,
+                             panel=OUTPUT, flags=("--overwrite",))
+
+    def check_rules(self):
+        require(not (self.resume and self.overwrite), "overwrite",
+                "cannot be used with --resume (continue the run, or replace it)")
+
+
+CONFIGS = (RunConfig, ModelConfig, TrainConfig)

@@ -38,7 +38,7 @@ def resume_configs(out_dir) -> tuple[ModelConfig, dict, Tokenizer]:
     ckpt = load_checkpoint(path)
     if "train_state" not in ckpt:
         raise SentvaeError(f"{path}: holds no training state to resume from")
-    return (ModelConfig.from_dict(ckpt["model_config"]), ckpt["train_config"],
+    return (ModelConfig.from_dict(ckpt["model_config"], source=str(path)), ckpt["train_config"],
             Tokenizer(ckpt["tokenizer"], source=str(path)))
 
 
