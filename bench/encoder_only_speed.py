@@ -15,10 +15,12 @@ of each and the ratios to `all`.
 import argparse
 import time
 
+import numpy as np
 import torch
 
 from sentvae.aggressive import split_parameters
 from sentvae.config import ModelConfig, TrainConfig
+from sentvae.data import Batch
 from sentvae.model import build_model
 from sentvae.step import build_optimizer, train_step
 
@@ -37,6 +39,7 @@ def main():
     x = torch.randint(4, 10000, (45, 24))       # (B, T): BOS, 22 words, EOS
     x[:, 0], x[:, -1] = 1, 2
     lengths = torch.full((45,), 23)
+    batch = Batch(x, lengths, np.arange(45))
 
     runs = {}
     for way in ("all", "frozen", "dropped"):
@@ -51,7 +54,7 @@ def main():
         for way, (model, opt, only) in runs.items():
             t0 = time.perf_counter()
             for _ in range(5):
-                train_step(model, opt, x, lengths, 1.0, cfg, None, only)
+                train_step(model, opt, batch, 1.0, cfg, None, only)
             secs[way] += time.perf_counter() - t0
     steps = 5 * args.reps
     print(f"{args.precision}, {args.threads} thread(s), {steps} steps each, interleaved:")

@@ -55,7 +55,7 @@ class BareDecoder(nn.Module):
 @torch.inference_mode()
 def bare_pass(dec, corpus, K, max_tokens):
     for idx, chunk in iw_plan(corpus.lengths, K, max_tokens):   # the very chunks evaluate() runs
-        x, _ = collate(corpus, idx)
+        x = collate(corpus, idx).tokens
         B = x.size(0)
         for start in range(0, K, chunk):
             kc = min(chunk, K - start)

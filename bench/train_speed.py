@@ -127,13 +127,11 @@ def main():
         block = batches[start:start + args.block]
         t0 = time.perf_counter()
         for idx in block:
-            x, lens = collate(corpus, idx)
-            train_step(model, opt, x, lens, kl_weight(step, cfg), cfg)
+            train_step(model, opt, collate(corpus, idx), kl_weight(step, cfg), cfg)
             step += 1
         t1 = time.perf_counter()
         for idx in block:
-            x, _ = collate(corpus, idx)
-            bare_step(bare, bare_opt, x)
+            bare_step(bare, bare_opt, collate(corpus, idx).tokens)
         t2 = time.perf_counter()
         if start:                                            # skip the warm-up block
             t_a += t1 - t0

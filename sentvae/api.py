@@ -97,7 +97,8 @@ def train(data=None, *, on_event=None, **options):
     """
     from sentvae import distributed
     from sentvae.data import bundled, load_corpus, read_texts, split_corpus
-    from sentvae.model import resolve_device
+    from sentvae.model import latent_families, resolve_device
+    from sentvae.objective import build_objective
     from sentvae.rundir import RunDir
     from sentvae.tokenizer import Tokenizer, train_tokenizer
     from sentvae.trainer import resume_configs
@@ -157,6 +158,12 @@ def train(data=None, *, on_event=None, **options):
             tok = Tokenizer(distributed.broadcast_bytes(proto))   # rank 0's, byte for byte
     if not resume:
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
+    # what training cannot do with this latent: refused before anything is read or written
+    build_objective(cfg).check(*latent_families(model_cfg))
+    if model_cfg.no_latent:
+        for name, on in (("aggressive", cfg.aggressive), ("train_only", cfg.train_only == "encoder")):
+            if on:
+                raise SentvaeError(f"--{name.replace('_', '-')}: a --no-latent model (an LM) has no encoder to train")
     train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors, text_field)
     if valid_paths:
         valid_data = load_corpus(valid_paths, tok, cfg.max_len, encoding_errors, text_field)
@@ -219,46 +226,59 @@ class Model:
     def latent(self) -> int:
         return self.config.latent
 
+    @property
+    def posterior_params(self) -> tuple:
+        """The names of q(z|x)'s parameters, as `encode` writes them (mu, logvar for the Gaussian)."""
+        return self.net.to_posterior.family.param_names
+
     def __repr__(self) -> str:
         return (f"sentvae.Model({self.source!r}: {self.config.arch}, latent {self.latent}, "
                 f"{self.net.num_parameters():,} parameters, on {self.device})")
 
     # --- sentences -> codes
     def encode(self, texts: list[str], max_len: int = 100, stats: dict | None = None):
-        """-> (mu, logvar), each (N, latent): the Gaussian q(z|x) of each text."""
+        """-> q(z|x) of each text: a posterior object of N sentences (sentvae/posteriors.py) with
+        .mean() (N, latent), .params() (what `sentvae encode` writes: mu and logvar for the
+        Gaussian), .rsample(), .log_prob(). `model.decode(model.encode(texts))` decodes the means."""
         from sentvae.latent import encode_texts
         return encode_texts(self.net, self.tokenizer, _texts(texts), max_len, self.device, stats=stats)
 
-    def codes(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None):
-        """One code per text (N, latent): the posterior mean, or a sample z ~ q(z|x) (seeded)."""
+    def codes(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
+              first: int = 0):
+        """One code per text (N, latent): the posterior mean, or a sample z ~ q(z|x), seeded by
+        (seed, the text's position + first): a text's sample does not depend on its neighbours."""
         from sentvae.latent import codes
         if posterior not in ("mean", "sample"):
             raise SentvaeError(f"--posterior: must be mean or sample, not {posterior!r}")
-        return codes(self.net, self.tokenizer, _texts(texts), posterior, seed, self.device, stats)
+        return codes(self.net, self.tokenizer, _texts(texts), posterior, seed, self.device, stats, first)
 
     # --- codes -> sentences
     def decode(self, z, **decoding) -> list[str]:
-        """Sentences from codes z (N, latent) (a tensor or nested lists)."""
+        """Sentences from codes z (N, latent) (a tensor or nested lists), or from a posterior (its
+        means)."""
         import torch
         from sentvae.decode import decode
+        if hasattr(z, "mean") and hasattr(z, "rsample"):          # a posterior from encode()
+            z = z.mean()
         z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
         if z.dim() != 2 or z.size(1) != self.latent:
             raise SentvaeError(f"codes must be (N, {self.latent}), not {tuple(z.shape)}")
         return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding)))
 
     def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, **decoding):
-        """Yield n sentences from the prior z ~ N(0, I), batch_size codes at a time."""
+        """Yield n sentences from the prior z ~ p(z), batch_size codes at a time."""
         import torch
         if n < 1:
             raise SentvaeError(f"-n: must be >= 1, not {n}")
         gen = torch.Generator().manual_seed(seed)
         for start in range(0, n, batch_size):
-            z = torch.randn(min(batch_size, n - start), self.latent, generator=gen).to(self.device)
+            with torch.inference_mode():
+                z = self.net.prior.sample(min(batch_size, n - start), gen).to(self.device)
             # each batch its own sampling stream, reproducibly
             yield from self.decode(z, **{**decoding, "seed": seed + start})
 
     def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, **decoding) -> list[str]:
-        """n sentences from the prior z ~ N(0, I)."""
+        """n sentences from the prior z ~ p(z)."""
         return list(self.iter_sample(n, seed, batch_size, **decoding))
 
     def interpolate(self, a: str, b: str, steps: int = 8, method: str = "lerp", posterior: str = "mean",
@@ -279,9 +299,11 @@ class Model:
         return self.decode(z, **{**decoding, "seed": seed})
 
     def reconstruct(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
-                    **decoding) -> list[str]:
-        """Encode then decode each text."""
-        return self.decode(self.codes(texts, posterior, seed, stats), **{**decoding, "seed": seed})
+                    first: int = 0, decode_seed: int | None = None, **decoding) -> list[str]:
+        """Encode then decode each text (a sampled code seeded as in `codes`; sampled words from
+        decode_seed, by default seed)."""
+        return self.decode(self.codes(texts, posterior, seed, stats, first),
+                           **{**decoding, "seed": seed if decode_seed is None else decode_seed})
 
     # --- scores
     def score(self, texts: list[str], k: int = 500, seed: int = 0, max_tokens: int = 2000,

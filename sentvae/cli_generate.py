@@ -52,7 +52,7 @@ def sample(
     top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
     seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
 ):
-    """Sentences from the prior, z ~ N(0, I): one per line on stdout (greedy unless told)."""
+    """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told)."""
     from sentvae.streams import emit, emit_json
 
     if n < 1:
@@ -111,7 +111,8 @@ def reconstruct(
     model = load(checkpoint, device)
     refs, hyps, stats = [], [], {}
     for i, chunk in enumerate(batches(lines, batch_size)):
-        outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, posterior.value, seed + i, stats, **opts))
+        outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, posterior.value, seed, stats,
+                                                                        i * batch_size, seed + i, **opts))
         for src, out in zip(chunk, outs):
             if as_json:
                 emit_json({"text": src, "reconstruction": out})
@@ -138,19 +139,25 @@ def encode(
     batch_size: BatchSize = 256, device: Device = "auto",
     encoding_errors: EncErr = EncodingErrors.strict,
 ):
-    """Latent codes: one JSON object {"text", "mu", "logvar"} per input line (null for blanks)."""
+    """Latent codes: one JSON object per input line with the text and its posterior's parameters
+    ({"text", "mu", "logvar"} for the Gaussian; null for blank lines)."""
     from sentvae.streams import batches, emit_json, source_name, text_source
 
     lines = text_source(texts, input_file, encoding_errors.value, "encode")
     model = load(checkpoint, device)
     stats = {}
+    blank = dict.fromkeys(model.posterior_params, None)
     for chunk in batches(lines, batch_size):
-        # .tolist() keeps the exact float32 values
-        outs = _in_place(chunk, str.strip, lambda ts: zip(*(t.cpu().tolist() for t in model.encode(ts, stats=stats))))
+        outs = _in_place(chunk, str.strip, lambda ts: _param_rows(model.encode(ts, stats=stats)))
         for src, out in zip(chunk, outs):
-            mu, logvar = out or (None, None)
-            emit_json({"text": src, "mu": mu, "logvar": logvar})
+            emit_json({"text": src, **(out or blank)})
     _input_report(stats, source_name(texts, input_file))
+
+
+def _param_rows(posterior) -> list[dict]:
+    """A posterior's parameters as one dict per sentence; .tolist() keeps the exact float32 values."""
+    params = {k: v.cpu().tolist() for k, v in posterior.params().items()}
+    return [dict(zip(params, row)) for row in zip(*params.values())]
 
 
 def decode(

@@ -56,7 +56,7 @@ def plot(
     texts, values, source = _sentences(data, color_by, text_field, encoding_errors.value, max_sentences)
     model = load(ckpt, device)
     stats = {}
-    mu, _ = model.encode(texts, stats=stats)
+    mu = model.encode(texts, stats=stats).mean()
     console.input_warnings(stats.get("truncated", 0), stats.get("unk", 0), "100")
     points = None
     if path is not None:

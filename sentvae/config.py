@@ -20,13 +20,14 @@ LR_SCHEDULES = ("none", "plateau", "cosine")
 OPTIMIZERS = ("adamw", "sgd")
 FREE_BITS_OVER = ("batch", "sentence")
 TRAIN_ONLY = ("all", "encoder")
+
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 ENCODING_ERRORS = ("strict", "replace")
 
 # help panels of `sentvae train --help`
-DATA, TOKENIZER, MODEL, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT = (
-    "Data", "Tokenizer", "Model", "Objective", "Optimisation", "Stopping", "Hardware", "Output")
-PANELS = (DATA, TOKENIZER, MODEL, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT)     # in --help's order
+DATA, TOKENIZER, MODEL, LATENT, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT = (
+    "Data", "Tokenizer", "Model", "Latent", "Objective", "Optimisation", "Stopping", "Hardware", "Output")
+PANELS = (DATA, TOKENIZER, MODEL, LATENT, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT)   # in --help's order
 
 SIZE = Int(1, 65_536)              # widths and depths of the networks
 RATE = Float(0.0, 1.0, hi_open=True)   # dropout probabilities
@@ -74,7 +75,7 @@ class ModelConfig(_Config):
                        tags=("decoder_shape",))
     emb_dim: int = option(256, "embedding size", SIZE, panel=MODEL, tags=("decoder_shape",))
     hidden: int = option(256, "LSTM hidden size", SIZE, panel=MODEL, tags=("decoder_shape",))
-    latent: int = option(32, "latent size nz", SIZE, panel=MODEL, tags=("decoder_shape",))
+    latent: int = option(32, "latent size nz", SIZE, panel=LATENT, tags=("decoder_shape",))
     enc_layers: int = option(1, "encoder layers", SIZE, panel=MODEL)
     dec_layers: int = option(1, "decoder layers", SIZE, panel=MODEL, tags=("decoder_shape",))
     bidirectional: bool = option(True, "encoder direction", BOOL, panel=MODEL,

@@ -113,10 +113,13 @@ def eval_table(r: dict) -> None:
     t.add_column(style="dim")
     rows = [
         ("sentences", f"{r['sentences']:,}", f"{r['words']:,} words (+EOS), {r['tokens']:,} tokens"),
-        ("-ELBO", f"{r['elbo']:.3f}", "nats/sentence, true bound (beta = 1)"),
+        ("-ELBO", f"{r['elbo']:.3f}", "nats/sentence, true bound (beta = 1)"
+         + ("" if r.get("kl_exact", True) else ", its KL estimated")),
         ("rec", f"{r['rec']:.3f}", "-E_q log p(x|z)"),
-        ("KL", f"{r['kl']:.3f}", "KL(q(z|x) || p(z))"),
-        ("IW-NLL", f"{r['iw_nll']:.3f} ± {r['iw_nll_se']:.3f}", f"K = {r['iw_samples']}, mean ESS {r['ess']:.1f}"),
+        ("KL", f"{r['kl']:.3f}", "KL(q(z|x) || p(z)), " + ("closed form" if r.get("kl_exact", True)
+                                                           else f"Monte Carlo over the K = {r['iw_samples']} samples")),
+        ("IW-NLL", f"{r['iw_nll']:.3f} ± {r['iw_nll_se']:.3f}",
+         "exact: the latent has one value" if r.get("nll_exact") else f"K = {r['iw_samples']}, mean ESS {r['ess']:.1f}"),
         ("PPL", f"{r['ppl']:.2f}", "per word, from IW-NLL"),
         ("PPL (ELBO)", f"{r['ppl_elbo']:.2f}", "upper bound, from -ELBO"),
         ("MI", f"{r['mi']:.3f}", "I(x; z) under q, nats"),

@@ -341,8 +341,34 @@ def padding_fraction(batches: list[np.ndarray], lengths: np.ndarray) -> float:
     return 1.0 - float(seq.sum()) / padded if padded else 0.0
 
 
-def collate(corpus: Corpus, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens (B, T+1) as [BOS, w.., EOS, PAD..] and lengths (B,) = pieces + 1."""
+@dataclass
+class Batch:
+    """B sentences as the model reads them.
+
+    tokens (B, T+1): [BOS, w.., EOS, PAD..]; lengths (B,): pieces + 1 (EOS); index (B,): each
+    sentence's position in its corpus (noise is seeded by it, so a sentence's samples do not
+    depend on the batch it sits in); labels (B, A): a value index per attribute, -1 where a
+    sentence has none, or None for unlabelled data."""
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    index: np.ndarray
+    labels: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.tokens.size(0)
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)   # noqa: E731
+        return Batch(move(self.tokens), move(self.lengths), self.index, move(self.labels))
+
+    def pin_memory(self) -> "Batch":
+        pin = lambda t: None if t is None else t.pin_memory()   # noqa: E731
+        return Batch(pin(self.tokens), pin(self.lengths), self.index, pin(self.labels))
+
+
+def collate(corpus: Corpus, idx: np.ndarray) -> Batch:
+    """The sentences idx of a corpus as a Batch (tokens, lengths, index)."""
+    idx = np.asarray(idx)
     lens = corpus.lengths[idx]                                   # (B,)
     B, T = len(idx), int(lens.max()) + 1
     tokens = np.full((B, T + 1), PAD, dtype=np.int64)
@@ -353,7 +379,7 @@ def collate(corpus: Corpus, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     src = np.repeat(corpus.starts[idx], lens) + col
     tokens[row, col + 1] = corpus.ids[src]
     tokens[np.arange(B), lens + 1] = EOS
-    return torch.from_numpy(tokens), torch.from_numpy(lens + 1)
+    return Batch(torch.from_numpy(tokens), torch.from_numpy(lens + 1), idx)
 
 
 def subset(corpus: Corpus, idx: np.ndarray) -> Corpus:

@@ -166,7 +166,7 @@ def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length
 
 def sequence_logprob(model, z: torch.Tensor, ids: list[list[int]]) -> torch.Tensor:
     """Total log p(ids + EOS | z) for each code: how decoders' outputs are compared."""
-    x, _ = collate(corpus_from_ids(ids), np.arange(len(ids)))
+    x = collate(corpus_from_ids(ids), np.arange(len(ids))).tokens
     with torch.inference_mode():
         return model.log_likelihood(z, x[:, :-1].to(z.device), x[:, 1:].to(z.device))
 

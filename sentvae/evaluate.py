@@ -9,8 +9,12 @@ Importance-weighted NLL (Burda et al. 2016):
 The encoder runs once per sentence; the K decoder passes of many sentences are batched
 together in chunks bounded by a token budget, so memory does not grow with K, and the
 logsumexp is accumulated in float32 as it streams. The noise for sentence i, sample k is
-drawn from a generator seeded by (seed, i, k // BLOCK): figures do not depend on batch
-size, token budget or chunking, and the first K samples are the same for every larger K.
+drawn from a generator seeded by (seed, i, k // BLOCK) (sentvae.noise.SeededNoise): figures do
+not depend on batch size, token budget or chunking, and the first K samples are the same for
+every larger K. Everything here asks the posterior and prior objects (sentvae/posteriors.py,
+priors.py, kl.py), never a family's formula: the KL is analytic where the pair has a closed form
+and a Monte Carlo estimate from the same K samples otherwise (`kl_exact` says which); a latent
+with a single value (the LM baseline) needs one sample and gives the exact NLL.
 """
 
 import math
@@ -20,11 +24,10 @@ import numpy as np
 import torch
 
 from sentvae.data import Corpus, collate, make_batches
-from sentvae.objective import gaussian_kl
+from sentvae.kl import NeedsSamples, kl_divergence
+from sentvae.noise import BLOCK, SeededNoise, StreamNoise
 
 AU_THRESHOLD = 0.01
-BLOCK = 16                      # samples drawn per (sentence, block) generator
-LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
@@ -45,6 +48,8 @@ class EvalResult:
     latent: int
     iw_samples: int
     seed: int
+    kl_exact: bool = True   # KL (and so -ELBO) in closed form; False: a Monte Carlo estimate from the K samples
+    nll_exact: bool = False  # the NLL is exact (the latent has one value: the LM baseline), not an estimate
     # per sentence, in corpus order (evaluate(per_sentence=True)): words, elbo, iw_nll, ess, kl
     per_sentence: dict | None = field(default=None, repr=False, compare=False)
 
@@ -70,32 +75,31 @@ def active_units(mu: torch.Tensor, threshold: float = AU_THRESHOLD) -> int:
 
 
 def sample_noise(seed: int, sentence: np.ndarray, start: int, count: int, nz: int) -> torch.Tensor:
-    """eps (len(sentence), count, nz) for samples start..start+count of each sentence."""
-    first, last = start // BLOCK, (start + count - 1) // BLOCK
-    out = torch.empty(len(sentence), (last - first + 1) * BLOCK, nz)
-    gen = torch.Generator()
-    for r, i in enumerate(sentence.tolist()):
-        for b in range(first, last + 1):
-            gen.manual_seed(((seed * 1_000_003 + i) * 100_003 + b) % (2 ** 63))
-            out[r, (b - first) * BLOCK:(b - first + 1) * BLOCK] = torch.randn(BLOCK, nz, generator=gen)
-    off = start - first * BLOCK
-    return out[:, off:off + count]
+    """Standard normals (len(sentence), count, nz) for samples start..start+count of each sentence,
+    exactly as the evaluator draws them."""
+    return SeededNoise(seed, sentence, start, count).normal(nz)
 
 
-def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, seed: int = 0, chunk: int = 1024) -> float:
-    """I(x; z) = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)], with the aggregate posterior
-    q(z) estimated by the mixture of all N posteriors (He et al. 2019). Lies in [0, log N]."""
-    N, nz = mu.shape
-    mu, logvar = mu.double(), logvar.double()
+MI_SENTENCES_SLOW = 500     # MI over at most this many sentences where log q(z|x) is costly (a flow)
+
+
+def mutual_information(q, seed: int = 0, chunk: int = 1024) -> float:
+    """I(x; z) = E_x E_q(z|x)[log q(z|x)] - E_q(z)[log q(z)], with the aggregate posterior q(z)
+    estimated by the mixture of all N posteriors of `q` (He et al. 2019), one z per sentence.
+    Lies in [0, log N]. The first term is the posterior's closed-form entropy where it has one
+    (else its one-sample estimate). Where log q(z|x) must invert a flow (N^2 inversions), a seeded
+    subsample of MI_SENTENCES_SLOW sentences stands for the corpus."""
+    if not getattr(q, "cheap_log_prob", True) and q.batch > MI_SENTENCES_SLOW:
+        keep = np.sort(np.random.default_rng([seed, 31]).choice(q.batch, MI_SENTENCES_SLOW, replace=False))
+        q = q.index(torch.as_tensor(keep))
+    N = q.batch
     gen = torch.Generator().manual_seed(seed + 7_777_777)
-    z = mu + torch.randn(N, nz, generator=gen, dtype=torch.float64) * torch.exp(0.5 * logvar)  # (N, nz)
-    neg_entropy = (-0.5 * nz * LOG_2PI - 0.5 * (1 + logvar).sum(dim=1)).mean()
-    inv_var = torch.exp(-logvar)                                          # (N, nz)
+    z, log_q_own = q.rsample(StreamNoise(N, 1, "cpu", torch.float64, gen))   # (N, 1, nz), (N, 1)
+    entropy = q.entropy()
+    neg_entropy = -entropy.mean() if entropy is not None else log_q_own.mean()
     log_qz = []
     for s in range(0, N, chunk):
-        zc = z[s:s + chunk].unsqueeze(1)                                  # (c, 1, nz)
-        dev = (zc - mu.unsqueeze(0)) ** 2 * inv_var.unsqueeze(0)          # (c, N, nz)
-        log_q = -0.5 * (nz * LOG_2PI + logvar.sum(dim=1).unsqueeze(0) + dev.sum(dim=2))  # (c, N)
+        log_q = q.log_prob(z[s:s + chunk])                                      # (c, N): every z, every x
         log_qz.append(torch.logsumexp(log_q, dim=1) - math.log(N))
     return float(neg_entropy - torch.cat(log_qz).mean())
 
@@ -131,60 +135,68 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
     was_training = model.training
     model.eval()
     device = torch.device(device)
-    n, nz, K = len(corpus), model.cfg.latent, iw_samples
-    if model.encoder is None:
-        K = 1      # LM baseline: every weight is p(x), so one sample is already exact
-    mus, logvars = torch.empty(n, nz), torch.empty(n, nz)
+    n, K = len(corpus), iw_samples
+    if model.to_posterior.family.values == 1:
+        K = 1      # one value of z (the LM baseline): every weight is p(x), so one sample is exact
+    posteriors, order = [], []
     log_px = torch.empty(n, dtype=torch.float64)      # IW estimate of log p(x)
     ess = torch.empty(n, dtype=torch.float64)
     rec = torch.empty(n, dtype=torch.float64)         # -mean_k log p(x|z_k)
+    kl = torch.empty(n, dtype=torch.float64)          # KL(q || p): closed form, or its estimate from the K samples
+    kl_exact = True
     done = 0
     for idx, chunk in iw_plan(corpus.lengths, K, max_tokens):
-        x, lengths = collate(corpus, idx)
-        x, lengths = x.to(device), lengths.to(device)
-        B, T = x.size(0), x.size(1) - 1
-        mu, logvar = model.encode(x[:, 1:], lengths)                 # (B, nz)
-        mu, logvar = mu.float(), logvar.float()
-        std = torch.exp(0.5 * logvar)
-        log_q_const = -0.5 * (nz * LOG_2PI + logvar.sum(dim=1))     # (B,)
+        batch = collate(corpus, idx).to(device)
+        x = batch.tokens
+        B = x.size(0)
+        q = model.encode(x[:, 1:], batch.lengths).to(dtype=torch.float32)
+        try:                  # in closed form (in float64, from the float32 parameters), or from the samples
+            kl_closed = kl_divergence(q.to(dtype=torch.float64), model.prior).total.cpu()
+        except NeedsSamples:
+            kl_closed = None
         # streaming logsumexp of log w and of 2 log w (for the ESS), sharing one running max
         run_max = torch.full((B,), -math.inf, device=device)
         s1 = torch.zeros(B, device=device)
         s2 = torch.zeros(B, device=device)
         rec_sum = torch.zeros(B, dtype=torch.float64, device=device)
+        kl_sum = torch.zeros(B, dtype=torch.float64, device=device)
         for start in range(0, K, chunk):
             kc = min(chunk, K - start)
-            eps = sample_noise(seed, idx, start, kc, nz).to(device)  # (B, kc, nz)
-            z = mu.unsqueeze(1) + std.unsqueeze(1) * eps             # (B, kc, nz)
-            xr = x.repeat_interleave(kc, dim=0)                      # (B*kc, T+1)
-            ll = model.log_likelihood(z.reshape(B * kc, nz), xr[:, :-1], xr[:, 1:]).view(B, kc).float()
-            log_pz = -0.5 * (nz * LOG_2PI + z.pow(2).sum(dim=2))     # (B, kc)
-            log_qz = log_q_const.unsqueeze(1) - 0.5 * eps.pow(2).sum(dim=2)
-            log_w = ll + log_pz - log_qz                             # (B, kc)
+            z, log_qz = q.rsample(SeededNoise(seed, idx, start, kc, device))   # (B, kc, nz), (B, kc)
+            xr = x.repeat_interleave(kc, dim=0)                                # (B*kc, T+1)
+            ll = model.log_likelihood(z.reshape(B * kc, -1), xr[:, :-1], xr[:, 1:]).view(B, kc).float()
+            log_pz = model.prior.log_prob(z)                                   # (B, kc)
+            log_w = ll + log_pz - log_qz                                       # (B, kc)
             new_max = torch.maximum(run_max, log_w.max(dim=1).values)
             scale = torch.exp(run_max - new_max)
             s1 = s1 * scale + torch.exp(log_w - new_max.unsqueeze(1)).sum(dim=1)
             s2 = s2 * scale ** 2 + torch.exp(2 * (log_w - new_max.unsqueeze(1))).sum(dim=1)
             run_max = new_max
             rec_sum -= ll.double().sum(dim=1)
+            if kl_closed is None:
+                kl_sum += kl_divergence(q, model.prior, z, log_qz).total.double() * kc
         where = torch.as_tensor(idx)
         log_px[where] = (run_max + torch.log(s1) - math.log(K)).double().cpu()
         ess[where] = (s1.double() ** 2 / s2.double()).cpu()
         rec[where] = (rec_sum / K).cpu()
-        mus[where], logvars[where] = mu.cpu(), logvar.cpu()
+        kl[where] = kl_closed if kl_closed is not None else (kl_sum / K).cpu()
+        kl_exact = kl_exact and kl_closed is not None
+        posteriors.append(q.to("cpu"))
+        order.append(idx)
         done += B
         if on_progress is not None:
             on_progress(done, n)
     model.train(was_training)
-    kl = gaussian_kl(mus.double(), logvars.double()).sum(dim=1)
+    # every sentence's posterior, in corpus order
+    q_all = type(posteriors[0]).cat(posteriors).index(torch.as_tensor(np.argsort(np.concatenate(order))))
+    q64 = q_all.to(dtype=torch.float64)
     rows = {"words": corpus.words + 1, "elbo": (rec + kl).numpy(), "iw_nll": (-log_px).numpy(),
             "ess": ess.numpy(), "kl": kl.numpy()}
     return EvalResult(
         **summarize(rows, K), tokens=int(corpus.lengths.sum()) + n,
-        # an LM baseline has one posterior for every x, so I(x; z) is exactly 0 (the estimator
-        # would return Monte Carlo noise around it)
-        mi=(0.0 if model.encoder is None else mutual_information(mus, logvars, seed)) if with_mi else float("nan"),
-        au=active_units(mus), latent=nz, iw_samples=K, seed=seed,
+        mi=mutual_information(q64, seed) if with_mi else float("nan"),
+        au=active_units(q_all.mean()), latent=q_all.dim, iw_samples=K, seed=seed, kl_exact=kl_exact,
+        nll_exact=model.to_posterior.family.values == 1,
         per_sentence=rows if per_sentence else None)
 
 

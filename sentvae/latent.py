@@ -1,29 +1,29 @@
 """Sentences to latent codes, and operations on codes (interpolation)."""
 
+import numpy as np
 import torch
 
 from sentvae.data import collate, corpus_from_texts, make_batches
+from sentvae.noise import SeededNoise
 
 
 @torch.inference_mode()
 def encode_texts(model, tokenizer, texts: list[str], max_len: int = 100, device="cpu",
                  max_tokens: int = 8000, stats: dict | None = None):
-    """-> mu, logvar (N, nz) of q(z|x) for each text, in input order.
+    """-> the posterior q(z|x) of each text (a posterior object of batch N, float32), in input order.
 
     stats, if given, accumulates "truncated" (sentences cut to max_len) and "unk" counts."""
     corpus = corpus_from_texts(texts, tokenizer, max_len)
     if stats is not None:
         stats["truncated"] = stats.get("truncated", 0) + corpus.n_truncated
         stats["unk"] = stats.get("unk", 0) + corpus.n_unk
-    nz = model.cfg.latent
-    mu = torch.empty(len(texts), nz, device=device)
-    logvar = torch.empty(len(texts), nz, device=device)
+    parts, order = [], []
     for idx in make_batches(corpus.lengths, max_tokens, shuffle=False):
-        x, lengths = collate(corpus, idx)
-        m, lv = model.encode(x[:, 1:].to(device), lengths.to(device))
-        where = torch.as_tensor(idx, device=device)
-        mu[where], logvar[where] = m.float(), lv.float()
-    return mu, logvar
+        batch = collate(corpus, idx).to(device)
+        parts.append(model.encode(batch.tokens[:, 1:], batch.lengths).to(dtype=torch.float32))
+        order.append(idx)
+    where = torch.as_tensor(np.argsort(np.concatenate(order)), device=device)
+    return type(parts[0]).cat(parts).index(where)
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -43,14 +43,15 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def codes(model, tokenizer, texts: list[str], posterior: str = "mean", seed: int = 0, device="cpu",
-          stats: dict | None = None):
-    """One latent code per text: the posterior mean, or a sample z ~ q(z|x) (seeded)."""
-    mu, logvar = encode_texts(model, tokenizer, texts, device=device, stats=stats)
+          stats: dict | None = None, first: int = 0):
+    """One latent code per text: the posterior mean, or a sample z ~ q(z|x). A sample is drawn as
+    evaluation draws it, seeded by (seed, the text's position): it does not depend on how many
+    texts are encoded together. first: the position of texts[0] in a longer stream."""
+    q = encode_texts(model, tokenizer, texts, device=device, stats=stats)
     if posterior == "mean":
-        return mu
-    gen = torch.Generator().manual_seed(seed)
-    eps = torch.randn(mu.shape, generator=gen).to(mu.device)
-    return mu + eps * torch.exp(0.5 * logvar)
+        return q.mean()
+    z, _ = q.rsample(SeededNoise(seed, np.arange(first, first + len(texts)), 0, 1, device))
+    return z[:, 0]
 
 
 def corpus_bleu(hypotheses: list[str], references: list[str]) -> dict:

@@ -1,9 +1,9 @@
-"""The ELBO and its training knobs: KL annealing, word dropout, free bits, beta.
+"""Objectives and their training knobs: the ELBO (KL annealing, free bits, beta), word dropout.
 
-All figures are per sentence, in nats. The true negative ELBO is rec + KL (beta = 1,
-no annealing, no free bits); the surrogate that training minimises is
-rec + beta * w(step) * KL', where KL' is the KL with free bits applied. Logs and
-results always keep the two apart.
+An objective turns the terms of a forward pass (sentvae.model.vae.Terms: log p(x|z_s), log q(z_s|x),
+log p(z_s) and the KL of each sentence) into the surrogate that training minimises and the figures
+it logs. All figures are per sentence, in nats. The true negative ELBO is rec + KL (beta = 1, no
+annealing, no free bits); logs and results always keep it apart from the surrogate.
 """
 
 import math
@@ -11,6 +11,8 @@ import math
 import torch
 
 from sentvae.config import TrainConfig
+from sentvae.errors import SentvaeError
+from sentvae.kl import per_dimension
 from sentvae.tokenizer import PAD, UNK
 
 
@@ -36,11 +38,6 @@ def kl_weight(step: int, cfg: TrainConfig, total_steps: int | None = None) -> fl
     return min(1.0, tau / cfg.cycle_ratio)
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per dimension: (B, nz)."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
-
-
 def word_dropout(inp: torch.Tensor, p: float, generator=None) -> torch.Tensor:
     """Replace decoder inputs by UNK with probability p; never BOS (position 0) or PAD."""
     if p <= 0:
@@ -51,31 +48,51 @@ def word_dropout(inp: torch.Tensor, p: float, generator=None) -> torch.Tensor:
     return inp.masked_fill(drop, UNK)
 
 
-def elbo_loss(log_px_z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-              weight: float, cfg: TrainConfig, bow_nll: torch.Tensor | None = None):
-    """-> (surrogate loss to minimise, figures). Figures are tensors (no host sync here).
+class ELBO:
+    """The evidence lower bound from one z per sentence, with its training knobs.
 
-    bow_nll: the bag-of-words NLL per sentence; cfg.bow_weight times its mean joins the
-    surrogate (Zhao et al. 2017), never the true ELBO.
-
-    Free bits (Kingma et al. 2016; Li et al. 2019): each dimension's batch-mean KL is
-    floored at cfg.free_bits nats, so the optimiser gains nothing by pushing it lower. With
-    free_bits_over = "sentence" the floor applies to each sentence's dimension instead: one at
-    or under it leaves the surrogate (Li et al.'s code, fb = 2), so only the sentences whose code
-    is informative in that dimension pay for it.
+    Surrogate: rec + beta * w(step) * KL' (+ bow_weight * bag-of-words NLL), where KL' is the KL
+    with free bits applied. Free bits (Kingma et al. 2016; Li et al. 2019): each dimension's
+    batch-mean KL is floored at cfg.free_bits nats, so the optimiser gains nothing by pushing it
+    lower. With free_bits_over = "sentence" the floor applies to each sentence's dimension instead:
+    one at or under it leaves the surrogate (Li et al.'s code, fb = 2), so only the sentences whose
+    code is informative in that dimension pay for it. Both need a KL that splits by dimension.
     """
-    rec = -log_px_z                                  # (B,)
-    kl_d = gaussian_kl(mu, logvar)                   # (B, nz)
-    kl = kl_d.sum(dim=1)                             # (B,)
-    if cfg.free_bits > 0 and cfg.free_bits_over == "sentence":
-        kl_term = (kl_d * (kl_d > cfg.free_bits)).sum(dim=1).mean()
-    elif cfg.free_bits > 0:
-        kl_term = kl_d.mean(dim=0).clamp(min=cfg.free_bits).sum()
-    else:
-        kl_term = kl.mean()
-    loss = rec.mean() + cfg.beta * weight * kl_term
-    if bow_nll is not None and cfg.bow_weight > 0:
-        loss = loss + cfg.bow_weight * bow_nll.mean()
-    figures = {"loss": loss.detach(), "elbo": (rec + kl).mean().detach(),
-               "rec": rec.mean().detach(), "kl": kl.mean().detach()}
-    return loss, figures
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.samples = 1                        # z per sentence; with several, rec is their mean
+
+    def check(self, posterior_family: type, prior_family: type) -> None:
+        """Refuse, with one line, knobs this posterior x prior pair cannot honour."""
+        if self.cfg.free_bits > 0 and not per_dimension(posterior_family, prior_family):
+            raise SentvaeError(f"--free-bits: needs a KL that splits by latent dimension; "
+                               f"KL({posterior_family.__name__} || {prior_family.__name__}) does not")
+
+    def kl_term(self, kl, latent: int) -> torch.Tensor:
+        cfg = self.cfg
+        if cfg.free_bits > 0 and cfg.free_bits_over == "sentence":
+            return (kl.dims * (kl.dims > cfg.free_bits)).sum(dim=1).mean()
+        if cfg.free_bits > 0:
+            return kl.dims.mean(dim=0).clamp(min=cfg.free_bits).sum()
+        return kl.total.mean()
+
+    def loss(self, terms, weight: float):
+        """-> (surrogate loss to minimise, figures). Figures are tensors (no host sync here)."""
+        cfg = self.cfg
+        rec = -terms.ll.mean(dim=1)                      # (B,)
+        kl = terms.kl.total                              # (B,)
+        loss = rec.mean() + cfg.beta * weight * self.kl_term(terms.kl, terms.posterior.dim)
+        return self._finish(loss, rec, kl, terms)
+
+    def _finish(self, loss, rec, kl, terms, **extra):
+        if self.cfg.bow_weight > 0:
+            loss = loss + self.cfg.bow_weight * terms.bow.mean()
+        figures = {"loss": loss.detach(), "elbo": (rec + kl).mean().detach(),
+                   "rec": rec.mean().detach(), "kl": kl.mean().detach(), **extra}
+        return loss, figures
+
+
+def build_objective(cfg: TrainConfig) -> ELBO:
+    return ELBO(cfg)
+

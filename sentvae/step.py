@@ -7,7 +7,7 @@ so what is measured is what trains.
 import torch
 
 from sentvae.config import TrainConfig
-from sentvae.objective import elbo_loss, kl_weight, word_dropout
+from sentvae.objective import build_objective, kl_weight, word_dropout
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -19,19 +19,20 @@ def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def train_step(model, opt, x: torch.Tensor, lengths: torch.Tensor, weight: float, cfg: TrainConfig,
-               scaler=None, only: list | None = None) -> dict:
-    """One update on one batch: word dropout, forward, the annealed ELBO, backward, clip, update.
-    Returns the batch's figures as tensors (read them later: no host sync here).
+def train_step(model, opt, batch, weight: float, cfg: TrainConfig, scaler=None, only: list | None = None) -> dict:
+    """One update on one batch: word dropout, forward, the objective (--objective, annealed), backward,
+    clip, update. Returns the batch's figures as tensors (read them later: no host sync here).
 
     With cfg.precision bf16/fp16 the forward runs under autocast (the loss itself is summed in
     float32); fp16 needs `scaler` (a torch.amp.GradScaler) against gradient underflow.
     only: update just these parameters (the others' gradients are dropped, and the optimizer skips a
     parameter without one) — for aggressive training's encoder-only and decoder-only steps."""
+    objective = build_objective(cfg)
+    x = batch.tokens
     dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
     with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):
-        log_px_z, mu, logvar, bow_nll = model(x, lengths, dec_inp)
-    loss, figs = elbo_loss(log_px_z.float(), mu.float(), logvar.float(), weight, cfg, bow_nll.float())
+        terms = model(batch, dec_inp, samples=objective.samples)
+    loss, figs = objective.loss(terms, weight)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()

@@ -26,6 +26,7 @@ from sentvae.data import Corpus, collate, make_batches, padding_fraction
 from sentvae.errors import SentvaeError, TrainingInterrupted
 from sentvae.evaluate import evaluate, evaluate_elbo
 from sentvae.model import build_model
+from sentvae.objective import build_objective
 from sentvae.rundir import RunDir
 from sentvae.step import build_optimizer, schedule_weight, total_steps, train_step
 from sentvae.tokenizer import Tokenizer
@@ -85,6 +86,10 @@ class Trainer:
         self.opt = build_optimizer(self.raw.parameters(), cfg)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.pos = Position()
+        self.objective = build_objective(cfg)
+        self.objective.check(self.raw.to_posterior.family, type(self.raw.prior))
+        # --max-tokens counts every copy of a sentence that the objective decodes
+        self.batch_tokens = cfg.max_tokens // self.objective.samples
         self.n_batches = len(self.epoch_batches(0))    # the same every epoch
         if self.n_batches == 0:
             raise SentvaeError(f"--data: too little data for {self.world} processes at --max-tokens {cfg.max_tokens}")
@@ -125,7 +130,7 @@ class Trainer:
                 run_dir.open_metrics()
             self.emit("start", {
                 "steps": self.total, "step": self.pos.step, "batches_per_epoch": self.n_batches,
-                "padding": padding_fraction(make_batches(self.train_data.lengths, self.cfg.max_tokens,
+                "padding": padding_fraction(make_batches(self.train_data.lengths, self.batch_tokens,
                                                          self.cfg.seed, 0), self.train_data.lengths),
                 "sentences": len(self.train_data), "parameters": self.raw.num_parameters(),
                 "trainable": sum(p.numel() for p in (self.only or self.raw.parameters())),
@@ -216,7 +221,7 @@ class Trainer:
 
     def epoch_batches(self, epoch: int) -> list:
         # every rank builds the same list and takes every world-th batch of an equal share
-        b = make_batches(self.train_data.lengths, self.cfg.max_tokens, self.cfg.seed, epoch)
+        b = make_batches(self.train_data.lengths, self.batch_tokens, self.cfg.seed, epoch)
         return b[self.rank:len(b) - len(b) % self.world:self.world]
 
     # --- one step
@@ -224,11 +229,10 @@ class Trainer:
         """One update on the next batch (after the aggressive inner loop, while it lasts)."""
         pos, cfg = self.pos, self.cfg
         idx = batches[pos.batch]
-        x, lens = collate(self.train_data, idx)
+        batch = collate(self.train_data, idx)
         if self.device.type == "cuda":                 # pinned pages: an asynchronous copy
-            x, lens = x.pin_memory(), lens.pin_memory()
-        x = x.to(self.device, non_blocking=True)
-        lens = lens.to(self.device, non_blocking=True)
+            batch = batch.pin_memory()
+        batch = batch.to(self.device, non_blocking=True)
         if cfg.pretrain_steps and pos.step == cfg.pretrain_steps:
             self.reset_decoder()
         w = schedule_weight(pos.step, cfg, self.total)
@@ -240,9 +244,9 @@ class Trainer:
             enc, dec = self.enc_dec
             update = functools.partial(self.encoder_update, weight=w, params=enc)
             inner = aggressive.inner_loop(update, batches, cfg.seed, pos.step, self.device)
-            figs = train_step(self.model, self.opt, x, lens, w, cfg, self.scaler, dec)
+            figs = train_step(self.model, self.opt, batch, w, cfg, self.scaler, dec)
         else:
-            figs = train_step(self.model, self.opt, x, lens, w, cfg, self.scaler, self.only)
+            figs = train_step(self.model, self.opt, batch, w, cfg, self.scaler, self.only)
         self.meter.add(figs, int(self.train_data.lengths[idx].sum()) + len(idx), inner)  # host side: no sync
         pos.step += 1
         pos.batch += 1
@@ -250,8 +254,7 @@ class Trainer:
 
     def encoder_update(self, idx, weight: float, params: list):
         """Aggressive training's inner step: the encoder alone, on batch idx; -> its loss."""
-        x, lens = collate(self.train_data, idx)
-        return train_step(self.model, self.opt, x.to(self.device), lens.to(self.device), weight,
+        return train_step(self.model, self.opt, collate(self.train_data, idx).to(self.device), weight,
                           self.cfg, self.scaler, params)["loss"]
 
     def reset_decoder(self) -> None:

@@ -18,9 +18,10 @@ def model(trained):
 
 
 def test_encode_then_decode_equals_reconstruct(model):
-    mu, logvar = model.encode(SENTENCES)
+    q = model.encode(SENTENCES)
+    mu, logvar = q.params()["mu"], q.params()["logvar"]
     assert mu.shape == logvar.shape == (3, model.latent)
-    assert model.decode(mu) == model.reconstruct(SENTENCES)
+    assert model.decode(q) == model.decode(mu) == model.reconstruct(SENTENCES)
     assert model.decode(mu.tolist()) == model.reconstruct(SENTENCES)        # lists work too
     beam = dict(beam=3, max_len=20)
     assert model.decode(mu, **beam) == model.reconstruct(SENTENCES, **beam)

@@ -13,9 +13,10 @@ def _score(model, tok):
     from sentvae.data import collate, corpus_from_texts
     import numpy as np
     c = corpus_from_texts(["the dog ran to the park .", "did the old man read a book ?"], tok, 40)
-    x, lengths = collate(c, np.arange(2))
+    b = collate(c, np.arange(2))
+    x, lengths = b.tokens, b.lengths
     with torch.no_grad():
-        mu, logvar = model.encode(x[:, 1:], lengths)
+        mu = model.encode(x[:, 1:], lengths).mean()
         return mu, model.log_likelihood(mu, x[:, :-1], x[:, 1:])
 
 

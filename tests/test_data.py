@@ -40,7 +40,9 @@ def test_length_bucketing_keeps_padding_small(tok):
 def test_collate_layout(corpora):
     train, _ = corpora
     idx = np.array([0, 5, 9])
-    x, lengths = collate(train, idx)
+    batch = collate(train, idx)
+    x, lengths = batch.tokens, batch.lengths
+    assert batch.index.tolist() == idx.tolist() and batch.labels is None
     for row, i in enumerate(idx):
         ids = train.sentence(i)
         n = len(ids)

@@ -16,6 +16,7 @@ from sentvae.config import ModelConfig
 from sentvae.data import collate, corpus_from_ids
 from sentvae.evaluate import evaluate, mutual_information, sample_noise
 from sentvae.model import build_model
+from sentvae.posteriors import Gaussian
 
 LOG_2PI = math.log(2 * math.pi)
 SENTENCES = [[4], [5, 4], [4, 4, 5], [5, 5, 1, 4], [1, 5], [4, 5, 5, 4, 1]]
@@ -34,7 +35,7 @@ def exact_model():
         model.to_posterior.weight.mul_(0.5)
         model.to_posterior.bias.copy_(torch.tensor([0.2, -0.5]))
     corpus = corpus_from_ids(SENTENCES)
-    x, lengths = collate(corpus, np.arange(len(SENTENCES)))
+    x = collate(corpus, np.arange(len(SENTENCES))).tokens
     grid = torch.linspace(-12, 12, 8001).unsqueeze(1)                  # (G, 1)
     log_dz = math.log(24 / 8000)
     exact = []
@@ -64,9 +65,11 @@ def test_iw_nll_and_ess_on_the_samples_drawn_equal_the_formulas(exact_model):
     model, corpus, _ = exact_model
     K = 300
     r = evaluate(model, corpus, iw_samples=K, seed=7, per_sentence=True, max_tokens=90)
-    x, lengths = collate(corpus, np.arange(len(SENTENCES)))
+    b = collate(corpus, np.arange(len(SENTENCES)))
+    x = b.tokens
     with torch.no_grad():
-        mu, logvar = model.encode(x[:, 1:], lengths)
+        q = model.encode(x[:, 1:], b.lengths)
+        mu, logvar = q.mu, q.logvar
         for i in range(len(SENTENCES)):
             eps = sample_noise(7, np.array([i]), 0, K, 1)[0].double()           # (K, 1), as eval drew them
             z = mu[i].double() + torch.exp(0.5 * logvar[i].double()) * eps
@@ -99,12 +102,12 @@ def test_standard_error_matches_the_spread_over_seeds(exact_model):
 def test_mi_is_zero_for_a_collapsed_posterior_and_log_n_for_separated_ones():
     N, nz = 4000, 4
     # identical posteriors: the estimate is 0 up to Monte Carlo noise (sd ~ sqrt(nz / 2N) = 0.022)
-    assert abs(mutual_information(torch.zeros(N, nz), torch.zeros(N, nz))) < 0.08
+    assert abs(mutual_information(Gaussian(torch.zeros(N, nz), torch.zeros(N, nz)))) < 0.08
     # far apart and narrow: z tells which x, MI = log N (Monte Carlo sd ~ sqrt(nz / 2N) = 0.045)
     mu = torch.zeros(1000, nz)
     mu[:, 0] = torch.arange(1000) * 20.0
-    assert mutual_information(mu, torch.full((1000, nz), -4.0)) == pytest.approx(math.log(1000), abs=0.15)
+    assert mutual_information(Gaussian(mu, torch.full((1000, nz), -4.0))) == pytest.approx(math.log(1000), abs=0.15)
     # two clusters of identical posteriors: exactly one bit, log 2
     mu2 = torch.zeros(N, nz)
     mu2[N // 2:, 0] = 50.0
-    assert mutual_information(mu2, torch.full((N, nz), -4.0)) == pytest.approx(math.log(2), abs=0.08)
+    assert mutual_information(Gaussian(mu2, torch.full((N, nz), -4.0))) == pytest.approx(math.log(2), abs=0.08)

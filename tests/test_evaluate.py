@@ -60,12 +60,14 @@ def test_figures_do_not_depend_on_batching(model_and_data):
 def test_every_sample_is_used_when_k_is_not_a_multiple_of_the_chunk(model_and_data):
     model, _, valid = model_and_data
     one = subset(valid, np.array([3]))
-    x, lengths = collate(one, np.array([0]))
+    b = collate(one, np.array([0]))
+    x, lengths = b.tokens, b.lengths
     T = x.size(1) - 1
     K = 7
     r = evaluate(model, one, iw_samples=K, max_tokens=3 * T, seed=1, with_mi=False)   # chunks of 3, 3, 1
     with torch.no_grad():
-        mu, logvar = model.encode(x[:, 1:], lengths)
+        q = model.encode(x[:, 1:], lengths)
+        mu, logvar = q.mu, q.logvar
         eps = sample_noise(1, np.array([0]), 0, K, mu.size(1))[0]            # (K, nz)
         z = mu + torch.exp(0.5 * logvar) * eps
         ll = model.log_likelihood(z, x[:, :-1].expand(K, -1), x[:, 1:].expand(K, -1))
@@ -88,9 +90,9 @@ def test_mi_is_within_bounds_and_au_matches_covariance(model_and_data):
     model, _, valid = model_and_data
     r = evaluate(model, valid, iw_samples=2)
     assert 0.0 <= r.mi <= math.log(len(valid)) + 1e-6
-    x, lengths = collate(valid, np.arange(len(valid)))
+    b = collate(valid, np.arange(len(valid)))
     with torch.no_grad():
-        mu, _ = model.encode(x[:, 1:], lengths)
+        mu = model.encode(b.tokens[:, 1:], b.lengths).mean()
     cov = np.cov(mu.numpy().T)
     assert r.au == int((np.diag(cov) > 0.01).sum())
     assert active_units(torch.zeros(10, 4)) == 0

@@ -34,19 +34,21 @@ SEQS = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19]]
 
 
 def test_shapes_loss_and_gradients(model):
-    x, lengths = _batch(SEQS)
+    batch = _batch(SEQS)
     model.train()
-    ll, mu, logvar, bow = model(x, lengths)
-    assert torch.all(bow == 0)                            # no bow head by default
-    assert ll.shape == (3,) and mu.shape == (3, 6) and logvar.shape == (3, 6)
-    assert torch.all(ll < 0)
-    (-ll.mean() + mu.pow(2).mean()).backward()
+    terms = model(batch, samples=2)
+    assert torch.all(terms.bow == 0)                      # no bow head by default
+    q = terms.posterior
+    assert terms.ll.shape == terms.log_q.shape == terms.log_p.shape == (3, 2)
+    assert q.mu.shape == (3, 6) and q.logvar.shape == (3, 6) and terms.kl.total.shape == (3,)
+    assert torch.all(terms.ll < 0)
+    (-terms.ll.mean() + q.mu.pow(2).mean()).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_incremental_decoding_matches_the_full_forward(model):
-    x, lengths = _batch(SEQS)
+    x = _batch(SEQS).tokens
     z = torch.randn(3, 6)
     with torch.no_grad():
         full = model.logits(model.decoder(model.emb(x[:, :-1]), z)).log_softmax(-1)   # (B, T, V)
@@ -58,7 +60,7 @@ def test_incremental_decoding_matches_the_full_forward(model):
 
 
 def test_decoder_is_causal(model):
-    x, lengths = _batch([SEQS[0]])
+    x = _batch([SEQS[0]]).tokens
     y = x.clone()
     y[0, 4] = 30                                          # change the input at position 4
     z = torch.randn(1, 6)
@@ -73,10 +75,9 @@ def test_padding_does_not_leak(model):
     """A sentence scores the same alone and beside longer ones, and its code is the same."""
     z = torch.randn(1, 6)
     with torch.no_grad():
-        x1, l1 = _batch([SEQS[1]])
-        xb, lb = _batch(SEQS)
-        mu1, _ = model.encode(x1[:, 1:], l1)
-        mub, _ = model.encode(xb[:, 1:], lb)
+        (x1, l1), (xb, lb) = ((b.tokens, b.lengths) for b in (_batch([SEQS[1]]), _batch(SEQS)))
+        mu1 = model.encode(x1[:, 1:], l1).mean()
+        mub = model.encode(xb[:, 1:], lb).mean()
         s1 = model.log_likelihood(z, x1[:, :-1], x1[:, 1:])
         sb = model.log_likelihood(z.expand(3, -1), xb[:, :-1], xb[:, 1:])
     assert torch.allclose(mu1[0], mub[1], atol=1e-5)
@@ -90,10 +91,10 @@ def test_checkpoint_round_trip(model, tmp_path, tok):
     save_checkpoint(tmp_path / "m.pt", {"model_config": cfg.to_dict(), "tokenizer": tok.proto,
                                         "model": m.state_dict()})
     m2, tok2, _ = load_model(tmp_path / "m.pt")
-    x, lengths = _batch([[5, 6, 7]])
+    b = _batch([[5, 6, 7]])
     z = torch.randn(2, cfg.latent)
     with torch.no_grad():
-        assert torch.equal(m.encode(x[:, 1:], lengths)[0], m2.encode(x[:, 1:], lengths)[0])
+        assert torch.equal(m.encode(b.tokens[:, 1:], b.lengths).mean(), m2.encode(b.tokens[:, 1:], b.lengths).mean())
     assert greedy(m, z, 12) == greedy(m2, z, 12)
 
 
@@ -122,8 +123,9 @@ def test_lm_baseline_ignores_z_and_its_iw_nll_is_exact(tok):
     for arch, opts in ARCHS.items():
         torch.manual_seed(0)
         m = build_model(ModelConfig(vocab_size=tok.vocab_size, no_latent=True, **opts)).eval()
-        assert m.encoder is None and m.to_posterior is None
-        x, lengths = _batch(SEQS)
+        # a point latent at 0: no encoder weights, no posterior weights
+        assert not list(m.encoder.parameters()) and not list(m.to_posterior.parameters())
+        x = _batch(SEQS).tokens
         with torch.no_grad():
             a = m.log_likelihood(torch.randn(3, 6), x[:, :-1], x[:, 1:])
             b = m.log_likelihood(torch.zeros(3, 6), x[:, :-1], x[:, 1:])

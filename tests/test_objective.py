@@ -4,9 +4,25 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from sentvae.objective import elbo_loss, gaussian_kl, kl_weight, word_dropout
+from sentvae.kl import gaussian_standard_normal, kl_divergence as kl_of
+from sentvae.model.vae import Terms
+from sentvae.objective import ELBO, kl_weight, word_dropout
+from sentvae.posteriors import Gaussian
+from sentvae.priors import StandardNormal
 from sentvae.tokenizer import BOS, PAD, UNK
 from conftest import tiny_train_config
+
+
+def gaussian_kl(mu, logvar):
+    return gaussian_standard_normal(Gaussian(mu, logvar), None)
+
+
+def elbo_loss(log_px, mu, logvar, weight, cfg, bow=None):
+    """The ELBO objective on one sample's log p(x|z) (B,) and a Gaussian posterior."""
+    q, p = Gaussian(mu, logvar), StandardNormal(mu.size(1))
+    zeros = log_px.new_zeros(len(log_px), 1)
+    terms = Terms(log_px.unsqueeze(1), zeros, zeros, kl_of(q, p), log_px.new_zeros(len(log_px)) if bow is None else bow, q)
+    return ELBO(cfg).loss(terms, weight)
 
 
 def test_kl_closed_form_matches_torch_distributions():
@@ -105,12 +121,14 @@ def test_bag_of_words_loss_value_and_gradient():
     import numpy as np
     torch.manual_seed(0)
     m = build_model(ModelConfig(vocab_size=30, emb_dim=16, hidden=16, latent=4, bow=True, dropout=0.0))
-    x, lengths = collate(corpus_from_ids([[5, 6, 5], [7, 8]]), np.arange(2))
+    batch = collate(corpus_from_ids([[5, 6, 5], [7, 8]]), np.arange(2))
+    x = batch.tokens
     z = torch.randn(2, 4)
     logp = torch.log_softmax(m.bow(z), dim=-1)
     expected = -torch.stack([logp[0, 5] * 2 + logp[0, 6], logp[1, 7] + logp[1, 8]])   # EOS and PAD excluded
     assert torch.allclose(m.bow_nll(z, x[:, 1:]), expected, atol=1e-5)
-    ll, mu, logvar, bow = m(x, lengths)
+    terms = m(batch)
+    ll, mu, logvar, bow = terms.ll[:, 0], terms.posterior.mu, terms.posterior.logvar, terms.bow
     bow.mean().backward()
     assert m.encoder.lstm.weight_ih_l0.grad.abs().sum() > 0           # it trains the encoder through z
     cfg = tiny_train_config(bow_weight=0.5)
@@ -187,8 +205,7 @@ def test_aggressive_phase_updates_the_encoder_alone_then_ends_when_mi_falls(tmp_
     opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
     enc, dec = split_parameters(m)
     before = [p.detach().clone() for p in m.parameters()]
-    x, lens = collate(corpora[0], np.arange(8))
-    T.train_step(m, opt, x, lens, 1.0, tiny_train_config(), only=enc)
+    T.train_step(m, opt, collate(corpora[0], np.arange(8)), 1.0, tiny_train_config(), only=enc)
     moved = {id(p) for p, b in zip(m.parameters(), before) if not torch.equal(p, b)}
     assert moved == {id(p) for p in enc}
     # the phase: MI 1.0 after epoch 1, 0.5 after epoch 2 -> aggressive for two epochs, then not

@@ -66,13 +66,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tok,
     mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
     train(mcfg, tiny_train_config(max_steps=10, eval_every=10), tok, *corpora, tmp_path)
     good = (tmp_path / "last.pt").read_bytes()
-    import sentvae.step as T
-    real = T.elbo_loss
+    from sentvae.objective import ELBO
+    real = ELBO.loss
 
-    def poisoned(log_px_z, *a, **k):
-        return real(log_px_z * float("nan"), *a, **k)
+    def poisoned(self, terms, weight):
+        terms.ll = terms.ll * float("nan")
+        return real(self, terms, weight)
 
-    monkeypatch.setattr(T, "elbo_loss", poisoned)
+    monkeypatch.setattr(ELBO, "loss", poisoned)
     with pytest.raises(SentvaeError, match="non-finite loss") as e:
         train(mcfg, tiny_train_config(max_steps=30, eval_every=10), tok, *corpora, tmp_path, resume=True)
     assert e.value.exit_code == 1
@@ -100,10 +101,10 @@ def test_bf16_autocast_is_really_on_and_close_to_fp32(tmp_path, tok, corpora):
     torch.manual_seed(0)
     m = build_model(mcfg)
     seen = []
-    m.to_posterior.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
-    x, lens = collate(corpora[0], np.arange(8))
-    figs = train_step(m, torch.optim.AdamW(m.parameters()), x, lens, 1.0, tiny_train_config(precision="bf16"))
-    assert seen == [torch.bfloat16] and figs["loss"].dtype == torch.float32
+    m.to_posterior.register_forward_hook(lambda mod, inp, out: seen.append(out))
+    figs = train_step(m, torch.optim.AdamW(m.parameters()), collate(corpora[0], np.arange(8)), 1.0,
+                      tiny_train_config(precision="bf16"))
+    assert [q.mu.dtype for q in seen] == [torch.bfloat16] and figs["loss"].dtype == torch.float32
     # a short run in bf16 lands near fp32's figures, but not on them (it did run in bf16)
     runs = {}
     for prec in ("fp32", "bf16"):

@@ -4,18 +4,30 @@ import torch
 
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
-from sentvae.model.vae import SentenceVAE
+from sentvae.model.vae import NoCode, NoEncoder, SentenceVAE
+from sentvae.posteriors import Gaussian, GaussianHead, Point, PointHead
+from sentvae.priors import PointPrior, StandardNormal
 
 
 def build_model(cfg: ModelConfig) -> SentenceVAE:
+    """The one place that looks at the architecture and the latent family."""
     if cfg.arch == "lstm":
         from sentvae.model.lstm import LSTMDecoder as Decoder, LSTMEncoder as Encoder
     elif cfg.arch == "transformer":
         from sentvae.model.transformer import TransformerDecoder as Decoder, TransformerEncoder as Encoder
     else:
         raise SentvaeError(f"--arch: unknown architecture {cfg.arch!r}")
-    # the LM baseline (--no-latent) has no encoder at all
-    return SentenceVAE(cfg, None if cfg.no_latent else Encoder(cfg), Decoder(cfg))
+    nz = cfg.latent
+    if cfg.no_latent:        # the LM baseline: a point latent at 0, read from nothing
+        return SentenceVAE(cfg, NoEncoder(), Decoder(cfg), lambda summary: PointHead(nz), PointPrior(nz), NoCode())
+    return SentenceVAE(cfg, Encoder(cfg), Decoder(cfg), lambda summary: GaussianHead(summary, nz), StandardNormal(nz))
+
+
+def latent_families(cfg: ModelConfig) -> tuple[type, type]:
+    """The posterior and prior types a model of this config has (without building it)."""
+    if cfg.no_latent:
+        return Point, PointPrior
+    return Gaussian, StandardNormal
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -36,4 +48,4 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-__all__ = ["SentenceVAE", "build_model", "resolve_device"]
+__all__ = ["SentenceVAE", "build_model", "latent_families", "resolve_device"]

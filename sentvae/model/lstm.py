@@ -8,7 +8,7 @@ from sentvae.config import ModelConfig
 
 
 class LSTMEncoder(nn.Module):
-    """Embedded words + EOS -> final hidden state of the top layer (both directions)."""
+    """Words + EOS -> final hidden state of the top layer (both directions)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -18,7 +18,9 @@ class LSTMEncoder(nn.Module):
         self.dirs = 2 if cfg.bidirectional else 1
         self.out_dim = cfg.hidden * self.dirs
 
-    def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, embed) -> torch.Tensor:
+        """tokens (B, T), lengths (B,), embed: ids -> (B, T, E) -> summary (B, dirs * H)."""
+        emb = embed(tokens)
         # packing makes the final state that of each sentence's last real token, not of padding
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (h, _) = self.lstm(packed)                       # h: (layers * dirs, B, H)

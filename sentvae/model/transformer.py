@@ -65,7 +65,9 @@ class TransformerEncoder(nn.Module):
         self.ln = nn.LayerNorm(d)
         self.out_dim = d
 
-    def forward(self, emb: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, embed) -> torch.Tensor:
+        """tokens (B, T), lengths (B,), embed: ids -> (B, T, D) -> summary (B, D)."""
+        emb = embed(tokens)
         B, T, D = emb.shape
         keep = torch.arange(T, device=emb.device).unsqueeze(0) < lengths.unsqueeze(1)   # (B, T)
         x = emb * self.scale + positions(0, T, D, emb.device)

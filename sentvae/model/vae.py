@@ -1,15 +1,19 @@
-"""The sentence VAE around any encoder/decoder pair.
+"""The sentence VAE around any encoder/decoder pair, posterior family and prior.
 
-It owns what both architectures share: the token embedding (shared by encoder, decoder
-and, tied, the output layer), the posterior head q(z|x) = N(mu, diag(exp(logvar))),
-the reparameterised sample and the output layer. The encoder maps embedded tokens to a
-summary vector; the decoder maps embedded inputs plus z to hidden states, and can run
-one step at a time from a state (for decoding), so nothing outside build_model needs
-to know which architecture it holds.
+It owns what every model shares: the token embedding (shared by encoder, decoder and, tied, the
+output layer), the posterior head (encoder summary -> a posterior object, sentvae/posteriors.py),
+the prior (sentvae/priors.py, a module: it may learn), the one place where the decoder's
+conditioning is built from a code (`condition`), and the output layer. The encoder maps tokens to
+a summary vector; the decoder maps embedded inputs plus the conditioning to hidden states, and can
+run one step at a time from a state (for decoding), so nothing outside build_model needs to know
+which architecture or latent family it holds. The LM baseline is the same model with a point
+latent at 0 (no encoder weights, no branch).
 
-Token layout: x = [BOS, w1..wn, EOS, PAD..] (B, T+1). The encoder reads x[:, 1:]
-(words and EOS); the decoder reads x[:, :-1] and predicts x[:, 1:].
+Token layout: x = [BOS, w1..wn, EOS, PAD..] (B, T+1). The encoder reads x[:, 1:] (words and
+EOS); the decoder reads x[:, :-1] and predicts x[:, 1:].
 """
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -17,17 +21,60 @@ import torch.nn.functional as F
 
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
+from sentvae.kl import KLTerm, kl_divergence
+from sentvae.noise import StreamNoise
 from sentvae.tokenizer import EOS, PAD
 
 
+@dataclass
+class Terms:
+    """What one forward pass gives the objective, for B sentences and S samples of z each."""
+    ll: torch.Tensor          # (B, S) log p(x|z_s), float32
+    log_q: torch.Tensor       # (B, S) log q(z_s|x)
+    log_p: torch.Tensor       # (B, S) log p(z_s)
+    kl: KLTerm                # KL(q || p) of each sentence (analytic or estimated from the samples)
+    bow: torch.Tensor         # (B,) bag-of-words NLL of z_1 (zeros without a bow head)
+    posterior: object         # q(z|x) of the batch
+
+
+class Code(nn.Module):
+    """The decoder's conditioning is the code z itself."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+class NoCode(nn.Module):
+    """The LM baseline's conditioning: zeros whatever z is given (its latent is the point 0, but a
+    code passed to decode() or log_likelihood() must not reach weights that never learned)."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(z)
+
+
+class NoEncoder(nn.Module):
+    """The LM baseline's encoder: reads nothing, has no weights; its summary is empty."""
+
+    out_dim = 0
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, embed) -> torch.Tensor:
+        return torch.zeros(tokens.size(0), 0, device=tokens.device)
+
+
 class SentenceVAE(nn.Module):
-    def __init__(self, cfg: ModelConfig, encoder: nn.Module, decoder: nn.Module):
+    def __init__(self, cfg: ModelConfig, encoder: nn.Module, decoder: nn.Module, head, prior: nn.Module,
+                 conditioner: nn.Module | None = None):
+        """head: summary size -> the posterior head (a module made here, after the embedding, so
+        that a model's initial weights do not depend on where its family was chosen).
+        conditioner: code -> the decoder's conditioning input (default: the code itself)."""
         super().__init__()
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim, padding_idx=PAD)
-        self.encoder = encoder              # None for the LM baseline (cfg.no_latent)
+        self.encoder = encoder
         self.decoder = decoder
-        self.to_posterior = nn.Linear(encoder.out_dim, 2 * cfg.latent) if encoder is not None else None
+        self.to_posterior = head(encoder.out_dim)      # encoder summary -> q(z|x)
+        self.prior = prior
+        self.conditioner = conditioner or Code()
         self.drop = nn.Dropout(cfg.dropout)     # decoder input embeddings and outputs
         self.enc_drop = nn.Dropout(cfg.dropout if cfg.enc_dropout is None else cfg.enc_dropout)
         H, E = decoder.out_dim, cfg.emb_dim
@@ -45,21 +92,15 @@ class SentenceVAE(nn.Module):
 
     # --- q(z|x)
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor):
-        """tokens (B, T) words + EOS, lengths (B,) -> mu, logvar (B, nz).
+        """tokens (B, T) words + EOS, lengths (B,) -> the posterior q(z|x) of each sentence."""
+        return self.to_posterior(self.encoder(tokens, lengths, self._embed_for_encoder))
 
-        The LM baseline's posterior is the prior N(0, I): KL 0, and since its decoder never
-        sees z, importance weights are exactly p(x) and IW-NLL is the exact NLL."""
-        if self.encoder is None:
-            zeros = self.emb.weight.new_zeros(tokens.size(0), self.cfg.latent)
-            return zeros, zeros
-        h = self.encoder(self.enc_drop(self.emb(tokens)), lengths)     # (B, S)
-        mu, logvar = self.to_posterior(h).chunk(2, dim=-1)
-        return mu, logvar
+    def _embed_for_encoder(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.enc_drop(self.emb(tokens))
 
-    @staticmethod
-    def reparameterize(mu, logvar, generator=None):
-        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
-        return mu + eps * torch.exp(0.5 * logvar)
+    def condition(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's conditioning input built from a code z (B, nz): the one place where it is."""
+        return self.conditioner(z)
 
     # --- p(x|z)
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -70,24 +111,34 @@ class SentenceVAE(nn.Module):
 
     def log_likelihood(self, z: torch.Tensor, inp: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """Sum over target tokens (EOS included, PAD excluded) of log p(tgt | inp, z): (B,)."""
-        hidden = self.decoder(self.drop(self.emb(inp)), self._condition(z))   # (B, T, H)
+        hidden = self.decoder(self.drop(self.emb(inp)), self.condition(z))   # (B, T, H)
         logits = self.logits(hidden)                                 # (B, T, V)
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt.reshape(-1),
                               ignore_index=PAD, reduction="none")
         return -nll.view(tgt.shape).sum(dim=1)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, dec_inp: torch.Tensor | None = None,
-                generator=None):
-        """x (B, T+1) -> (log p(x|z) (B,), mu, logvar, bag-of-words NLL (B,)) with z ~ q(z|x).
+    def forward(self, batch, dec_inp: torch.Tensor | None = None, samples: int = 1, noise=None) -> Terms:
+        """A Batch (tokens x (B, T+1)) -> Terms of `samples` draws z ~ q(z|x) per sentence (from
+        `noise`, by default the device's generator).
 
-        dec_inp replaces x[:, :-1] as decoder input (word dropout is applied by the caller).
-        The bag-of-words NLL is zeros without a bow head. Everything a training step needs
-        comes out of forward(), so DistributedDataParallel sees every parameter used.
+        dec_inp replaces x[:, :-1] as decoder input (word dropout is applied by the caller). Every
+        term an objective needs comes out of forward(), so DistributedDataParallel sees every
+        parameter used (the prior's too).
         """
-        mu, logvar = self.encode(x[:, 1:], lengths)
-        z = self.reparameterize(mu, logvar, generator)
+        x = batch.tokens
+        B = x.size(0)
+        q = self.encode(x[:, 1:], batch.lengths)
+        z, log_q = q.rsample(noise or StreamNoise(B, samples, x.device))          # (B, S, nz), (B, S)
+        S = z.size(1)
         inp = x[:, :-1] if dec_inp is None else dec_inp
-        return self.log_likelihood(z, inp, x[:, 1:]), mu, logvar, self.bow_nll(z, x[:, 1:])
+        tgt = x[:, 1:]
+        if S > 1:          # the decoder reads each sentence S times, once per sample
+            inp, tgt = inp.repeat_interleave(S, dim=0), tgt.repeat_interleave(S, dim=0)
+        ll = self.log_likelihood(z.reshape(B * S, -1), inp, tgt).view(B, S).float()
+        zf, log_q = z.float(), log_q.float()
+        log_p = self.prior.log_prob(zf)
+        kl = kl_divergence(q.to(dtype=torch.float32), self.prior, zf, log_q)
+        return Terms(ll, log_q, log_p, kl, self.bow_nll(z[:, 0], x[:, 1:]).float(), q)
 
     def bow_nll(self, z: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """-sum over the sentence's pieces (EOS and PAD excluded) of log softmax(W z): (B,)."""
@@ -118,7 +169,7 @@ class SentenceVAE(nn.Module):
         with the decoder's weights on z zeroed, so the VAE starts out predicting exactly what the
         LM predicts and leaves it only as far as using z pays. The encoder keeps its fresh weights.
         Weights that do not fit this model: one line naming --init-decoder."""
-        fresh = ("encoder.", "to_posterior.", "bow.")
+        fresh = ("encoder.", "to_posterior.", "bow.", "prior.")
         try:
             missing, unexpected = self.load_state_dict(
                 {k: v for k, v in state.items() if not k.startswith(fresh)}, strict=False)
@@ -141,11 +192,7 @@ class SentenceVAE(nn.Module):
 
     # --- incremental decoding
     def init_state(self, z: torch.Tensor):
-        return self.decoder.init_state(self._condition(z))
-
-    def _condition(self, z: torch.Tensor) -> torch.Tensor:
-        """What the decoder is given: z, or zeros for the LM baseline."""
-        return torch.zeros_like(z) if self.encoder is None else z
+        return self.decoder.init_state(self.condition(z))
 
     def step(self, tokens: torch.Tensor, state):
         """tokens (B,) -> next-token logits (B, V) and the new state."""
