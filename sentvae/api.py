@@ -229,7 +229,8 @@ class Model:
     @property
     def posterior_params(self) -> tuple:
         """The names of q(z|x)'s parameters, as `encode` writes them (mu, logvar for the Gaussian)."""
-        return self.net.to_posterior.family.param_names
+        head = self.net.to_posterior
+        return getattr(head, "param_names", None) or head.family.param_names
 
     def __repr__(self) -> str:
         return (f"sentvae.Model({self.source!r}: {self.config.arch}, latent {self.latent}, "
@@ -265,21 +266,31 @@ class Model:
             raise SentvaeError(f"codes must be (N, {self.latent}), not {tuple(z.shape)}")
         return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding)))
 
-    def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, **decoding):
-        """Yield n sentences from the prior z ~ p(z), batch_size codes at a time."""
+    def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, component: int | None = None, **decoding):
+        """Yield n sentences from the prior z ~ p(z) (of one component of a mixture prior, if given),
+        batch_size codes at a time."""
         import torch
         if n < 1:
             raise SentvaeError(f"-n: must be >= 1, not {n}")
+        prior, where = self.net.prior, {}
+        if component is not None:
+            count = getattr(prior, "components", None)
+            if count is None:
+                raise SentvaeError(f"--component: {self.source} has no mixture prior (--prior gmm) to pick from")
+            if isinstance(component, bool) or not isinstance(component, int) or not 0 <= component < count:
+                raise SentvaeError(f"--component: must be an integer in [0, {count - 1}], not {component!r}")
+            where = {"component": component}
         gen = torch.Generator().manual_seed(seed)
         for start in range(0, n, batch_size):
             with torch.inference_mode():
-                z = self.net.prior.sample(min(batch_size, n - start), gen).to(self.device)
+                z = prior.sample(min(batch_size, n - start), gen, **where).to(self.device)
             # each batch its own sampling stream, reproducibly
             yield from self.decode(z, **{**decoding, "seed": seed + start})
 
-    def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, **decoding) -> list[str]:
-        """n sentences from the prior z ~ p(z)."""
-        return list(self.iter_sample(n, seed, batch_size, **decoding))
+    def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, component: int | None = None,
+               **decoding) -> list[str]:
+        """n sentences from the prior z ~ p(z) (of one component of a mixture prior, if given)."""
+        return list(self.iter_sample(n, seed, batch_size, component, **decoding))
 
     def interpolate(self, a: str, b: str, steps: int = 8, method: str = "lerp", posterior: str = "mean",
                     seed: int = 0, **decoding) -> list[str]:

@@ -6,7 +6,7 @@ stdin when no text is given. cli.py registers them (COMMANDS); nothing here impo
 Heavy imports stay inside the commands.
 """
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -51,6 +51,7 @@ def sample(
     max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
     top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
     seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
+    component: Annotated[Optional[int], typer.Option(help="draw z from this component of a mixture prior (--prior gmm), 0-based")] = None,
 ):
     """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told)."""
     from sentvae.streams import emit, emit_json
@@ -59,7 +60,7 @@ def sample(
         raise SentvaeError(f"-n: must be >= 1, not {n}")
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     model = load(checkpoint, device)
-    for text in model.iter_sample(n, seed, batch_size, **opts):
+    for text in model.iter_sample(n, seed, batch_size, component=component, **opts):
         emit_json({"text": text}) if as_json else emit(text)
 
 

@@ -18,9 +18,11 @@ ANNEAL = ("none", "linear", "logistic", "cyclical")
 PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("none", "plateau", "cosine")
 OPTIMIZERS = ("adamw", "sgd")
-FREE_BITS_OVER = ("batch", "sentence")
+FREE_BITS_OVER = ("batch", "sentence", "latent")
 TRAIN_ONLY = ("all", "encoder")
-
+OBJECTIVES = ("elbo", "iwae")
+POSTERIORS = ("gaussian", "iaf")
+PRIORS = ("normal", "gmm")
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 ENCODING_ERRORS = ("strict", "replace")
 
@@ -76,6 +78,13 @@ class ModelConfig(_Config):
     emb_dim: int = option(256, "embedding size", SIZE, panel=MODEL, tags=("decoder_shape",))
     hidden: int = option(256, "LSTM hidden size", SIZE, panel=MODEL, tags=("decoder_shape",))
     latent: int = option(32, "latent size nz", SIZE, panel=LATENT, tags=("decoder_shape",))
+    posterior: str = option("gaussian", "q(z|x): gaussian (diagonal), or iaf: that Gaussian through --flow-steps "
+                            "inverse autoregressive flow steps (Kingma et al. 2016)", Choice(*POSTERIORS), panel=LATENT)
+    flow_steps: int = option(2, "iaf: flow steps (each a MADE of width 4 nz)", Int(1, 64), panel=LATENT)
+    prior: str = option("normal", "p(z): normal, N(0, I); or gmm: a learnable mixture of --components Gaussians, "
+                        "with a component posterior q(c|x) (GM-VAE; DEM-VAE with --dispersion)", Choice(*PRIORS),
+                        panel=LATENT)
+    components: int = option(10, "gmm: mixture components C", Int(2, 100_000), panel=LATENT)
     enc_layers: int = option(1, "encoder layers", SIZE, panel=MODEL)
     dec_layers: int = option(1, "decoder layers", SIZE, panel=MODEL, tags=("decoder_shape",))
     bidirectional: bool = option(True, "encoder direction", BOOL, panel=MODEL,
@@ -97,6 +106,9 @@ class ModelConfig(_Config):
     # enc_layers / dec_layers. bidirectional applies to the LSTM encoder only.
 
     def check_rules(self):
+        if self.no_latent:
+            require(self.posterior == "gaussian", "posterior", "a --no-latent model has no latent to give a posterior")
+            require(self.prior == "normal", "prior", "a --no-latent model has no latent to give a prior")
         if self.arch == "transformer":
             require(self.emb_dim % self.heads == 0, "heads", f"must divide --d-model {self.emb_dim}, not {self.heads}")
             require(self.hidden == self.emb_dim, "d_model",
@@ -136,6 +148,13 @@ class TrainConfig(_Config):
     epochs: int = option(8, "passes over the data, 0 = no limit", Int(0), panel=STOPPING)
     max_steps: int = option(0, "optimizer steps, 0 = no limit", Int(0), panel=STOPPING)
     time_budget: float = option(0.0, "seconds of training in this run, 0 = no limit", Float(0.0), panel=STOPPING)
+    objective: str = option("elbo", "what training maximises: elbo, or iwae, the --train-samples-sample importance-"
+                            "weighted bound (Burda et al. 2016)", Choice(*OBJECTIVES), panel=OBJECTIVE)
+    train_samples: int = option(1, "z samples per sentence in training (iwae: its K; elbo: averaged); a batch's "
+                                "--max-tokens counts every copy", Int(1, 4096), panel=OBJECTIVE)
+    dispersion: float = option(0.0, "gmm: DEM-VAE's dispersion bonus lambda: the objective gains lambda x L_d, "
+                               "which keeps the components apart (0: a plain GM-VAE; Shi et al.'s PTB code: 0.8)",
+                               Float(0.0), panel=OBJECTIVE)
     kl_anneal: str = option("logistic", "KL weight schedule", Choice(*ANNEAL), panel=OBJECTIVE)
     anneal_steps: int = option(1600, "steps for linear/logistic to reach 1", Int(1), panel=OBJECTIVE)
     cycles: int = option(4, "cyclical: cycles over the run", Int(1), panel=OBJECTIVE)
@@ -143,8 +162,10 @@ class TrainConfig(_Config):
                                 panel=OBJECTIVE)
     word_dropout: float = option(0.6, "decoder input -> UNK probability", Float(0.0, 1.0), panel=OBJECTIVE)
     free_bits: float = option(0.0, "KL floor per latent dim, nats", Float(0.0), panel=OBJECTIVE)
-    free_bits_over: str = option("batch", "the floor is on each dim's batch-mean KL, or on each sentence's "
-                                 "(Li et al.'s code)", Choice(*FREE_BITS_OVER), panel=OBJECTIVE)
+    free_bits_over: str = option("batch", "the floor is on each dim's batch-mean KL; on each sentence's (Li et "
+                                 "al.'s code); or, x nz, on the whole latent's batch-mean KL (any posterior and prior: "
+                                 "a flow's or a mixture's KL does not split by dimension)", Choice(*FREE_BITS_OVER),
+                                 panel=OBJECTIVE)
     beta: float = option(1.0, "final KL weight", Float(0.0), panel=OBJECTIVE)
     bow_weight: float = option(0.0, "bag-of-words loss weight (Zhao et al. 2017); adds a head on z", Float(0.0),
                                panel=OBJECTIVE)
@@ -185,8 +206,9 @@ class TrainConfig(_Config):
         require(self.train_only == "all" or not self.aggressive, "train_only",
                 "encoder: cannot be combined with --aggressive, whose decoder steps it would skip")
         require(not (self.init_from and self.init_decoder), "init_from", "cannot be combined with --init-decoder: give one start")
-        require(self.max_tokens >= self.max_len + 1, "max_tokens",
-                f"must be at least --max-len + 1 ({self.max_len + 1}) so the longest sentence fits")
+        require(self.max_tokens >= self.train_samples * (self.max_len + 1), "max_tokens",
+                f"must be at least --train-samples x (--max-len + 1) ({self.train_samples * (self.max_len + 1)}) "
+                "so the longest sentence fits with all its copies")
 
 
 @dataclass

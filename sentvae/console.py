@@ -130,5 +130,24 @@ def eval_table(r: dict) -> None:
     err.print(t)
 
 
+def clusters_table(r: dict) -> None:
+    """`sentvae clusters`: one row per component (share, sentences, labels), its typical sentences."""
+    from rich.table import Table
+    t = Table(title=Text(f"{r['checkpoint']} on {r['data']}: {r['sentences']:,} sentences, entropy of the "
+                         f"shares {r['entropy_of_shares']:.2f} of at most {r['max_entropy']:.2f} nats"),
+              title_justify="left")
+    for name in ("component", "share", "labels", "typical sentences (q(c|x))"):
+        t.add_column(name)
+    for row in r["components"]:
+        typical = "\n".join(f"{s['probability']:.2f}  {s['text']}" for s in row["typical"])
+        labels = ", ".join(f"{k} {v}" for k, v in sorted(row.get("labels", {}).items(), key=lambda kv: -kv[1]))
+        t.add_row(Text(str(row["component"])), Text(f"{row['share']:.1%}"), Text(labels), Text(typical))
+    err.print(t)
+    if "agreement" in r:
+        a = r["agreement"]
+        note(f"against the labels: homogeneity {a['homogeneity']:.3f}, completeness {a['completeness']:.3f}, "
+             f"NMI {a['nmi']:.3f}")
+
+
 def stdout_is_pipe() -> bool:
     return not sys.stdout.isatty()

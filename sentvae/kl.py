@@ -41,6 +41,7 @@ class KLTerm:
     total: torch.Tensor               # (B,) KL of each sentence
     dims: torch.Tensor | None         # (B, nz) per dimension, where the KL splits by dimension
     exact: bool                       # analytic (True) or a Monte Carlo estimate (False)
+    dispersion: torch.Tensor | None = None   # (B,) a mixture prior's dispersion term (sentvae/mixture.py)
 
 
 def per_dimension(posterior_family: type, prior_family: type) -> bool:

@@ -1,4 +1,5 @@
-"""Objectives and their training knobs: the ELBO (KL annealing, free bits, beta), word dropout.
+"""Objectives and their training knobs: the ELBO (KL annealing, free bits, beta), the IWAE bound,
+word dropout.
 
 An objective turns the terms of a forward pass (sentvae.model.vae.Terms: log p(x|z_s), log q(z_s|x),
 log p(z_s) and the KL of each sentence) into the surrogate that training minimises and the figures
@@ -61,16 +62,22 @@ class ELBO:
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        self.samples = 1                        # z per sentence; with several, rec is their mean
+        self.samples = cfg.train_samples        # z per sentence; with several, rec is their mean
 
     def check(self, posterior_family: type, prior_family: type) -> None:
         """Refuse, with one line, knobs this posterior x prior pair cannot honour."""
-        if self.cfg.free_bits > 0 and not per_dimension(posterior_family, prior_family):
+        if self.cfg.free_bits > 0 and self.cfg.free_bits_over != "latent" and \
+                not per_dimension(posterior_family, prior_family):
             raise SentvaeError(f"--free-bits: needs a KL that splits by latent dimension; "
-                               f"KL({posterior_family.__name__} || {prior_family.__name__}) does not")
+                               f"KL({posterior_family.__name__} || {prior_family.__name__}) does not "
+                               "(--free-bits-over latent floors the whole latent's KL)")
+        if self.cfg.dispersion > 0 and not hasattr(prior_family, "dispersion"):
+            raise SentvaeError("--dispersion: applies to a mixture prior (--prior gmm)")
 
     def kl_term(self, kl, latent: int) -> torch.Tensor:
         cfg = self.cfg
+        if cfg.free_bits > 0 and cfg.free_bits_over == "latent":
+            return kl.total.mean().clamp(min=cfg.free_bits * latent)
         if cfg.free_bits > 0 and cfg.free_bits_over == "sentence":
             return (kl.dims * (kl.dims > cfg.free_bits)).sum(dim=1).mean()
         if cfg.free_bits > 0:
@@ -82,8 +89,14 @@ class ELBO:
         cfg = self.cfg
         rec = -terms.ll.mean(dim=1)                      # (B,)
         kl = terms.kl.total                              # (B,)
-        loss = rec.mean() + cfg.beta * weight * self.kl_term(terms.kl, terms.posterior.dim)
-        return self._finish(loss, rec, kl, terms)
+        kl_term = self.kl_term(terms.kl, terms.posterior.dim)
+        extra = {}
+        if terms.kl.dispersion is not None:
+            extra["dispersion"] = terms.kl.dispersion.mean().detach()
+            if cfg.dispersion > 0:      # DEM-VAE: the dispersion bonus, under the same annealing weight
+                kl_term = kl_term - cfg.dispersion * terms.kl.dispersion.mean()
+        loss = rec.mean() + cfg.beta * weight * kl_term
+        return self._finish(loss, rec, kl, terms, **extra)
 
     def _finish(self, loss, rec, kl, terms, **extra):
         if self.cfg.bow_weight > 0:
@@ -93,6 +106,39 @@ class ELBO:
         return loss, figures
 
 
+class IWAE(ELBO):
+    """The K-sample importance-weighted bound (Burda et al. 2016):
+        log p(x) >= E[log 1/K sum_k p(x|z_k) p(z_k) / q(z_k|x)],  z_k ~ q(z|x)
+    Its gradient weights each sample by its normalised importance weight. Annealing and beta
+    temper the prior-to-posterior ratio inside each weight (w = 1, beta = 1: the bound itself).
+    The figures keep the true -ELBO (from the same samples) beside the -IWAE bound (`iwae`)."""
+
+    def check(self, posterior_family: type, prior_family: type) -> None:
+        if self.cfg.free_bits > 0:
+            raise SentvaeError("--free-bits: applies to --objective elbo (the IWAE bound has no KL term to floor)")
+        if self.cfg.dispersion > 0:
+            raise SentvaeError("--dispersion: applies to --objective elbo (the IWAE bound has no KL term to add it to)")
+
+    def loss(self, terms, weight: float):
+        ratio = terms.log_p - terms.log_q                                  # (B, K)
+        log_k = math.log(terms.ll.size(1))
+        log_w = terms.ll + self.cfg.beta * weight * ratio
+        bound = torch.logsumexp(log_w, dim=1) - log_k
+        true_bound = torch.logsumexp((terms.ll + ratio).detach(), dim=1) - log_k
+        rec = -terms.ll.mean(dim=1)
+        loss = -bound.mean()
+        if terms.components is not None:
+            # a mixture prior's q(c|x) is not in the bound (which uses the marginal p(z)): fit it to
+            # the components' posterior under the importance weights, sum_k w_k p(c|z_k) (no gradient
+            # through those targets, so the bound's own gradients are unchanged)
+            target = (torch.softmax(log_w.detach(), dim=1).unsqueeze(-1) * terms.components.detach()).sum(dim=1)
+            loss = loss - (target * terms.posterior.component_log_probs()).sum(dim=1).mean()
+        return self._finish(loss, rec, terms.kl.total, terms, iwae=-true_bound.mean())
+
+
+OBJECTIVES = {"elbo": ELBO, "iwae": IWAE}
+
+
 def build_objective(cfg: TrainConfig) -> ELBO:
-    return ELBO(cfg)
+    return OBJECTIVES[cfg.objective](cfg)
 

@@ -239,3 +239,19 @@ def test_aggressive_phase_checked_every_n_steps(tmp_path, tok, corpora, monkeypa
     assert phase == [(2, True), (4, True), (6, False)]
     inner = {r["step"]: r["inner_steps"] for r in rows if r["split"] == "train"}
     assert all(inner[s] >= 15 for s in range(1, 7)) and inner[7] == inner[8] == 0
+
+
+def test_free_bits_over_the_whole_latent_floors_the_batch_mean_kl():
+    """--free-bits-over latent: a floor of free_bits x nz nats on the batch mean of the total KL (any family)."""
+    mu = torch.tensor([[0.5, 0.2], [0.1, 0.3]], requires_grad=True)       # total KL per sentence ~0.15, 0.05
+    cfg = tiny_train_config(free_bits=0.5, free_bits_over="latent")
+    loss, figs = elbo_loss(torch.zeros(2), mu, torch.zeros(2, 2), 1.0, cfg)
+    assert loss.item() == pytest.approx(1.0)                               # 0.5 x 2 dims: the floor
+    assert figs["kl"].item() == pytest.approx(0.5 * (mu ** 2).sum(1).mean().item())
+    loss.backward()
+    assert torch.all(mu.grad == 0)
+    big = torch.tensor([[3.0, 0.1], [0.1, 0.1]], requires_grad=True)      # mean total KL 2.26 > 1: all of it pays
+    loss, _ = elbo_loss(torch.zeros(2), big, torch.zeros(2, 2), 1.0, cfg)
+    assert loss.item() == pytest.approx(0.5 * (big ** 2).sum(1).mean().item())
+    loss.backward()
+    assert torch.all(big.grad != 0)

@@ -5,6 +5,8 @@ import torch
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
 from sentvae.model.vae import NoCode, NoEncoder, SentenceVAE
+from sentvae.flows import IAF, IAFHead
+from sentvae.mixture import ComponentHead, GaussianMixture, WithComponent
 from sentvae.posteriors import Gaussian, GaussianHead, Point, PointHead
 from sentvae.priors import PointPrior, StandardNormal
 
@@ -20,14 +22,23 @@ def build_model(cfg: ModelConfig) -> SentenceVAE:
     nz = cfg.latent
     if cfg.no_latent:        # the LM baseline: a point latent at 0, read from nothing
         return SentenceVAE(cfg, NoEncoder(), Decoder(cfg), lambda summary: PointHead(nz), PointPrior(nz), NoCode())
-    return SentenceVAE(cfg, Encoder(cfg), Decoder(cfg), lambda summary: GaussianHead(summary, nz), StandardNormal(nz))
+    encoder, decoder = Encoder(cfg), Decoder(cfg)
+    posterior = {"gaussian": lambda summary: GaussianHead(summary, nz),
+                 "iaf": lambda summary: IAFHead(summary, nz, cfg.flow_steps)}[cfg.posterior]
+    if cfg.prior == "gmm":   # the components need q(c|x) beside q(z|x)
+        head = lambda summary: ComponentHead(posterior(summary), summary, cfg.components)   # noqa: E731
+        return SentenceVAE(cfg, encoder, decoder, head, GaussianMixture(nz, cfg.components))
+    return SentenceVAE(cfg, encoder, decoder, posterior, StandardNormal(nz))
 
 
 def latent_families(cfg: ModelConfig) -> tuple[type, type]:
     """The posterior and prior types a model of this config has (without building it)."""
     if cfg.no_latent:
         return Point, PointPrior
-    return Gaussian, StandardNormal
+    posterior = {"gaussian": Gaussian, "iaf": IAF}[cfg.posterior]
+    if cfg.prior == "gmm":
+        return WithComponent, GaussianMixture
+    return posterior, StandardNormal
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -35,6 +35,7 @@ class Terms:
     kl: KLTerm                # KL(q || p) of each sentence (analytic or estimated from the samples)
     bow: torch.Tensor         # (B,) bag-of-words NLL of z_1 (zeros without a bow head)
     posterior: object         # q(z|x) of the batch
+    components: torch.Tensor | None = None   # (B, S, C) p(c|z_s) under a mixture prior, else None
 
 
 class Code(nn.Module):
@@ -138,7 +139,8 @@ class SentenceVAE(nn.Module):
         zf, log_q = z.float(), log_q.float()
         log_p = self.prior.log_prob(zf)
         kl = kl_divergence(q.to(dtype=torch.float32), self.prior, zf, log_q)
-        return Terms(ll, log_q, log_p, kl, self.bow_nll(z[:, 0], x[:, 1:]).float(), q)
+        components = self.prior.responsibilities(zf) if hasattr(self.prior, "responsibilities") else None
+        return Terms(ll, log_q, log_p, kl, self.bow_nll(z[:, 0], x[:, 1:]).float(), q, components)
 
     def bow_nll(self, z: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """-sum over the sentence's pieces (EOS and PAD excluded) of log softmax(W z): (B,)."""
