@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from ptb_merge import PARTS, part_indices
+from ptb_merge import PARTS, part_indices, read_lines
 from sentvae.evaluate import summarize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,8 +88,11 @@ def run_dir(key: str) -> Path:
 
 
 def run_file(key: str, name: str) -> Path | None:
+    """The row's file NAME, or NAME.gz where only that is there (bench/results keeps the
+    per-sentence figures compressed); None when neither is."""
     path = run_dir(key) / name
-    return path if path.is_file() else None
+    packed = path.with_name(name + ".gz")
+    return path if path.is_file() else packed if packed.is_file() else None
 
 
 def read(key: str, name: str):
@@ -100,8 +103,9 @@ def read(key: str, name: str):
 
 
 def rows_of(key: str, name: str) -> list[dict] | None:
-    path = run_file(key, f"{name}.sentences.jsonl")
-    return None if path is None else [json.loads(x) for x in path.read_text().splitlines()]
+    if run_file(key, f"{name}.sentences.jsonl") is None:
+        return None
+    return [json.loads(x) for x in read_lines(run_dir(key) / f"{name}.sentences.jsonl")]
 
 
 def per_sentence(key: str, name: str) -> dict | None:
