@@ -1,4 +1,4 @@
-"""Print README's PTB results table from what `bench/ptb.sh ROW` left in $RUNS/ptb-ROW/.
+"""Print the PTB results table (docs/results/ptb.md) from what `bench/ptb.sh ROW` left in $RUNS/ptb-ROW/.
 
     RUNS=runs .venv/bin/python bench/ptb_table.py [--ran | --pair ROW_A ROW_B [EVAL]]
 
@@ -61,8 +61,6 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("LSTM-VAE, the same, then SGD from lr 0.5 with 4 decays (--init-from; training: this stage's, on top of "
          "stage 1's)", "lstm-vae-adamw-sgd", "lstm", False),
         ("Transformer-LM", "transformer-lm", "transformer", True),
-        ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer", False),
-        ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer", False),
         ("Transformer-LM, 12 epochs, cosine", "transformer-lm-cosine", "transformer", True),
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim, 12 epochs, cosine", "transformer-vae-cosine",
          "transformer", False),

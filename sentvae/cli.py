@@ -297,6 +297,14 @@ def build_command():
     return command
 
 
+def __getattr__(name: str):
+    # `sentvae.cli.command`: the click command, built when asked for; the docs' command reference
+    # (docs/reference/cli.md, mkdocs-click) reads it, so a new option appears there by itself
+    if name == "command":
+        return build_command()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main() -> None:
     """Console entry point: runs the app and turns exceptions into exit codes."""
     # SIGTERM during training is handled by the training loop; elsewhere it ends quietly
