@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One row of README's PTB results table: train configs/ptb-ROW.toml to convergence (resumable),
-# then evaluate its best checkpoint on PTB test. Run from the repository root after `make install`:
+# One row of the PTB results (docs/results/ptb.md): train configs/ptb-ROW.toml (or, for a row that
+# did not make the final table, configs/experiments/ptb-ROW.toml) to convergence (resumable), then
+# evaluate its best checkpoint on PTB test. Run from the repository root after `make install`:
 #   bench/ptb.sh lstm-vae-pretrain-freebits [extra train flags]
 # Environment:
 #   RUNS=DIR        where runs live (default runs/; put it outside the checkout to keep runs
@@ -23,12 +24,14 @@
 #   eval-k500:      K = 500 on every 10th test sentence (377), paired across rows
 #   eval-k500-full: K = 500 on the whole test set (FULL=1; an LM's eval-test is already exact)
 # An evaluation already made of the current best.pt is not made again. Every call copies the
-# summaries, per-sentence files and time.txt (no text, no checkpoints) to bench/results/ptb-ROW/,
-# to be committed: what bench/ptb_table.py reads of a row once its machine, and $RUNS, are gone.
+# summaries, per-sentence files (gzipped: E.sentences.jsonl.gz) and time.txt (no text, no
+# checkpoints) to bench/results/ptb-ROW/, to be committed: what bench/ptb_table.py reads of a row
+# once its machine, and $RUNS, are gone.
 set -euo pipefail
-row=${1:?usage: bench/ptb.sh ROW   (ROW: a configs/ptb-ROW.toml)}
+row=${1:?usage: bench/ptb.sh ROW   (ROW: a configs/ptb-ROW.toml or configs/experiments/ptb-ROW.toml)}
 cfg=configs/ptb-$row.toml
-[ -f "$cfg" ] || { echo "bench/ptb.sh: no recipe $cfg" >&2; exit 2; }
+[ -f "$cfg" ] || cfg=configs/experiments/ptb-$row.toml
+[ -f "$cfg" ] || { echo "bench/ptb.sh: no recipe configs/ptb-$row.toml (nor configs/experiments/ptb-$row.toml)" >&2; exit 2; }
 ptb=${PTB:-../shared/data/ptb}
 runs=${RUNS:-runs}
 out=$runs/ptb-$row
@@ -101,7 +104,10 @@ mkdir -p "$keep"
 for f in "$out"/time.txt "$out"/eval-times.txt "$out"/note.txt "$out"/eval-*.json "$out"/eval-*.sentences.jsonl; do
     [ -f "$f" ] || continue
     case $f in *-part[0-9].*) [ -f "$out/eval-k500-full.json" ] && continue ;; esac   # merged: parts not needed
-    cp "$f" "$keep/"
+    case $f in
+        *.jsonl) gzip -9 -n -c "$f" > "$keep/$(basename "$f").gz"; rm -f "$keep/$(basename "$f")" ;;   # 1/3 the size
+        *) cp "$f" "$keep/" ;;
+    esac
 done
 [ -f "$out/eval-k500-full.json" ] && rm -f "$keep"/eval-k500-full-part[0-9].*
 for f in "$out/time.txt" "$out"/eval-*.json; do [ -f "$f" ] && cat "$f"; done   # what there is: PARTS=none has no evaluations

@@ -8,8 +8,12 @@ RUNDIR/NAME.sentences.jsonl, the rows back in the test file's order (index = its
 that they pair with another row's whole-test evaluation sentence by sentence. The summary is
 computed from the rows by the function `sentvae eval` uses (sentvae.evaluate.summarize); MI and AU from
 RUNDIR/eval-test.json (they do not depend on K). Each part drew its own noise: the estimate is as
-valid as one made in one piece, though not bit-identical to it."""
+valid as one made in one piece, though not bit-identical to it.
 
+A per-sentence file is read as NAME.sentences.jsonl or, where only that is there, as
+NAME.sentences.jsonl.gz: bench/results/ keeps them compressed."""
+
+import gzip
 import json
 import os
 import sys
@@ -25,8 +29,17 @@ def part_indices(r: int, n_lines: int) -> list[int]:
     return [i for i in range(n_lines) if (i + 1) % PARTS == r]
 
 
+def read_lines(path: Path) -> list[str]:
+    """The lines of a .jsonl file, or of its .jsonl.gz where only that is there (bench/results)."""
+    packed = path.with_name(path.name + ".gz")
+    if not path.is_file() and packed.is_file():
+        with gzip.open(packed, "rt", encoding="utf-8") as f:
+            return f.read().splitlines()
+    return path.read_text().splitlines()
+
+
 def rows_of(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines()]
+    return [json.loads(x) for x in read_lines(path)]
 
 
 def merge(run: Path, name: str, n_lines: int) -> dict:

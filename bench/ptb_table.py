@@ -1,4 +1,4 @@
-"""Print README's PTB results table from what `bench/ptb.sh ROW` left in $RUNS/ptb-ROW/.
+"""Print the PTB results table (docs/results/ptb.md) from what `bench/ptb.sh ROW` left in $RUNS/ptb-ROW/.
 
     RUNS=runs .venv/bin/python bench/ptb_table.py [--ran | --pair ROW_A ROW_B [EVAL]]
 
@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from ptb_merge import PARTS, part_indices
+from ptb_merge import PARTS, part_indices, read_lines
 from sentvae.evaluate import summarize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,8 +61,6 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("LSTM-VAE, the same, then SGD from lr 0.5 with 4 decays (--init-from; training: this stage's, on top of "
          "stage 1's)", "lstm-vae-adamw-sgd", "lstm", False),
         ("Transformer-LM", "transformer-lm", "transformer", True),
-        ("Transformer-VAE (anneal + word dropout 0.4)", "transformer-vae", "transformer", False),
-        ("Transformer-VAE, AE pretraining + free bits 0.25/dim", "transformer-vae-pretrain-freebits", "transformer", False),
         ("Transformer-LM, 12 epochs, cosine", "transformer-lm-cosine", "transformer", True),
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim, 12 epochs, cosine", "transformer-vae-cosine",
          "transformer", False),
@@ -88,8 +86,11 @@ def run_dir(key: str) -> Path:
 
 
 def run_file(key: str, name: str) -> Path | None:
+    """The row's file NAME, or NAME.gz where only that is there (bench/results keeps the
+    per-sentence figures compressed); None when neither is."""
     path = run_dir(key) / name
-    return path if path.is_file() else None
+    packed = path.with_name(name + ".gz")
+    return path if path.is_file() else packed if packed.is_file() else None
 
 
 def read(key: str, name: str):
@@ -100,8 +101,9 @@ def read(key: str, name: str):
 
 
 def rows_of(key: str, name: str) -> list[dict] | None:
-    path = run_file(key, f"{name}.sentences.jsonl")
-    return None if path is None else [json.loads(x) for x in path.read_text().splitlines()]
+    if run_file(key, f"{name}.sentences.jsonl") is None:
+        return None
+    return [json.loads(x) for x in read_lines(run_dir(key) / f"{name}.sentences.jsonl")]
 
 
 def per_sentence(key: str, name: str) -> dict | None:

@@ -13,7 +13,7 @@ when the API is first used.
 
 from sentvae.errors import SentvaeError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["Model", "SentvaeError", "load", "train", "__version__"]
 
 

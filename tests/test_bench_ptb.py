@@ -1,8 +1,12 @@
-"""bench/ptb_table.py: the README's PTB table pairs a VAE with its LM sentence by sentence, also
-while only some parts of a FULL=1 evaluation have finished, and reads a row that is no longer on
-this machine from what bench/ptb.sh kept of it."""
+"""bench/ptb_table.py: the PTB results table (docs/results/ptb.md) pairs a VAE with its LM sentence
+by sentence, also while only some parts of a FULL=1 evaluation have finished, and reads a row that
+is no longer on this machine from what bench/ptb.sh kept of it (its per-sentence figures gzipped);
+bench/ptb.sh finds a recipe under configs/experiments/ too, and keeps its figures compressed."""
 
+import gzip
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -77,8 +81,12 @@ def test_a_part_still_running_is_left_out(runs):
 
 def test_a_row_gone_with_its_machine_is_read_from_what_was_kept(runs):
     live, kept = runs
+    paired_live = vae_cells(runs)[3]
     (live / f"ptb-{LM}").rename(kept.mkdir() or kept / f"ptb-{LM}")
-    assert vae_cells(runs)[3] != "-"                   # still paired with the LM, from bench/results
+    for f in (kept / f"ptb-{LM}").glob("*.sentences.jsonl"):   # bench/results keeps them gzipped
+        f.with_name(f.name + ".gz").write_bytes(gzip.compress(f.read_bytes()))
+        f.unlink()
+    assert paired_live != "-" and vae_cells(runs)[3] == paired_live   # still paired with the LM, from bench/results
     cells = [c.strip() for c in ptb_table.row(*next(r for r in ptb_table.ROWS if r[1] == LM)).split("|")]
     assert cells[2] == f"{sum(map(lm_nll, range(N))) / N:.2f} (exact) / 100.00"
 
@@ -153,3 +161,47 @@ def test_a_row_kept_from_the_test_set_says_so_and_why(runs):
     (live / f"ptb-{key}" / "note.txt").unlink()             # kept from another machine: time.txt alone
     cells = [c.strip() for c in ptb_table.row(name, key, arch, is_lm).split("|")]
     assert cells[2] == "not evaluated" and cells[10] == "62 min, 1 thread of a 2-core AMD EPYC"
+
+
+STUB_SENTVAE = r"""#!/usr/bin/env bash
+# a stand-in for `sentvae train` and `sentvae eval`, enough for bench/ptb.sh's bookkeeping
+cmd=$1; shift
+while [ $# -gt 0 ]; do
+    case $1 in --out) out=$2; shift ;; --per-sentence) per=$2; shift ;; --data) data=$2; shift ;; --config) echo "config $2" >&2 ;; esac
+    shift
+done
+case $cmd in
+    train) touch "$out/last.pt" "$out/best.pt"; echo "done (converged) at step 3" ;;
+    eval) awk '{printf "{\"index\": %d, \"iw_nll\": %d.5}\n", NR - 1, NR}' "$data" > "$per"; echo '{"iw_nll": 1.5}' ;;
+esac
+"""
+
+
+def test_ptb_sh_finds_an_experiment_recipe_and_keeps_its_figures_gzipped(tmp_path):
+    """A row whose recipe moved to configs/experiments/ still runs; what it keeps in
+    bench/results/ptb-ROW/ is the per-sentence files gzipped (and read back as they were)."""
+    (tmp_path / "configs" / "experiments").mkdir(parents=True)
+    (tmp_path / "configs" / "experiments" / "ptb-old-row.toml").write_text('lr = 1e-3\n')
+    (tmp_path / "ptb").mkdir()
+    (tmp_path / "ptb" / "ptb.test.txt").write_text("".join(f"sentence {i}\n" for i in range(25)))
+    stub = tmp_path / "sentvae"
+    stub.write_text(STUB_SENTVAE)
+    py = tmp_path / "python"
+    py.write_text("#!/bin/sh\necho 12 cpu\n")               # train_seconds, device of last.pt
+    for f in (stub, py):
+        f.chmod(0o755)
+    env = {**os.environ, "PTB": str(tmp_path / "ptb"), "RUNS": str(tmp_path / "runs"), "SENTVAE": str(stub),
+           "PYTHON": str(py), "THREADS": "1"}
+    r = subprocess.run(["bash", str(BENCH / "ptb.sh"), "old-row"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "config configs/experiments/ptb-old-row.toml" in r.stdout   # train.log, through tee
+    kept = tmp_path / "bench" / "results" / "ptb-old-row"
+    live = tmp_path / "runs" / "ptb-old-row"
+    for name in ("eval-test", "eval-k500"):
+        assert not (kept / f"{name}.sentences.jsonl").exists()
+        assert gzip.decompress((kept / f"{name}.sentences.jsonl.gz").read_bytes()) == \
+            (live / f"{name}.sentences.jsonl").read_bytes()
+        assert (kept / f"{name}.json").read_text() == '{"iw_nll": 1.5}\n'
+    assert (kept / "time.txt").read_text().startswith("12 s training, 1 thread(s), ")
+    r = subprocess.run(["bash", str(BENCH / "ptb.sh"), "no-such-row"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "no recipe configs/ptb-no-such-row.toml" in r.stderr
