@@ -176,8 +176,9 @@ def split_source(spec: str) -> tuple[str, dict[str, str]]:
     A spec that names an existing file, or does not end in @NAME=VALUE, is a path as it is."""
     fixed: dict[str, str] = {}
     path = spec
-    if spec == "-" or spec.startswith("hf:") or Path(spec).exists():
+    if spec == "-" or spec.startswith("hf:"):
         return spec, fixed
+    # peel suffixes off the right while what is left is not a file (a file named x@a=b is one)
     while (m := _SUFFIX.match(path)) and not Path(path).exists():
         if m["name"] in fixed:
             raise SentvaeError(f"--data {spec}: @{m['name']}= is given twice")
