@@ -94,3 +94,14 @@ def test_misaligned_outputs_are_one_line_naming_file_and_line(yelp, tmp_path, ca
     code = yelp_transfer.main(["--yelp", str(yelp), "--judge", str(tmp_path / "j.npz"), "--outputs", str(ours)])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and err.endswith("test.0.x line 3: its source is not test.0's line 3")
+
+
+def test_the_judge_s_C_is_the_one_best_on_valid(yelp, tmp_path, monkeypatch):
+    from sentvae.judge import Judge
+    # on this tiny set every C is perfect; stand in validation accuracies that tell them apart
+    valid_acc = {0.25: 0.5, 1.0: 0.9, 8.0: 0.7}
+    monkeypatch.setattr(yelp_transfer, "C_GRID", tuple(valid_acc))
+    monkeypatch.setattr(Judge, "accuracy", lambda self, texts, targets: valid_acc[self.settings["C"]])
+    judge = yelp_transfer.train_judge(yelp, tmp_path / "j.npz", log=lambda msg: None)
+    assert judge.settings["C"] == 1.0
+    assert Judge.load(tmp_path / "j.npz").settings["C"] == 1.0
