@@ -1,4 +1,5 @@
-"""Reading labelled sentences (sentvae/labels.py): every input format, the vocabulary, every error."""
+"""Reading labelled sentences (sentvae/labels.py) and their vocabulary (sentvae/label_vocab.py):
+every input format, every error."""
 
 import io
 import json
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 from sentvae.errors import SentvaeError
-from sentvae.labels import (MAX_VALUES, UNLABELLED, LabelOptions, LabelVocab, attributes_of, declared_values,
-                            label_array, label_request, load_labelled, parse_label, read_labelled,
+from sentvae.label_vocab import MAX_VALUES, UNLABELLED, LabelVocab, label_array, label_request, parse_label
+from sentvae.labels import (LabelOptions, attributes_of, declared_values, load_labelled, read_labelled,
                             split_source)
 
 
@@ -64,6 +65,13 @@ def test_label_field_absent_from_every_row_is_an_error_naming_the_option(tmp_pat
     assert "--label-field sentimnet" in msg and "a.jsonl" in msg and "label, text" in msg
 
 
+def test_label_field_on_text_files_points_to_first_token(tmp_path):
+    p = tmp_path / "sst.txt"
+    p.write_text("1 good film .\n", encoding="utf-8")
+    msg = _error(_read, [p], fields=("label",))
+    assert "--label-field label: no row of" in msg and "--label-first-token" in msg
+
+
 def test_a_non_scalar_label_names_file_and_line(tmp_path):
     p = _jsonl(tmp_path / "a.jsonl", [{"text": "x", "s": "a"}, {"text": "y", "s": 0.5}])
     msg = _error(_read, [p], fields=("s",))
@@ -88,7 +96,7 @@ def test_first_token_latin1_as_in_mr(tmp_path):
     p = tmp_path / "rt-polarity.all"
     p.write_bytes(b"1 a caf\xe9 of a film . \n0 na\xefve .\n")
     msg = _error(_read, [p], first_token="polarity")        # UTF-8 by default: the byte is named
-    assert "rt-polarity.all line 1" in msg and "UTF-8" in msg
+    assert "rt-polarity.all line 1" in msg and "UTF-8" in msg and "--encoding latin-1" in msg
     rows = _read([p], first_token="polarity", encoding="latin-1")
     assert rows == [("a caf\u00e9 of a film .", {"polarity": "1"}), ("na\u00efve .", {"polarity": "0"})]
 
