@@ -1,4 +1,4 @@
-"""Labels: reading labelled sentences, and the vocabulary of label values a model is trained with.
+"""Labels: reading labelled sentences (the vocabulary of their values: sentvae/label_vocab.py).
 
 A label is a named attribute ("sentiment", "tense") with a value from a finite set ("negative",
 "positive"). A sentence may carry several attributes, or none: a row without a value for an
@@ -13,31 +13,25 @@ Three ways to give labels (each --data source may use its own):
   The suffix is read only when it has that shape and the path without it exists (a file
   really named `x@a=b` is read as it is). Several suffixes stack: `f.txt@a=x@b=y`.
 
-read_labelled() yields (text, {attribute: value or None}) for every sentence of the sources.
-LabelVocab (attribute -> ordered values; stored in the checkpoint with to_dict/from_dict) maps
-a value to its index; label_array() gives the (N, A) int64 array a batch carries, UNLABELLED
-(-1) where a row has no value.
+read_labelled() yields (text, {attribute: value or None}) for every sentence of the sources;
+load_labelled() gives, in one call, the texts, their (N, A) int64 value indices (UNLABELLED, -1,
+where a row has no value) and the LabelVocab, built from training rows or checked against one.
 
 This module imports neither torch nor sentvae.data at import time (`sentvae --help` stays fast).
 """
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sentvae.errors import SentvaeError
+from sentvae.label_vocab import NAME_PATTERN, LabelVocab, label_array
 
-UNLABELLED = -1
-# More values than this is not a label but text read as one (a file without labels read with
-# --label-first-token, a --label-field holding free text): refused rather than learnt.
-MAX_VALUES = 100
-_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
-_SUFFIX = re.compile(rf"^(?P<path>.+)@(?P<name>{_NAME})=(?P<value>[^@=/\\\s]+)$")
-_SPEC = re.compile(rf"^(?P<name>{_NAME})=(?P<value>\S(?:.*\S)?)$")
+_SUFFIX = re.compile(rf"^(?P<path>.+)@(?P<name>{NAME_PATTERN})=(?P<value>[^@=/\\\s]+)$")
 
 
 @dataclass(frozen=True)
@@ -47,127 +41,6 @@ class LabelOptions:
     text_field: str = "text"             # --text-field
     encoding: str = "utf-8"              # --encoding: latin-1 for MR (rt-polarity.all)
     encoding_errors: str = "strict"      # --encoding-errors
-
-
-class LabelVocab:
-    """Attribute -> the ordered list of its values; a value's index is its place in that list."""
-
-    def __init__(self, values: dict[str, list[str]]):
-        self.values = {attr: list(vals) for attr, vals in values.items()}
-        self._index = {attr: {v: i for i, v in enumerate(vals)} for attr, vals in self.values.items()}
-
-    @property
-    def attributes(self) -> list[str]:
-        return list(self.values)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, LabelVocab) and self.values == other.values
-
-    def __repr__(self) -> str:
-        return f"LabelVocab({self.values!r})"
-
-    def index(self, attribute: str, value: str) -> int:
-        """The index of a value; an unknown attribute or value is the user's error (one line)."""
-        if attribute not in self._index:
-            known = ", ".join(self.values) or "none"
-            raise SentvaeError(f"no label attribute {attribute!r}; this model knows: {known}")
-        i = self._index[attribute].get(value)
-        if i is None:
-            raise SentvaeError(f"{attribute} has no value {value!r}; known values: "
-                               f"{', '.join(self.values[attribute])}")
-        return i
-
-    def value(self, attribute: str, index: int) -> str:
-        return self.values[attribute][index]
-
-    def to_dict(self) -> dict:
-        """Plain data for the checkpoint (torch.load(weights_only=True) reads it back)."""
-        return {"attributes": [[attr, list(vals)] for attr, vals in self.values.items()]}
-
-    @classmethod
-    def from_dict(cls, d, where: str = "checkpoint") -> "LabelVocab":
-        try:
-            pairs = d["attributes"]
-            values = {}
-            for attr, vals in pairs:
-                if not isinstance(attr, str) or not all(isinstance(v, str) for v in vals) or attr in values:
-                    raise TypeError
-                values[attr] = list(vals)
-        except (KeyError, TypeError, ValueError):
-            raise SentvaeError(f"{where}: its label vocabulary is malformed") from None
-        return cls(values)
-
-    @classmethod
-    def build(cls, labels: Iterable[dict], attributes: list[str], source: str,
-              declared: dict[str, set[str]] | None = None) -> "LabelVocab":
-        """The values each attribute takes in the training rows, in sorted order (numerically
-        where all are integers: "2" before "10"), so that the same data in another order gives
-        the same indices. Refuses an attribute no row has a value for, one with a single value
-        (nothing to tell apart), and a declared value (an @NAME=VALUE file) with no example."""
-        counts: dict[str, dict[str, int]] = {a: {} for a in attributes}
-        for row in labels:
-            for attr in attributes:
-                v = row.get(attr)
-                if v is not None:
-                    counts[attr][v] = counts[attr].get(v, 0) + 1
-        values = {}
-        for attr in attributes:
-            seen = counts[attr]
-            missing = sorted((declared or {}).get(attr, set()) - set(seen))
-            if missing:
-                raise SentvaeError(f"{source}: no example of {attr}={missing[0]} "
-                                   "(its file has no sentence)")
-            if not seen:
-                raise SentvaeError(f"{source}: no row has a value for the label {attr!r}")
-            if len(seen) > MAX_VALUES:
-                some = ", ".join(sorted(seen)[:3])
-                raise SentvaeError(f"{source}: the label {attr!r} takes {len(seen):,} values ({some}, ...), "
-                                   f"more than {MAX_VALUES}: is it really a label (does every line start "
-                                   "with one)?")
-            if len(seen) == 1:
-                raise SentvaeError(f"{source}: the label {attr!r} takes one value only "
-                                   f"({next(iter(seen))!r}); a label needs at least two")
-            values[attr] = sorted(seen, key=_value_order)
-        return cls(values)
-
-    def check_examples(self, labels: Iterable[dict], source: str) -> None:
-        """Every value of the vocabulary must have an example in these rows (training data
-        read with a vocabulary given beforehand, e.g. from a checkpoint)."""
-        seen = {attr: set() for attr in self.values}
-        for row in labels:
-            for attr in self.values:
-                if row.get(attr) is not None:
-                    seen[attr].add(row[attr])
-        for attr, vals in self.values.items():
-            for v in vals:
-                if v not in seen[attr]:
-                    raise SentvaeError(f"{source}: no example of {attr}={v}, a class of the label vocabulary")
-
-
-def _value_order(v: str):
-    return (0, int(v), "") if re.fullmatch(r"-?\d+", v) else (1, 0, v)
-
-
-def parse_label(spec: str, option: str = "--label") -> tuple[str, str]:
-    """'sentiment=positive' -> ('sentiment', 'positive')."""
-    m = _SPEC.match(spec.strip())
-    if not m:
-        raise SentvaeError(f"{option} {spec!r}: expected NAME=VALUE, e.g. sentiment=positive")
-    return m["name"], m["value"]
-
-
-def label_request(specs: list[str], vocab: LabelVocab, option: str = "--label") -> dict[str, int]:
-    """--label NAME=VALUE (repeatable) -> {attribute: value index}, checked against the vocabulary."""
-    out = {}
-    for spec in specs:
-        attr, value = parse_label(spec, option)
-        if attr in out:
-            raise SentvaeError(f"{option} {spec!r}: {attr} is set twice")
-        out[attr] = vocab.index(attr, value)
-    return out
 
 
 def split_source(spec: str) -> tuple[str, dict[str, str]]:
@@ -260,30 +133,16 @@ def read_labelled(sources: list[str], options: LabelOptions = LabelOptions(),
             for attr, value in labels.items():
                 if value is not None:
                     labelled[attr] += 1
-                    if vocab is not None and value not in vocab._index[attr]:
+                    if vocab is not None and not vocab.knows(attr, value):
                         raise SentvaeError(f"{name} line {lineno}: {attr} {value!r} is not one of the "
                                            f"values in training ({', '.join(vocab.values[attr])})")
             yield text, labels
     if vocab is None:
         for attr, n in labelled.items():
             if n == 0 and attr in options.fields:
-                seen = f" (fields seen: {', '.join(sorted(fields_seen))})" if fields_seen else ""
+                seen = (f" (fields seen: {', '.join(sorted(fields_seen))})" if fields_seen else
+                        " (text files have no fields: --label-first-token NAME reads 'label sentence' lines)")
                 raise SentvaeError(f"--label-field {attr}: no row of {', '.join(paths)} has it{seen}")
-
-
-def label_array(labels: list[dict], vocab: LabelVocab) -> np.ndarray:
-    """(N, A) int64 value indices in the vocabulary's attribute order, UNLABELLED (-1) for None."""
-    out = np.full((len(labels), len(vocab)), UNLABELLED, dtype=np.int64)   # (N, A)
-    for j, attr in enumerate(vocab.attributes):
-        index = vocab._index[attr]
-        for i, row in enumerate(labels):
-            v = row.get(attr)
-            if v is not None:
-                if v not in index:
-                    raise SentvaeError(f"{attr} has no value {v!r}; known values: "
-                                       f"{', '.join(vocab.values[attr])}")
-                out[i, j] = index[v]
-    return out
 
 
 def _label_value(value, name: str, lineno: int, field: str):
@@ -368,7 +227,14 @@ def _lines(path, options, keep_blank=False):
     """(line number, stripped text) in the encoding asked for; UTF-8 through sentvae.data's reader."""
     if options.encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
         from sentvae.data import iter_lines
-        yield from iter_lines(path, options.encoding_errors, keep_blank)
+        try:
+            yield from iter_lines(path, options.encoding_errors, keep_blank)
+        except SentvaeError as e:
+            if "not valid UTF-8" not in str(e):
+                raise
+            # labelled sets come in older encodings (MR is Latin-1): name the option that reads them
+            raise SentvaeError(f"{str(e).split('; pass')[0]}; pass --encoding latin-1 if it is Latin-1 "
+                               "(as MR is), or --encoding-errors replace") from None
         return
     import codecs
     import sys
