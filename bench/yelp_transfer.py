@@ -6,7 +6,8 @@
 
 Columns, each over all 1,000 test sentences (500 negative -> positive, 500 positive -> negative):
 - acc: the fraction the judge (sentvae/judge.py, trained here on train.0/train.1 alone, its C
-  chosen on valid) calls the target sentiment;
+  chosen on valid) calls the target sentiment; then the same on each half (negative sources
+  made positive, ->pos; positive made negative, ->neg);
 - BLEU: sacrebleu corpus BLEU against Li et al.'s human rewrites (reference.0/1);
 - self-BLEU: corpus BLEU against the source sentences (how much is copied);
 - dist-1/2: distinct uni/bigrams over all n-grams of the outputs;
@@ -111,9 +112,12 @@ def train_judge(yelp: Path, out: Path, log):
 
 
 def score(name, outputs, sources, targets, refs, judge, lm, with_bleu=True) -> dict:
-    from sentvae.scoring import corpus_bleu, distinct_n, fluency
+    from sentvae.scoring import corpus_bleu, distinct_n, fluency, label_accuracy
 
-    row = {"system": name, "acc": judge.accuracy(outputs, targets),
+    predicted = judge.predict(outputs)
+    halves = {t: [p == t for p, tt in zip(predicted, targets) if tt == t] for t in SENTIMENT}
+    row = {"system": name, "acc": label_accuracy(predicted, targets),
+           "acc_to": {t: sum(h) / len(h) for t, h in halves.items()},
            "bleu": corpus_bleu(outputs, refs) if with_bleu else None,
            "self_bleu": corpus_bleu(outputs, sources),
            "dist1": distinct_n(outputs, 1), "dist2": distinct_n(outputs, 2)}
@@ -125,11 +129,13 @@ def score(name, outputs, sources, targets, refs, judge, lm, with_bleu=True) -> d
 
 def table(rows: list[dict]) -> str:
     has_ppl = any("ppl" in r for r in rows)
-    head = "| system | acc | BLEU (human) | self-BLEU | dist-1 | dist-2 |" + (" PPL |" if has_ppl else "")
+    head = ("| system | acc | acc ->pos / ->neg | BLEU (human) | self-BLEU | dist-1 | dist-2 |"
+            + (" PPL |" if has_ppl else ""))
     out = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in rows:
         bleu = "-" if r["bleu"] is None else f"{r['bleu']:.1f}"
-        line = (f"| {r['system']} | {r['acc']:.3f} | {bleu} | {r['self_bleu']:.1f} | "
+        line = (f"| {r['system']} | {r['acc']:.3f} | {r['acc_to']['positive']:.3f} / {r['acc_to']['negative']:.3f} | "
+                f"{bleu} | {r['self_bleu']:.1f} | "
                 f"{r['dist1']:.3f} | {r['dist2']:.3f} |")
         if has_ppl:
             line += f" {r['ppl']:.1f} |" if "ppl" in r else " - |"

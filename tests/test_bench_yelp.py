@@ -46,7 +46,7 @@ def yelp(tmp_path_factory):
 
 def _rows(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("| system | acc | BLEU (human) |")
+    assert lines[0].startswith("| system | acc | acc ->pos / ->neg | BLEU (human) |")
     return {c[1].strip(): c[2:-1] for c in (line.split("|") for line in lines[2:])}
 
 
@@ -62,14 +62,15 @@ def test_table_of_released_and_our_systems(yelp, tmp_path, capsys):
     assert code == 0 and judge.exists()                      # trained once, then saved
     rows = _rows(capsys)
     assert len(rows) == 2 + 6 + 1
-    acc, bleu, self_bleu = (lambda c: (float(c[0]), c[1].strip(), float(c[2])))(rows["source copied unchanged"])
-    assert acc == 0.0 and self_bleu == 100.0
+    copied = rows["source copied unchanged"]
+    assert float(copied[0]) == 0.0 and copied[1].strip() == "0.000 / 0.000" and float(copied[3]) == 100.0
     # DeleteOnly's stand-in flips every word: the judge agrees, and it matches the normalised rewrites
     delete_only = rows["DeleteOnly (Li et al. 2018) [label]"]
-    assert float(delete_only[0]) == 1.0 and float(delete_only[1]) == 100.0
+    assert float(delete_only[0]) == 1.0 and float(delete_only[2]) == 100.0
     assert float(rows["human rewrites (Li et al. 2018)"][0]) == 1.0
-    assert rows["human rewrites (Li et al. 2018)"][1].strip() == "-"
+    assert rows["human rewrites (Li et al. 2018)"][2].strip() == "-"
     assert float(rows["ours/allgood"][0]) == 0.5             # right on the negative half only
+    assert rows["ours/allgood"][1].strip() == "1.000 / 0.000"
     saved = json.loads((tmp_path / "rows.json").read_text())
     assert [r["system"] for r in saved["rows"]][-1] == "ours/allgood"
     # the second run loads the saved judge and prints the same table
