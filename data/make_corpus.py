@@ -1,4 +1,5 @@
-"""Make the bundled English corpus: data/{train,valid,test}.txt.
+"""Make the bundled English corpus: data/{train,valid,test}.txt, and the same sentences with
+the labels the grammar chose for them in data/{train,valid,test}.jsonl.
 
 A small probabilistic grammar over a few hundred real English words. Verbs select
 the kinds of subjects and objects that make sense (people read books, dogs bark,
@@ -7,11 +8,18 @@ perfect), polarity, mood (statements, yes/no and wh-questions), and carry
 adjectives, prepositional phrases, relative clauses, adverbs and coordination.
 Output is lower-cased and space-tokenized, one sentence per line.
 
+Each .jsonl line is {"text", "tense", "aspect", "mood", "negation"} for the .txt line of the
+same number (see LABELS): the generator records what it chose, it does not guess afterwards.
+data/corpus_labels.py judges the same attributes from the words alone (the "rule judge").
+The labels are recorded without drawing any random number, so the .txt files are exactly
+those of the unlabelled generator.
+
 Deterministic: the same seed always writes the same files.
     python data/make_corpus.py [--seed 1234] [--train 20000] [--valid 1000] [--test 1000]
 """
 
 import argparse
+import json
 import random
 from pathlib import Path
 
@@ -93,6 +101,13 @@ TIME = {"past": ["yesterday", "last night", "last week", "in the morning"],
         "present": ["every day", "every morning", "at night", "today"],
         "future": ["tomorrow", "next week", "tonight", "soon"]}
 
+# The six verb-group forms the grammar knows, as (tense, aspect).
+TENSE_ASPECT = {"present": ("present", "simple"), "past": ("past", "simple"),
+                "future": ("future", "simple"), "progressive": ("present", "progressive"),
+                "past_progressive": ("past", "progressive"), "perfect": ("present", "perfect")}
+LABELS = {"tense": ("past", "present", "future"), "aspect": ("simple", "progressive", "perfect"),
+          "mood": ("statement", "yes-no", "wh-question"), "negation": ("no", "yes")}
+
 KINDS = {"person": PEOPLE, "animal": ANIMALS, "food": FOOD, "readable": READABLE,
          "thing": THINGS, "place": PLACES}
 
@@ -147,6 +162,13 @@ def past(verb):
     return verb + "ed"
 
 
+def realized(verb, tense):
+    """The form a verb group really takes: stative verbs have no progressive (see finite)."""
+    if verb in STATIVE and tense.endswith("progressive"):
+        return "present" if tense == "progressive" else "past"
+    return tense
+
+
 def participle(verb):
     return IRREGULAR[verb][1] if verb in IRREGULAR else past(verb)
 
@@ -162,6 +184,8 @@ def ing(verb):
 class Grammar:
     def __init__(self, rng):
         self.r = rng
+        self.clauses = []   # ((tense, aspect), negated) of each main clause of the sentence being made
+        self.labels = {}    # the labels of the last sentence made (see LABELS)
 
     def chance(self, p):
         return self.r.random() < p
@@ -312,10 +336,27 @@ class Grammar:
         subj, agr, kinds = self.subject()
         tense = self.tense()
         verb, rest = self.predicate(kinds)
-        return subj + self.finite(verb, tense, agr, neg=self.chance(neg_p)) + rest + self.time_adverb(tense)
+        neg = self.chance(neg_p)  # drawn where the call's argument drew it: the same random sequence
+        self.clauses.append((TENSE_ASPECT[realized(verb, tense)], neg))
+        return subj + self.finite(verb, tense, agr, neg=neg) + rest + self.time_adverb(tense)
 
     def sentence(self):
+        """A sentence's words; its labels in self.labels."""
+        self.clauses = []
+        words = self._sentence()
+        if self.clauses:
+            # a coordination is labelled by its first clause's verb group (the main clause of
+            # "because"/"when"), and negated when either clause is
+            (tense, aspect), _ = self.clauses[0]
+            neg = any(n for _, n in self.clauses)
+            self.labels.update(tense=tense, aspect=aspect, negation="yes" if neg else "no")
+        return words
+
+    def _sentence(self):
         r = self.r
+        lab = self.labels
+        lab.clear()
+        lab["mood"] = "statement"
         form = r.choices(["decl", "yn", "wh", "copula", "there", "coord"], weights=[45, 14, 10, 13, 5, 13])[0]
         if form == "decl":
             return self.clause() + ["."]
@@ -323,9 +364,12 @@ class Grammar:
             subj, agr, kinds = self.subject()
             tense = self.tense()
             verb, rest = self.predicate(kinds)
+            lab.update(zip(("tense", "aspect"), TENSE_ASPECT[realized(verb, tense)]))
+            lab.update(mood="yes-no", negation="no")
             return self.question(verb, tense, agr, subj) + rest + ["?"]
         if form == "wh":
             tense = r.choice(["past", "present", "future"])
+            lab.update(tense=tense, aspect="simple", mood="wh-question", negation="no")
             if self.chance(0.4):
                 verb, objs = self.transitive_for({"person"})
                 obj = self.np(objs, subject=False)[0]
@@ -343,13 +387,18 @@ class Grammar:
             neg = ["not"] if self.chance(0.2) else []
             adj = r.choice(ADJ_ANIMATE)
             tail = [r.choice(LOC_PREP)] + self.place() if self.chance(0.35) else []
+            lab.update(tense="past" if be in ("was", "were") else "present", aspect="simple",
+                       negation="yes" if neg else "no")
             if self.chance(0.15):
+                lab["mood"] = "yes-no"
                 return [be] + subj + neg + [adj] + tail + ["?"]
             return subj + [be] + neg + [adj] + tail + ["."]
         if form == "there":
             noun = r.choice(ANIMALS + THINGS[:20])
             pl = self.chance(0.3)
             be = r.choice(["are", "were"] if pl else ["is", "was"])
+            lab.update(tense="past" if be in ("was", "were") else "present", aspect="simple",
+                       negation="no")
             np_words = [r.choice(["two", "some", "many"]), plural(noun)] if pl else [
                 "an" if noun[0] in "aeiou" else "a", noun]
             return ["there", be] + np_words + [r.choice(["in", "near", "behind"])] + self.place() + ["."]
@@ -359,14 +408,21 @@ class Grammar:
         return first + [conj] + second + ["."]
 
 
-def generate(seed, n):
+def generate_labelled(seed, n):
+    """n distinct sentences with their labels: [(text, {attribute: value})]. A sentence made
+    twice keeps the labels of its first making (the grammar can make one string two ways:
+    "they read a book" is past or present)."""
     g = Grammar(random.Random(seed))
     seen = {}
     while len(seen) < n:
         words = g.sentence()
         if len(words) <= 30:
-            seen.setdefault(" ".join(words), None)
-    return list(seen)
+            seen.setdefault(" ".join(words), dict(g.labels))
+    return list(seen.items())
+
+
+def generate(seed, n):
+    return [text for text, _ in generate_labelled(seed, n)]
 
 
 def main():
@@ -377,12 +433,15 @@ def main():
     ap.add_argument("--test", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = ap.parse_args()
-    sents = generate(args.seed, args.train + args.valid + args.test)
-    random.Random(args.seed + 1).shuffle(sents)
-    splits = {"valid": sents[:args.valid], "test": sents[args.valid:args.valid + args.test],
-              "train": sents[args.valid + args.test:]}
-    for name, lines in splits.items():
-        (args.out / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = generate_labelled(args.seed, args.train + args.valid + args.test)
+    random.Random(args.seed + 1).shuffle(rows)
+    sents = [text for text, _ in rows]
+    splits = {"valid": rows[:args.valid], "test": rows[args.valid:args.valid + args.test],
+              "train": rows[args.valid + args.test:]}
+    for name, part in splits.items():
+        (args.out / f"{name}.txt").write_text("\n".join(t for t, _ in part) + "\n", encoding="utf-8")
+        jsonl = (json.dumps({"text": t, **{k: lab[k] for k in LABELS}}) for t, lab in part)
+        (args.out / f"{name}.jsonl").write_text("\n".join(jsonl) + "\n", encoding="utf-8")
     vocab = {w for s in sents for w in s.split()}
     mean_len = sum(len(s.split()) for s in sents) / len(sents)
     print(f"wrote {len(sents)} sentences, {len(vocab)} word types, mean length {mean_len:.1f}")

@@ -1,0 +1,108 @@
+"""bench/yelp_transfer.py on a tiny Yelp-shaped folder whose answers are known."""
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+import yelp_transfer  # noqa: E402
+
+FILLER = "the food was service staff place really very our table today and it".split()
+WORD = {0: "bad", 1: "good"}
+N_TEST = 6
+
+
+def _sentence(r, label):
+    words = r.sample(FILLER, 4)
+    words.insert(r.randrange(5), WORD[label])
+    return " ".join(words) + " ."
+
+
+@pytest.fixture(scope="module")
+def yelp(tmp_path_factory):
+    d = tmp_path_factory.mktemp("yelp")
+    r = random.Random(0)
+    for split, n in (("train", 80), ("valid", 20), ("test", N_TEST)):
+        for label in (0, 1):
+            (d / f"{split}.{label}").write_text("".join(_sentence(r, label) + "\n" for _ in range(n)))
+    (d / "outputs").mkdir()
+    for label in (0, 1):
+        src = (d / f"test.{label}").read_text().splitlines()
+        flipped = [s.replace(WORD[label], WORD[1 - label]) for s in src]
+        # the human rewrite: the word flipped, written as a person would ("Good" capitalised, "x." glued)
+        refs = [f.capitalize().replace(" .", ".") for f in flipped]
+        (d / f"reference.{label}").write_text("".join(f"{s}\t{h}\n" for s, h in zip(src, refs)))
+        for _, suffix in yelp_transfer.RELEASED:
+            # every released system copies its source, except "label", which flips the word
+            out = flipped if suffix == "label" else src
+            (d / "outputs" / f"test.{label}.{suffix}").write_text(
+                "".join(f"{s}\t{o}\t{label}\n" for s, o in zip(src, out)))
+    return d
+
+
+def _rows(capsys):
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("| system | acc | acc ->pos / ->neg | BLEU (human) |")
+    return {c[1].strip(): c[2:-1] for c in (line.split("|") for line in lines[2:])}
+
+
+def test_table_of_released_and_our_systems(yelp, tmp_path, capsys):
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    for label in (0, 1):   # one output per line: a system that writes the word "good" everywhere
+        src = (yelp / f"test.{label}").read_text().splitlines()
+        (ours / f"test.{label}.allgood").write_text("".join(s.replace("bad", "good") + "\n" for s in src))
+    judge = tmp_path / "judge.npz"
+    code = yelp_transfer.main(["--yelp", str(yelp), "--judge", str(judge), "--outputs", str(ours),
+                               "--json", str(tmp_path / "rows.json")])
+    assert code == 0 and judge.exists()                      # trained once, then saved
+    rows = _rows(capsys)
+    assert len(rows) == 2 + 6 + 1
+    copied = rows["source copied unchanged"]
+    assert float(copied[0]) == 0.0 and copied[1].strip() == "0.000 / 0.000" and float(copied[3]) == 100.0
+    # DeleteOnly's stand-in flips every word: the judge agrees, and it matches the normalised rewrites
+    delete_only = rows["DeleteOnly (Li et al. 2018) [label]"]
+    assert float(delete_only[0]) == 1.0 and float(delete_only[2]) == 100.0
+    assert float(rows["human rewrites (Li et al. 2018)"][0]) == 1.0
+    assert rows["human rewrites (Li et al. 2018)"][2].strip() == "-"
+    assert float(rows["ours/allgood"][0]) == 0.5             # right on the negative half only
+    assert rows["ours/allgood"][1].strip() == "1.000 / 0.000"
+    saved = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["system"] for r in saved["rows"]][-1] == "ours/allgood"
+    # the second run loads the saved judge and prints the same table
+    assert yelp_transfer.main(["--yelp", str(yelp), "--judge", str(judge), "--outputs", str(ours)]) == 0
+    assert _rows(capsys) == rows
+
+
+def test_misaligned_outputs_are_one_line_naming_file_and_line(yelp, tmp_path, capsys):
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    for label in (0, 1):
+        src = (yelp / f"test.{label}").read_text().splitlines()
+        src[2] = "another sentence ."
+        (ours / f"test.{label}.x").write_text("".join(f"{s}\tout\t{label}\n" for s in src))
+    (ours / "test.0.short").write_text("one line\n")
+    (ours / "test.1.short").write_text("one line\n")
+    code = yelp_transfer.main(["--yelp", str(yelp), "--judge", str(tmp_path / "j.npz"), "--outputs", str(ours)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.endswith(f"test.0.short: 1 lines, test.0 has {N_TEST}")
+    (ours / "test.0.short").unlink()
+    (ours / "test.1.short").unlink()
+    code = yelp_transfer.main(["--yelp", str(yelp), "--judge", str(tmp_path / "j.npz"), "--outputs", str(ours)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and err.endswith("test.0.x line 3: its source is not test.0's line 3")
+
+
+def test_the_judge_s_C_is_the_one_best_on_valid(yelp, tmp_path, monkeypatch):
+    from sentvae.judge import Judge
+    # on this tiny set every C is perfect; stand in validation accuracies that tell them apart
+    valid_acc = {0.25: 0.5, 1.0: 0.9, 8.0: 0.7}
+    monkeypatch.setattr(yelp_transfer, "C_GRID", tuple(valid_acc))
+    monkeypatch.setattr(Judge, "accuracy", lambda self, texts, targets: valid_acc[self.settings["C"]])
+    judge = yelp_transfer.train_judge(yelp, tmp_path / "j.npz", log=lambda msg: None)
+    assert judge.settings["C"] == 1.0
+    assert Judge.load(tmp_path / "j.npz").settings["C"] == 1.0
