@@ -6,14 +6,15 @@ so the VAE collapses; a stack of dilated causal convolutions sees only a fixed w
 can only get from z. The dilations are the knob: a small receptive field forces the decoder
 to rely on z (more KL), a large one lets it act as a language model on its own.
 
-As in the paper, z is concatenated to every input embedding; a position-wise linear map
-(a 1x1 convolution) takes [emb; z] to the width `hidden`, then one residual block per
-dilation. A block is ByteNet-style (Kalchbrenner et al. 2016, which Yang et al. follow): a 1x1
-convolution down to `inner` channels, one causal dilated convolution of width kernel_size,
-a 1x1 convolution back up, added to the block's input. Normalisation is LayerNorm at the
-block's entry, per position: batch statistics (BatchNorm) would mix padded and real
-positions in training and make incremental decoding differ from the full forward.
-See notes/cnn-decoder.md for what is taken from the paper and what is our choice.
+z is concatenated to every input embedding, as Yang et al. (and sentvae's LSTM decoder) do;
+a position-wise linear map (a 1x1 convolution) takes [emb; z] to the width `hidden`, then
+one residual block per dilation. A block is a ByteNet-style bottleneck (Kalchbrenner et al.
+2016; the unofficial re-implementation ryokamoi/dcnn_textvae uses the same, 1024 -> 512 -> 1024
+channels): a 1x1 convolution down to `inner` channels, one causal dilated convolution of
+width kernel_size, a 1x1 convolution back up, added to the block's input. Normalisation is
+ours: LayerNorm at the block's entry, per position, because batch statistics (BatchNorm)
+would mix padded and real positions in training and make incremental decoding differ from
+the full forward.
 
 Causality: each dilated convolution is padded on the left only, by (kernel_size - 1) *
 dilation zeros, so position t sees inputs t - (kernel_size - 1) * dilation .. t and never a
@@ -40,36 +41,44 @@ def receptive_field(dilations: Sequence[int], kernel_size: int = 3) -> int:
 
 
 class DilatedBlock(nn.Module):
-    """x + up(relu(conv_d(relu(down(LN(x)))))): a bottleneck residual block, causal."""
+    """x + up(relu(conv_d(relu(down(LN(x)))))): a bottleneck residual block, causal.
+
+    The dilated convolution is one matrix product over its k taps side by side (the inputs
+    t, t - d, .., t - (k-1) d of output t), in (B, T, C) layout: no transposes, and the full
+    forward and the one-position step share the same code (`_taps`)."""
 
     def __init__(self, hidden: int, inner: int, kernel_size: int, dilation: int, dropout: float):
         super().__init__()
         self.ln = nn.LayerNorm(hidden)
         self.down = nn.Linear(hidden, inner)                        # 1x1 convolution
-        self.conv = nn.Conv1d(inner, inner, kernel_size, dilation=dilation)   # no padding of its own
+        self.conv = nn.Linear(kernel_size * inner, inner)           # width-k dilated convolution
         self.up = nn.Linear(inner, hidden)                          # 1x1 convolution
         self.drop = nn.Dropout(dropout)
-        self.inner = inner
+        self.inner, self.kernel_size, self.dilation = inner, kernel_size, dilation
         self.history = (kernel_size - 1) * dilation                 # past inputs the conv reads
 
     def _conv_input(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.down(self.ln(x))).transpose(1, 2)        # (B, T, H) -> (B, I, T)
+        return F.relu(self.down(self.ln(x)))                        # (B, T, H) -> (B, T, I)
 
-    def _residual(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return x + self.drop(self.up(self.drop(F.relu(c)).transpose(1, 2)))   # (B, T, H)
+    def _taps(self, u: torch.Tensor, T: int) -> torch.Tensor:
+        """u (B, history + T, I), the conv inputs from `history` positions before the first
+        output on -> (B, T, k I): output t's taps t, t - d, .., t - (k-1) d side by side."""
+        h, d = self.history, self.dilation
+        return torch.cat([u[:, h - j * d:h - j * d + T] for j in range(self.kernel_size)], dim=-1)
+
+    def _residual(self, x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+        return x + self.drop(self.up(self.drop(F.relu(self.conv(taps)))))   # (B, T, H)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, H) -> (B, T, H)."""
-        u = self._conv_input(x)                                     # (B, I, T)
-        c = self.conv(F.pad(u, (self.history, 0)))                  # left zeros only: (B, I, T)
-        return self._residual(x, c)
+        u = F.pad(self._conv_input(x), (0, 0, self.history, 0))    # zeros on the left only
+        return self._residual(x, self._taps(u, x.size(1)))
 
     def step(self, x: torch.Tensor, buf: torch.Tensor):
-        """x (B, 1, H), buf (B, I, history): this block's conv inputs at the last `history`
+        """x (B, 1, H), buf (B, history, I): this block's conv inputs at the last `history`
         positions -> (B, 1, H) and the buffer shifted by one."""
-        window = torch.cat([buf, self._conv_input(x)], dim=2)     # (B, I, history + 1)
-        c = self.conv(window)                                       # one output position: (B, I, 1)
-        return self._residual(x, c), window[:, :, 1:]
+        window = torch.cat([buf, self._conv_input(x)], dim=1)     # (B, history + 1, I)
+        return self._residual(x, self._taps(window, 1)), window[:, 1:]
 
 
 class CNNDecoder(nn.Module):
@@ -115,7 +124,7 @@ class CNNDecoder(nn.Module):
 
     def init_state(self, z: torch.Tensor):
         """Empty receptive-field buffers: zeros, as the left padding of the full forward."""
-        bufs = [z.new_zeros(z.size(0), b.inner, b.history) for b in self.blocks]   # (B, I, history)
+        bufs = [z.new_zeros(z.size(0), b.history, b.inner) for b in self.blocks]   # (B, history, I)
         return {"bufs": bufs, "z": z}
 
     def step(self, emb: torch.Tensor, state):
@@ -134,5 +143,5 @@ class CNNDecoder(nn.Module):
         """Multiply-adds x 2 of one position's forward pass (biases, norms, ReLUs left out)."""
         macs = self.inp.in_features * self.inp.out_features
         for b in self.blocks:
-            macs += 2 * b.down.in_features * b.inner + b.conv.kernel_size[0] * b.inner * b.inner
+            macs += 2 * b.down.in_features * b.inner + b.conv.in_features * b.inner
         return 2 * macs
