@@ -137,6 +137,17 @@ def test_receptive_field_is_the_measured_dependency(dilations, k):
         assert 2 not in seen                    # RF is a span: offsets {0,1} + {0,3} skip 2
 
 
+@pytest.mark.parametrize("dilations,k", SHAPES)
+def test_flops_per_token_counts_every_matrix_product(dilations, k):
+    """The analytic count bench/cnn_decoder_speed.py prints, against torch's own counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+    dec = _decoder(dilations, k)
+    emb, z = _inputs(B=3, T=7)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        dec(emb, z)
+    assert counter.get_total_flops() == 3 * 7 * dec.flops_per_token()
+
+
 def test_bad_shapes_are_one_clear_error():
     with pytest.raises(SentvaeError, match="--dilations"):
         CNNDecoder(E, NZ, H, dilations=())
