@@ -35,8 +35,9 @@ from sentvae.errors import SentvaeError
 
 
 def receptive_field(dilations: Sequence[int], kernel_size: int = 3) -> int:
-    """Input tokens an output position depends on, itself included: the output at t sees
-    the inputs t - RF + 1 .. t (and z). Yang et al.'s 'effective filter size'."""
+    """The span of inputs an output position depends on, itself included: the output at t
+    sees inputs t - RF + 1 .. t (and z), none earlier. A span: dilations with gaps leave
+    offsets inside it unseen ((1, 3) with kernel 2 sees offsets 0, 1, 3, 4)."""
     return 1 + (kernel_size - 1) * sum(dilations)
 
 
