@@ -9,7 +9,6 @@ underscores). Errors the user can fix raise `sentvae.SentvaeError`; nothing is p
 and warnings reach `on_event(kind, info)` if given.
 """
 
-from contextlib import nullcontext
 from dataclasses import fields
 import os
 from pathlib import Path
@@ -101,7 +100,8 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     default: the bundled corpus. out: the run folder (locked while training; one that holds a
     run needs resume=True or overwrite=True). options: any `sentvae train` option, e.g.
     arch="transformer", latent=16, epochs=2, lr=1e-3, kl_anneal="cyclical", lr_schedule="plateau".
-    on_event(kind, info): "input" (what reading changed), "start", "step", "log", "valid", "end".
+    on_event(kind, info): "input" (what reading changed), "note" (a killed run's leftovers put right:
+    info["message"]), "start", "step", "log", "valid", "end".
     """
     from sentvae import distributed
     from sentvae.data import bundled, load_corpus, read_texts, split_corpus
@@ -131,7 +131,10 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
         raise SentvaeError("--overwrite: cannot be used with --resume (continue the run, or replace it)")
     dev = distributed.setup(resolve_device(device))      # joins torchrun's process group, if any
     rank, _ = distributed.rank_world()
-    RunDir(out, resume, overwrite).check()   # a run already there: refused before any work
+    run_dir = RunDir(out, resume, overwrite)
+    if run_dir.recover():                    # what a killed run had set aside is back
+        emit("note", {"message": run_dir.recovered})
+    run_dir.check()                          # a run already there: refused before any work
     if resume:
         model_cfg, saved, tok = resume_configs(out)
         for k in START_OPTIONS:
@@ -178,20 +181,14 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
         import torch
         torch.autograd.set_detect_anomaly(True)
     try:
-        # every input is read and checked: now the folder is locked and written
-        with RunDir(out, resume, overwrite) if rank == 0 else nullcontext():
-            if rank == 0 and not resume:
-                try:
-                    tok.save(out / "tokenizer.model")
-                except OSError as e:
-                    raise SentvaeError(f"{out / 'tokenizer.model'}: cannot write ({e.strerror}); "
-                                       "nothing else was written", 1) from None
-            result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, on_event,
-                                  overwrite, init_weights)
-            # every rank done before any tears the group down: one whose peer has already gone can
-            # abort in gloo's teardown (the 2-process test saw rank 1 end on SIGABRT once, under load)
-            distributed.barrier()
-            return result
+        # every input is read and checked; the trainer checks its options before it locks and
+        # writes the folder (tokenizer.model first)
+        result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, on_event,
+                              overwrite, init_weights)
+        # every rank done before any tears the group down: one whose peer has already gone can
+        # abort in gloo's teardown (the 2-process test saw rank 1 end on SIGABRT once, under load)
+        distributed.barrier()
+        return result
     finally:
         distributed.shutdown()
 

@@ -21,6 +21,8 @@ from sentvae.errors import SentvaeError
 
 FORMAT = "sentvae"
 VERSION = 1
+# where a new training run keeps the run it replaces until its first checkpoint (rundir.py)
+SET_ASIDE = ".replaced"
 
 
 def save_checkpoint(path, payload: dict) -> None:
@@ -52,6 +54,10 @@ def remove_stale_temporaries(folder) -> int:
 def load_checkpoint(path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.exists():
+        if (path.parent / SET_ASIDE / path.name).exists():
+            raise SentvaeError(f"{path}: not found: a `sentvae train` set it aside in {path.parent / SET_ASIDE} "
+                               "until its first checkpoint, or was killed before (then the next "
+                               f"`sentvae train --out {path.parent}` puts it back)")
         raise SentvaeError(f"{path}: checkpoint not found (train one with `sentvae train`, "
                            "or choose one with -c PATH)")
     if path.is_dir():

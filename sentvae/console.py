@@ -49,6 +49,8 @@ class TrainProgress:
         self.task = None
 
     def __call__(self, kind: str, info: dict) -> None:
+        if kind == "note":                  # something put right in the run folder: always said
+            warn(info["message"])
         if self.quiet:
             return
         if kind == "input":

@@ -46,7 +46,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
           valid_data: Corpus, out_dir, device="cpu", resume: bool = False, on_event=None,
           overwrite: bool = False, init_weights: dict | None = None) -> TrainResult:
     """Train into out_dir (locked while it runs); -> TrainResult. on_event(kind, info) sees
-    "start", "step", "log", "valid" and "end" (rank 0 only). init_weights: the state dict
+    "note", "start", "step", "log", "valid" and "end" (rank 0 only). init_weights: the state dict
     cfg.init_decoder or cfg.init_from names, if the caller has read it already (else it is read here)."""
     return Trainer(model_cfg, cfg, tokenizer, train_data, valid_data, out_dir, device,
                    resume, on_event, overwrite, init_weights).run()
@@ -105,6 +105,7 @@ class Trainer:
         self.eval_tokens = max(cfg.max_tokens, 4000)   # validation needs no gradients: bigger batches
         self.result = TrainResult(self.pos, model=self.raw)
         self.run_dir = None
+        self.saved_step = None                         # the step of the last.pt this run can fall back on
         self.meter = Meter(device)
         self.last_validated = -1
         self.run_start = time.perf_counter()
@@ -114,6 +115,8 @@ class Trainer:
     def run(self) -> TrainResult:
         with RunDir(self.out, self.resume, self.overwrite) if self.lead else nullcontext() as run_dir:
             self.run_dir = run_dir
+            if self.lead and run_dir.recovered:
+                self.emit("note", {"message": run_dir.recovered})
             reopened = ""
             if self.resume:
                 self.restore()
@@ -122,7 +125,9 @@ class Trainer:
                 # noise differs between ranks (else word dropout would repeat itself across shards)
                 torch.manual_seed(self.cfg.seed * 100_003 + self.pos.step * 1009 + self.rank)
             if self.lead:
-                run_dir.open_metrics()
+                # a new run writes its tokenizer here, having set aside the run files there: they
+                # come back if it fails before its first last.pt (rundir.py)
+                run_dir.start(self.tokenizer)
             self.emit("start", {
                 "steps": self.total, "step": self.pos.step, "batches_per_epoch": self.n_batches,
                 "padding": padding_fraction(make_batches(self.train_data.lengths, self.cfg.max_tokens,
@@ -149,6 +154,7 @@ class Trainer:
             if "momentum" in g:
                 g["momentum"] = self.cfg.momentum
         self.pos = self.result.position = Position(**st["position"])
+        self.saved_step = self.pos.step
         if ckpt["info"]["valid"].get("step") == self.pos.step:    # saved by a validation: a run
             self.last_validated = self.pos.step                     # with nothing left to do
             self.result.last = ckpt["info"]["valid"]                # need not validate again
@@ -183,7 +189,7 @@ class Trainer:
                 if self.meter.steps:
                     self.log_train()
                 if self.lead:
-                    save_checkpoint(self.out / "last.pt", self.payload(True, self.result.last))
+                    self.save_last(self.result.last)
                 raise TrainingInterrupted(self.pos.step, self.out / "last.pt") from None
         if self.meter.steps:
             self.log_train()
@@ -274,8 +280,10 @@ class Trainer:
         means, steps, tokens, inner, seconds = self.meter.take()
         figs = dist.mean_over_ranks(means, self.device)
         if not all(math.isfinite(v) for v in figs.values()):
-            raise SentvaeError(f"non-finite loss by step {pos.step} (lower --lr or check the data); "
-                               f"kept the last good checkpoint {self.out / 'last.pt'}", 1)
+            # figures are read every --log-every steps: it went non-finite at this step or before
+            raise SentvaeError(f"non-finite loss by step {pos.step} (too large a --lr, --beta, "
+                               f"--free-bits or --weight-decay? bad data? --detect-anomaly finds the "
+                               f"operation); {self.kept()}", 1)
         if cfg.aggressive:
             figs["inner_steps"] = inner / max(steps, 1)
         row = {"split": "train", "step": pos.step, "epoch": pos.epoch, **figs,
@@ -318,8 +326,7 @@ class Trainer:
             figures = evaluate_elbo(self.raw, self.valid_data, max_tokens=self.eval_tokens,
                                     device=self.device, seed=cfg.seed)
             if not math.isfinite(figures["elbo"]):
-                raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; kept the last good "
-                                   f"checkpoint {self.out / 'last.pt'}", 1)
+                raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; {self.kept()}", 1)
             figures = {"step": pos.step, **figures, "lr": self.opt.param_groups[0]["lr"]}
             improved = figures["elbo"] < pos.best
             if improved:
@@ -344,12 +351,29 @@ class Trainer:
             pos.stop = pos.stop or "early stop"
             self.result.stopped = pos.stop
         if self.lead:
-            save_checkpoint(self.out / "last.pt", self.payload(True, figures))
+            self.save_last(figures)
             self.result.last = figures
             row = {**figures, "best": improved, "decision": decision, "lr_scale": pos.lr_scale}
             self.log({"split": "valid", **row})
             self.emit("valid", row)
         dist.barrier()
+
+    def save_last(self, figures: dict) -> None:
+        """last.pt, resumable; the first one of a new run commits it (the run it replaces goes)."""
+        save_checkpoint(self.out / "last.pt", self.payload(True, figures))
+        self.saved_step = self.pos.step
+        if self.run_dir is not None:
+            self.run_dir.committed()
+
+    def kept(self) -> str:
+        """What a failure now leaves behind, for its message: only what is true."""
+        if not self.lead:
+            return "rank 0 keeps the checkpoints"
+        if self.run_dir is not None and self.run_dir.pending:
+            return self.run_dir.as_found()       # rolled back as the error leaves the run folder
+        if self.saved_step is not None:
+            return f"kept the last good checkpoint {self.out / 'last.pt'} (step {self.saved_step})"
+        return "nothing was saved"
 
     def share_decision(self, decision: str) -> str:
         """Rank 0 alone validates: every rank takes its decision and schedule state."""
