@@ -53,6 +53,7 @@ class RunDir:
         self._made: list[Path] = []          # the folders this run created, deepest first
         self._metrics = None
         self._outer = None
+        self._started = False                # start() called: the run writes here
         self.pending = False                 # started, no last.pt saved yet: a failure rolls back
         self.set_aside: list[str] = []       # the run files moved to SET_ASIDE by start()
         self.recovered = ""                  # what check() put right after a killed run, if anything
@@ -83,6 +84,8 @@ class RunDir:
         try:
             if self.pending:
                 self._roll_back()
+            elif exc[0] is not None and not self._started:    # refused before writing (a resume
+                self._leave_as_found()                         # whose data does not fit, ...)
         finally:
             _held.pop(self._key(), None)
             self._unlock()
@@ -173,6 +176,7 @@ class RunDir:
     def start(self, tokenizer) -> None:
         """Begin writing the run: a new run sets the run files there aside and writes
         tokenizer.model; then metrics.jsonl is started (appended to on resume)."""
+        self._started = True
         if not self.resume:
             self._set_aside()
             path = self.path / "tokenizer.model"

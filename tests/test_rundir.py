@@ -232,6 +232,7 @@ def _fail(how, ck, corpus_dir, monkeypatch, capsys, *more):
 def test_a_run_failing_before_its_first_checkpoint_leaves_the_run_it_replaces_byte_for_byte(
         how, finished_run, corpus_dir, monkeypatch, capsys):
     ck, _ = finished_run
+    (ck / ".lock").write_text("12345\n")           # the pid of the process that trained it
     before = _snapshot(ck)
     # another tokenizer than the run's: one written before the failure would show
     code, err = _fail(how, ck, corpus_dir, monkeypatch, capsys, "--overwrite", "--vocab-size", "300")
@@ -259,6 +260,16 @@ def test_a_new_folder_is_removed_again_when_its_run_fails_before_its_first_check
     monkeypatch.undo()
     code, _, err = run_cli(_train(ck, corpus_dir, "--max-steps", "2", "-q"), monkeypatch, capsys)
     assert code == 0, err
+
+
+def test_a_refused_resume_leaves_the_folder_byte_for_byte(finished_run, corpus_dir, monkeypatch, capsys):
+    ck, _ = finished_run
+    (ck / ".lock").write_text("12345\n")           # the pid of the process that trained it
+    before = _snapshot(ck)
+    code, _, err = run_cli(["train", "--data", corpus_dir / "valid.txt", "--out", ck, "--resume", "-q"],
+                           monkeypatch, capsys)
+    assert code == 2 and "resume with the same --data" in err
+    assert _snapshot(ck) == before                    # its .lock too
 
 
 def test_an_empty_folder_given_is_left_empty(tmp_path, corpus_dir, monkeypatch, capsys):
