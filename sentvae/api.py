@@ -55,7 +55,7 @@ def _start_source(option: str, path, tokenizer, model_opts: dict):
     if not whole and model_opts.get("no_latent"):
         raise SentvaeError("--init-decoder: a --no-latent model would be a copy of it; leave out --no-latent")
     ckpt = load_checkpoint(path)
-    src = ckpt["model_config"]
+    src = ModelConfig.from_dict(ckpt["model_config"]).to_dict()     # an older file's: completed
     if not whole and not src.get("tie_weights", True):
         raise SentvaeError(f"--init-decoder {path}: its output layer is not tied to the embedding; "
                            "only tied models (the default) can be started from")

@@ -147,8 +147,7 @@ class Trainer:
         if st["sentences"] != len(self.train_data):
             raise SentvaeError(f"--resume: {path} was trained on {st['sentences']} sentences, "
                                f"this data has {len(self.train_data)}; resume with the same --data")
-        self.raw.load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(st["optimizer"])
+        self.load_states(path, ckpt["model"], st["optimizer"])
         for g in self.opt.param_groups:     # a changed --weight-decay/--momentum takes effect (and
             g["weight_decay"] = self.cfg.weight_decay   # --lr, which the schedule sets every step)
             if "momentum" in g:
@@ -159,10 +158,26 @@ class Trainer:
             self.last_validated = self.pos.step                     # with nothing left to do
             self.result.last = ckpt["info"]["valid"]                # need not validate again
         if self.lead and (self.out / "best.pt").exists():
-            self.result.best = load_checkpoint(self.out / "best.pt")["info"]["valid"]
-        torch.set_rng_state(st["rng"])
-        if self.device.type == "cuda" and st.get("cuda_rng"):
-            torch.cuda.set_rng_state_all(st["cuda_rng"])
+            self.result.best = load_checkpoint(self.out / "best.pt").get("info", {}).get("valid", {})
+        try:
+            torch.set_rng_state(st["rng"])
+            if self.device.type == "cuda" and st.get("cuda_rng"):
+                torch.cuda.set_rng_state_all(st["cuda_rng"])
+        except RuntimeError as e:
+            raise SentvaeError(f"{path}: malformed checkpoint: train_state['rng'] ({_first_line(e)})") from None
+
+    def load_states(self, path, weights: dict, optimizer: dict) -> None:
+        """The weights and optimizer state of a resumed run; one line naming the file if they do
+        not fit the model its config describes."""
+        try:
+            self.raw.load_state_dict(weights)
+        except RuntimeError as e:
+            raise SentvaeError(f"{path}: weights do not match the model config ({_first_line(e)})") from None
+        try:
+            self.opt.load_state_dict(optimizer)
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise SentvaeError(f"{path}: malformed checkpoint: train_state['optimizer'] does not fit the "
+                               f"model ({_first_line(e)})") from None
 
     def reopen_schedule(self) -> str:
         """--resume of a run its schedule stopped, with options that would have let it go on
@@ -415,3 +430,8 @@ class Trainer:
         if cfg.time_budget and dist.any_rank(time.perf_counter() - self.run_start >= cfg.time_budget, self.device):
             return "time budget"
         return ""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:120] if text else type(e).__name__
