@@ -244,11 +244,9 @@ class Model:
     # --- codes -> sentences
     def decode(self, z, **decoding) -> list[str]:
         """Sentences from codes z (N, latent) (a tensor or nested lists)."""
-        import torch
+        from sentvae.codes import check_codes
         from sentvae.decode import decode
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
-        if z.dim() != 2 or z.size(1) != self.latent:
-            raise SentvaeError(f"codes must be (N, {self.latent}), not {tuple(z.shape)}")
+        z = check_codes(z, self.latent).to(self.device)     # finite float32 values, (N, latent)
         return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding)))
 
     def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, **decoding):

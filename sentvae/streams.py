@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from itertools import islice
 
+from sentvae.codes import check_code
 from sentvae.data import iter_lines
 from sentvae.errors import SentvaeError
 
@@ -52,8 +53,9 @@ def code_source(input_file: str | None, dim: int) -> Iterator[list[float] | None
             continue
         try:
             obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SentvaeError(f"{name} line {lineno}: not JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:    # also an integer of 5,000 digits, [[[[...
+            raise SentvaeError(f"{name} line {lineno}: not JSON "
+                               f"({getattr(e, 'msg', None) or type(e).__name__})") from None
         key = "z" if isinstance(obj, dict) and "z" in obj else "mu"
         if not isinstance(obj, dict) or key not in obj:
             raise SentvaeError(f"{name} line {lineno}: expected a JSON object with \"z\" or \"mu\"")
@@ -61,12 +63,7 @@ def code_source(input_file: str | None, dim: int) -> Iterator[list[float] | None
         if z is None:
             yield None
             continue
-        if not isinstance(z, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in z):
-            raise SentvaeError(f"{name} line {lineno}: \"{key}\" must be a list of numbers")
-        if len(z) != dim:
-            raise SentvaeError(f"{name} line {lineno}: \"{key}\" has {len(z)} numbers, "
-                               f"this model's latent has {dim}")
-        yield z
+        yield check_code(z, dim, f"{name} line {lineno}: \"{key}\"")
 
 
 def emit(line: str) -> None:
