@@ -212,7 +212,7 @@ class Model:
     max_len, sample (ancestral sampling instead of greedy; implied by temperature, top_k, top_p),
     temperature, top_k, top_p, beam (beam search width; 1 = off), length_penalty, seed.
     `stats`, where taken, is a dict to which input counts are added: "truncated" (sentences cut
-    to max_len pieces) and "unk" (pieces unknown to the tokenizer).
+    to max_len pieces) and "unk" (words holding characters the tokenizer maps to <unk>).
     """
 
     def __init__(self, net, tokenizer, checkpoint: dict, device, source: str = "<model>"):

@@ -151,9 +151,11 @@ class Corpus:
     offsets: np.ndarray    # (N + 1,) int64 into ids
     words: np.ndarray      # (n,) whitespace words of each sentence of this corpus, for perplexity
     n_truncated: int       # sentences cut to max_len pieces
-    n_unk: int             # pieces the tokenizer could not represent
+    n_unk: int             # words holding a piece the tokenizer could not represent (UNK)
     source: str
     rows: np.ndarray | None = None   # a view: these sentences of ids/offsets, in this order
+    unknown: np.ndarray | None = None    # (n,) each sentence's unknown words, as `words`
+    truncated: np.ndarray | None = None  # (n,) each sentence cut to max_len, as `words`
 
     def __post_init__(self):
         starts, ends = self.offsets[:-1], self.offsets[1:]
@@ -166,10 +168,11 @@ class Corpus:
         return len(self.lengths)
 
     def check_coverage(self, limit: float = 0.5) -> None:
-        """Refuse text the tokenizer mostly cannot represent (another language or script)."""
-        total = int(self.lengths.sum())
+        """Refuse text the tokenizer mostly cannot represent (another language or script): more
+        than `limit` of its whitespace words hold a piece it maps to UNK."""
+        total = int(self.words.sum())
         if total and self.n_unk / total > limit:
-            raise SentvaeError(f"{self.source}: {100 * self.n_unk / total:.0f}% of its pieces are unknown to "
+            raise SentvaeError(f"{self.source}: {100 * self.n_unk / total:.0f}% of its words are unknown to "
                                "this tokenizer; is it in the language/script the model was trained on?")
 
     def sentence(self, i: int) -> list[int]:
@@ -204,10 +207,10 @@ def _tokenize_batch(batch, proto: bytes, max_len: int, encoding: int = ENCODING)
     tok = _TOKENIZERS.get(hash(proto))
     if tok is None:
         tok = _TOKENIZERS.setdefault(hash(proto), Tokenizer(proto))
-    ids = tok.encode(batch["text"])
+    ids, unknown = tok.encode_counting(batch["text"])
     return {"ids": [x[:max_len] for x in ids],
             "truncated": [len(x) > max_len for x in ids],
-            "unk": [x.count(1) for x in ids],
+            "unk": unknown,                               # words, not pieces: Corpus.n_unk
             "words": [len(t.split()) for t in batch["text"]]}
 
 
@@ -258,10 +261,10 @@ def load_corpus(paths: list[str], tokenizer: Tokenizer, max_len: int,
     ids, lengths = _flat_ids(ds, table.column("ids"))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     words = table.column("words").to_numpy().astype(np.int32)
-    return Corpus(ids=ids, offsets=offsets, words=words,
-                  n_truncated=int(table.column("truncated").to_numpy().sum()),
-                  n_unk=int(table.column("unk").to_numpy().sum()),
-                  source=", ".join(paths))
+    unknown = table.column("unk").to_numpy().astype(np.int32)
+    truncated = table.column("truncated").to_numpy(zero_copy_only=False).astype(bool)
+    return Corpus(ids=ids, offsets=offsets, words=words, n_truncated=int(truncated.sum()),
+                  n_unk=int(unknown.sum()), source=", ".join(paths), unknown=unknown, truncated=truncated)
 
 
 def _flat_ids(ds, col):
@@ -299,7 +302,8 @@ def corpus_from_texts(texts: list[str], tokenizer: Tokenizer, max_len: int) -> C
     return Corpus(ids=np.array(flat, dtype=np.int32),
                   offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
                   words=np.array(enc["words"], dtype=np.int32),
-                  n_truncated=sum(enc["truncated"]), n_unk=sum(enc["unk"]), source="<text>")
+                  n_truncated=sum(enc["truncated"]), n_unk=sum(enc["unk"]), source="<text>",
+                  unknown=np.array(enc["unk"], dtype=np.int32), truncated=np.array(enc["truncated"], dtype=bool))
 
 
 def corpus_from_ids(ids: list[list[int]]) -> Corpus:
@@ -359,9 +363,13 @@ def collate(corpus: Corpus, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
 def subset(corpus: Corpus, idx: np.ndarray) -> Corpus:
     """The sentences idx of a corpus, as a view: no token is copied."""
     base = np.arange(len(corpus.offsets) - 1) if corpus.rows is None else corpus.rows
+    # the counts are this subset's own (else a held-out split would report the whole corpus's)
+    unknown = None if corpus.unknown is None else corpus.unknown[idx]
+    truncated = None if corpus.truncated is None else corpus.truncated[idx]
     return Corpus(ids=corpus.ids, offsets=corpus.offsets, words=corpus.words[idx],
-                  n_truncated=corpus.n_truncated, n_unk=corpus.n_unk, source=corpus.source,
-                  rows=base[np.asarray(idx)])
+                  n_truncated=corpus.n_truncated if truncated is None else int(truncated.sum()),
+                  n_unk=corpus.n_unk if unknown is None else int(unknown.sum()), source=corpus.source,
+                  rows=base[np.asarray(idx)], unknown=unknown, truncated=truncated)
 
 
 def split_corpus(corpus: Corpus, seed: int = 0, fraction: float = 0.05, max_held: int = 1000):

@@ -16,7 +16,7 @@ from sentvae.atomic import write_atomically
 from sentvae.errors import SentvaeError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
-ENCODING = 2        # bumped whenever encode() changes what it returns (cached corpora key)
+ENCODING = 3        # bumped whenever encode() changes what it returns (cached corpora key)
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 
 
@@ -51,8 +51,15 @@ class Tokenizer:
         return self.sp.get_piece_size()
 
     def encode(self, texts: list[str]) -> list[list[int]]:
+        return self.encode_counting(texts)[0]
+
+    def encode_counting(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
+        """-> (ids of each text, its unknown words): a whitespace word is unknown when any of
+        its pieces is UNK (a Greek word is two pieces, the word-boundary piece and UNK, so a
+        count of pieces would find Greek text only half unknown)."""
         texts = list(texts)
         ids = self.sp.encode(texts, out_type=int)
+        unknown = [0] * len(ids)
         # SentencePiece merges a run of unknown pieces into one UNK, across spaces too: PTB's
         # "<unk> <unk>" would become one token, and a model would be scored on fewer tokens
         # than the text has words. Sentences holding an UNK are encoded again word by word
@@ -63,9 +70,11 @@ class Tokenizer:
             flat = self.sp.encode([w for ws in words for w in ws], out_type=int)
             k = 0
             for i, ws in zip(redo, words):
-                ids[i] = [t for x in flat[k:k + len(ws)] for t in x]
+                pieces = flat[k:k + len(ws)]
+                ids[i] = [t for x in pieces for t in x]
+                unknown[i] = sum(UNK in x for x in pieces)
                 k += len(ws)
-        return ids
+        return ids, unknown
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return [self.sp.decode(list(x)) for x in ids]

@@ -64,3 +64,73 @@ def test_model_decode_refuses_codes_float32_cannot_hold(z, needle, trained):
     with pytest.raises(SentvaeError) as e:
         model.decode(z)
     assert needle in str(e.value), str(e.value)
+
+
+# --- the <unk> rule: text mostly unknown to the tokenizer is refused, measured in words
+
+OTHER_SCRIPTS = {
+    "greek": "Καλημέρα κόσμε τι κάνεις σήμερα ?\nΤο σκυλί τρέχει στο πάρκο .\n",   # the English has "?" and "."
+    "cjk": "我今天去公园散步 。\n狗 在 公园 里 跑 。\n",
+    "emoji": "😀 😂 🎉 👍 🐶\n🐱 🌧 ☕ 🚲 🎈\n",
+}
+
+
+@pytest.fixture(scope="module")
+def english_bpe(corpus_dir, tmp_path_factory):
+    """A BPE tokenizer trained on English: another script's word is the word-boundary piece
+    and <unk>, so only half its pieces are unknown."""
+    from sentvae.data import read_texts
+    from sentvae.tokenizer import train_tokenizer
+    path = tmp_path_factory.mktemp("bpe") / "en.model"
+    train_tokenizer(read_texts([str(corpus_dir / "train.txt")]), "bpe", 500).save(path)
+    return path
+
+
+@pytest.mark.parametrize("script", sorted(OTHER_SCRIPTS))
+def test_text_in_another_script_is_refused(script, english_bpe, corpus_dir, tmp_path, monkeypatch, capsys):
+    from sentvae.data import load_corpus
+    from sentvae.tokenizer import Tokenizer
+    f = tmp_path / f"{script}.txt"
+    f.write_text(OTHER_SCRIPTS[script], encoding="utf-8")
+    corpus = load_corpus([str(f)], Tokenizer.load(english_bpe), 50)
+    # every word not in ASCII is unknown, however many pieces it is ("." is known)
+    foreign = sum(any(ord(c) > 127 for c in w) for w in OTHER_SCRIPTS[script].split())
+    assert corpus.n_unk == foreign and foreign / corpus.words.sum() > 0.5
+    pieces = [corpus.sentence(i) for i in range(len(corpus))]
+    assert sum(x.count(1) for x in pieces) / sum(map(len, pieces)) <= 0.5     # why pieces would not do
+    code, stdout, err = run_cli(["train", "--data", f, "--valid", corpus_dir / "valid.txt", "--tokenizer", english_bpe,
+                                 "--out", tmp_path / "ck", "--max-steps", "2"], monkeypatch, capsys)
+    _one_line(code, stdout, err, str(f), f"{100 * foreign / corpus.words.sum():.0f}% of its words are unknown "
+              "to this tokenizer")
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.fixture(scope="module")
+def bpe_run(english_bpe, corpus_dir, tmp_path_factory):
+    """One step of training with the English BPE tokenizer, on English with a Greek word in
+    every tenth sentence (20 in all): -> (run folder, the "input" events' unknown words)."""
+    tmp = tmp_path_factory.mktemp("bpe-run")
+    lines = (corpus_dir / "train.txt").read_text().splitlines()[:200]
+    f = tmp / "mixed.txt"
+    f.write_text("\n".join(line + (" κόσμε" if i % 10 == 0 else "") for i, line in enumerate(lines)) + "\n",
+                 encoding="utf-8")
+    seen = {}
+    sentvae.train(data=f, out=tmp / "ck", tokenizer=english_bpe, emb_dim=16, hidden=16, latent=4,
+                  max_tokens=400, max_steps=1, eval_every=1,
+                  on_event=lambda kind, info: seen.update({info["what"]: info["unk"]}) if kind == "input" else None)
+    return tmp / "ck", seen
+
+
+def test_the_unk_rule_refuses_an_eval_in_another_script(bpe_run, tmp_path, monkeypatch, capsys):
+    out, _ = bpe_run
+    f = tmp_path / "mixed.txt"
+    f.write_text("the dog ran to the old park .\n" + OTHER_SCRIPTS["greek"] + OTHER_SCRIPTS["emoji"], encoding="utf-8")
+    code, stdout, err = run_cli(["eval", "-c", out / "best.pt", "--data", f, "-k", "2"], monkeypatch, capsys)
+    _one_line(code, stdout, err, str(f), "67% of its words are unknown to this tokenizer")   # 20 of 30
+
+
+def test_unknown_words_are_counted_as_words_and_once_per_split(bpe_run):
+    """English with a Greek word in some sentences: accepted, and the warnings count the
+    unknown words of each split (the held-out validation included) once."""
+    _, seen = bpe_run
+    assert seen["training"] + seen["validation"] == 20, seen
