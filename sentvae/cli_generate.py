@@ -6,6 +6,7 @@ stdin when no text is given. cli.py registers them (COMMANDS); nothing here impo
 Heavy imports stay inside the commands.
 """
 
+import json
 from typing import Annotated
 
 import typer
@@ -104,19 +105,16 @@ def reconstruct(
 
     A blank input line gives a blank output line (JSON: "reconstruction": null).
     """
-    from sentvae.streams import batches, emit, emit_json, source_name, text_source
+    from sentvae.streams import Held, batches, source_name, text_source
 
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     lines = text_source(texts, input_file, encoding_errors.value, "reconstruct")
     model = load(checkpoint, device)
-    refs, hyps, stats = [], [], {}
+    refs, hyps, stats, held = [], [], {}, Held()
     for i, chunk in enumerate(batches(lines, batch_size)):
         outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, posterior.value, seed + i, stats, **opts))
         for src, out in zip(chunk, outs):
-            if as_json:
-                emit_json({"text": src, "reconstruction": out})
-            else:
-                emit(out or "")
+            held.write(json.dumps({"text": src, "reconstruction": out}) if as_json else out or "", out is not None)
             if bleu and out is not None:
                 refs.append(src)
                 hyps.append(out)
@@ -128,7 +126,8 @@ def reconstruct(
         score = corpus_bleu(hyps, refs)
         console.note(f"BLEU = {score['bleu']:.2f} on {len(refs)} sentences ({score['signature']})")
         if as_json:
-            emit_json({"bleu": score["bleu"], "sentences": len(refs), "signature": score["signature"]})
+            held.write(json.dumps({"bleu": score["bleu"], "sentences": len(refs), "signature": score["signature"]}),
+                       True)
 
 
 def encode(
@@ -139,17 +138,17 @@ def encode(
     encoding_errors: EncErr = EncodingErrors.strict,
 ):
     """Latent codes: one JSON object {"text", "mu", "logvar"} per input line (null for blanks)."""
-    from sentvae.streams import batches, emit_json, source_name, text_source
+    from sentvae.streams import Held, batches, source_name, text_source
 
     lines = text_source(texts, input_file, encoding_errors.value, "encode")
     model = load(checkpoint, device)
-    stats = {}
+    stats, held = {}, Held()
     for chunk in batches(lines, batch_size):
         # .tolist() keeps the exact float32 values
         outs = _in_place(chunk, str.strip, lambda ts: zip(*(t.cpu().tolist() for t in model.encode(ts, stats=stats))))
         for src, out in zip(chunk, outs):
             mu, logvar = out or (None, None)
-            emit_json({"text": src, "mu": mu, "logvar": logvar})
+            held.write(json.dumps({"text": src, "mu": mu, "logvar": logvar}), out is not None)
     _input_report(stats, source_name(texts, input_file))
 
 
@@ -161,18 +160,18 @@ def decode(
     seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
 ):
     """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line."""
-    from sentvae.streams import batches, code_source, emit, emit_json
+    from sentvae.streams import Held, batches, code_source
 
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     model = load(checkpoint, device)
-    n = 0
+    held = Held()
     for i, chunk in enumerate(batches(code_source(input_file, model.latent), batch_size)):
         outs = _in_place(chunk, lambda z: z is not None, lambda zs: model.decode(zs, **opts, seed=seed + i))
         for out in outs:
-            emit_json({"text": out}) if as_json else emit(out or "")
-            n += 1
-    if n == 0:
-        raise SentvaeError("decode: the input is empty")
+            held.write(json.dumps({"text": out}) if as_json else out or "", out is not None)
+    if not held.real:
+        name = "<stdin>" if input_file in (None, "-") else input_file
+        raise SentvaeError(f"{name}: no code to decode (the input is empty, or blank lines and nulls only)")
 
 
 COMMANDS = [sample, interpolate, reconstruct, encode, decode]

@@ -66,6 +66,31 @@ def code_source(input_file: str | None, dim: int) -> Iterator[list[float] | None
         yield check_code(z, dim, f"{name} line {lineno}: \"{key}\"")
 
 
+class Held:
+    """stdout for in-place output: the lines answering blank input (a blank line, a null code)
+    are held back until a line answering real input is written, so input that turns out blank
+    throughout is refused with nothing printed, and line i still answers input line i. Runs of
+    one held line are kept as counts: a million blank lines cost no memory."""
+
+    def __init__(self):
+        self.runs: list[list] = []            # [line, times], in order
+        self.real = False                     # a line answering real input has been written
+
+    def write(self, line: str, real: bool) -> None:
+        if not (real or self.real):
+            if self.runs and self.runs[-1][0] == line:
+                self.runs[-1][1] += 1
+            else:
+                self.runs.append([line, 1])
+            return
+        for held, times in self.runs:
+            for _ in range(times):
+                sys.stdout.write(held + "\n")
+        self.runs = []
+        self.real = True
+        sys.stdout.write(line + "\n")
+
+
 def emit(line: str) -> None:
     sys.stdout.write(line + "\n")
 
