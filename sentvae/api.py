@@ -107,8 +107,8 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
     from sentvae.data import bundled, load_corpus, read_texts, split_corpus
     from sentvae.model import resolve_device
     from sentvae.rundir import RunDir
-    from sentvae.tokenizer import Tokenizer, train_tokenizer
-    from sentvae.trainer import resume_configs
+    from sentvae.tokenizer import MAX_SENTENCE_BYTES, Tokenizer, train_tokenizer
+    from sentvae.trainer import refuse_contradictions, resume_configs
     from sentvae.trainer import train as run_training
 
     unknown = sorted(set(options) - set(MODEL_OPTIONS) - set(TRAIN_OPTIONS))
@@ -144,6 +144,8 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
         cfg = TrainConfig.from_dict({**saved, **train_opts})
     else:
         cfg = TrainConfig(**train_opts)
+    # before any input is read (an --init-from checkpoint's own --no-latent: by the trainer)
+    refuse_contradictions(model_cfg.no_latent if resume else bool(model_opts.get("no_latent")), cfg)
     train_paths = _paths(data) or [bundled("train")]
     valid_paths = _paths(valid) or ([bundled("valid")] if data is None else None)
     init_weights = None
@@ -163,7 +165,7 @@ def train(data=None, *, valid=None, out="checkpoints", tokenizer=None, model_typ
                                    "`sentvae tokenize`), since the text cannot be read twice")
             proto = None
             if rank == 0:
-                proto = train_tokenizer(read_texts(train_paths, encoding_errors, text_field), model_type,
+                proto = train_tokenizer(read_texts(train_paths, encoding_errors, text_field, MAX_SENTENCE_BYTES), model_type,
                                         vocab_size, source=", ".join(train_paths)).proto
             tok = Tokenizer(distributed.broadcast_bytes(proto))   # rank 0's, byte for byte
     if not resume:
@@ -303,6 +305,8 @@ class Model:
         if max_tokens < 1:
             raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
         corpus = texts if isinstance(texts, Corpus) else corpus_from_texts(_texts(texts), self.tokenizer, max_len)
+        if len(corpus) == 0:
+            raise SentvaeError("texts: no sentence to evaluate (the list is empty)")
         return evaluate(self.net, corpus, k, max_tokens, self.device, seed, on_progress=on_progress,
                         per_sentence=per_sentence)
 

@@ -65,13 +65,13 @@ def tokenize(
 ):
     """Train a SentencePiece tokenizer (pad 0, unk 1, bos 2, eos 3) and write it."""
     from sentvae.data import read_texts
-    from sentvae.tokenizer import train_tokenizer
+    from sentvae.tokenizer import MAX_SENTENCE_BYTES, train_tokenizer
     from sentvae import console
 
     paths = data or ["-"]
     if paths == ["-"] and sys.stdin.isatty():
         raise SentvaeError("tokenize: give text files, or pipe text on stdin")
-    tok = train_tokenizer(read_texts(paths, encoding_errors.value, text_field), model_type.value, vocab_size,
+    tok = train_tokenizer(read_texts(paths, encoding_errors.value, text_field, MAX_SENTENCE_BYTES), model_type.value, vocab_size,
                           source=", ".join("<stdin>" if p == "-" else p for p in paths))
     try:
         tok.save(output)

@@ -95,11 +95,22 @@ def iter_records(path: str, fields: dict[str, str], encoding_errors: str = "stri
         raise SentvaeError(f"{name}: fields need a .jsonl or .csv file")
 
 
-def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "text"):
+def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "text", max_bytes: int | None = None):
     """Sentences of one source: plain text (one per line), JSON Lines (.jsonl/.json, the
-    `text_field` of each object), CSV (.csv, the `text_field` column) or hf:NAME[:CONFIG]."""
+    `text_field` of each object), CSV (.csv, the `text_field` column) or hf:NAME[:CONFIG].
+    max_bytes: a longer sentence is refused, naming its line (for training a tokenizer)."""
+    for where, text in _located_texts(path, encoding_errors, text_field):
+        if max_bytes is not None and len(text) > max_bytes // 4 and len(text.encode("utf-8")) > max_bytes:
+            raise SentvaeError(f"{where}: a sentence of {len(text.encode('utf-8')):,} bytes, longer than a "
+                               f"tokenizer can be trained on ({max_bytes:,}); split the line into sentences")
+        yield text
+
+
+def _located_texts(path: str, encoding_errors: str, text_field: str):
+    """(where, text) of each sentence; where names its file and line (or row)."""
     if path.startswith("hf:"):
-        yield from _hub_dataset(path, text_field)[text_field]
+        for i, text in enumerate(_hub_dataset(path, text_field)[text_field]):
+            yield f"{path} row {i + 1}", text
         return
     if Path(path).suffix.lower() in (".jsonl", ".json", ".csv"):
         for lineno, row in iter_records(path, {text_field: "--text-field"}, encoding_errors):
@@ -107,15 +118,17 @@ def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "te
             if not isinstance(text, str):
                 raise SentvaeError(f"{path} line {lineno}: no string field {text_field!r} (--text-field)")
             if text.strip():
-                yield text.strip()
+                yield f"{path} line {lineno}", text.strip()
         return
-    for _, text in iter_lines(path, encoding_errors):
-        yield text
+    name = "<stdin>" if path == "-" else path
+    for lineno, text in iter_lines(path, encoding_errors):
+        yield f"{name} line {lineno}", text
 
 
-def read_texts(paths: list[str], encoding_errors: str = "strict", text_field: str = "text"):
+def read_texts(paths: list[str], encoding_errors: str = "strict", text_field: str = "text",
+               max_bytes: int | None = None):
     for path in paths:
-        yield from iter_texts(path, encoding_errors, text_field)
+        yield from iter_texts(path, encoding_errors, text_field, max_bytes)
 
 
 def _hub_dataset(spec: str, text_field: str, split: str = "train"):

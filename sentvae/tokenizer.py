@@ -16,6 +16,7 @@ from sentvae.atomic import write_atomically
 from sentvae.errors import SentvaeError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
+MAX_SENTENCE_BYTES = 1 << 16   # SentencePiece's trainer silently skips longer sentences
 ENCODING = 3        # bumped whenever encode() changes what it returns (cached corpora key)
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 
@@ -101,7 +102,7 @@ def train_tokenizer(sentences: Iterable[str], model_type: str = "bpe", vocab_siz
             vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=1.0,
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, unk_surface="<unk>",
             input_sentence_size=max_sentences, shuffle_input_sentence=True,
-            max_sentence_length=1 << 16, minloglevel=2, num_threads=os.cpu_count() or 1)
+            max_sentence_length=MAX_SENTENCE_BYTES, minloglevel=2, num_threads=os.cpu_count() or 1)
     except RuntimeError as e:
         if counted.error is not None:   # raised inside our iterator, reported by SentencePiece
             raise counted.error from None

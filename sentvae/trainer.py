@@ -56,6 +56,21 @@ def _ignore(kind, info):
     pass
 
 
+def refuse_contradictions(no_latent: bool, cfg: TrainConfig) -> None:
+    """Training options that a --no-latent model (an LM: no encoder, no z, no KL) cannot use,
+    refused by name before anything is written (--aggressive crashed on the missing encoder)."""
+    if not no_latent:
+        return
+    for given, flag, why in ((cfg.train_only == "encoder", "--train-only: encoder", "has no encoder to train"),
+                             (cfg.aggressive, "--aggressive", "has no encoder to train aggressively"),
+                             (cfg.pretrain_steps > 0, "--pretrain-steps", "has no autoencoder to pretrain (the "
+                              "decoder reset would only discard what it learnt)"),
+                             (cfg.bow_weight > 0, "--bow-weight", "has no z to predict the words from"),
+                             (cfg.free_bits > 0, "--free-bits", "has no KL term to floor")):
+        if given:
+            raise SentvaeError(f"{flag}: a --no-latent model (an LM) {why}")
+
+
 class Trainer:
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_data: Corpus,
                  valid_data: Corpus, out_dir, device="cpu", resume: bool = False, on_event=None,
@@ -94,8 +109,7 @@ class Trainer:
         if cfg.lr_schedule == "cosine" and self.total is None:
             raise SentvaeError("--lr-schedule cosine: needs --epochs or --max-steps to know where it ends")
         self.settled_from = schedule.settled_from(cfg, self.total)
-        if cfg.train_only == "encoder" and model_cfg.no_latent:
-            raise SentvaeError("--train-only: encoder: a --no-latent model (an LM) has no encoder to train")
+        refuse_contradictions(model_cfg.no_latent, cfg)
         needs_split = cfg.aggressive or cfg.train_only == "encoder"        # an LM has no encoder to split off
         self.enc_dec = aggressive.split_parameters(self.raw) if needs_split else None   # once, not per step
         # --train-only encoder: the decoder side's gradients are dropped after backward, not switched off

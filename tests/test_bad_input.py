@@ -134,3 +134,80 @@ def test_unknown_words_are_counted_as_words_and_once_per_split(bpe_run):
     unknown words of each split (the held-out validation included) once."""
     _, seen = bpe_run
     assert seen["training"] + seen["validation"] == 20, seen
+
+
+# --- blank-only input: refused with nothing printed first (output i still answers input i)
+
+@pytest.mark.parametrize("command,as_json", [("reconstruct", False), ("reconstruct", True), ("encode", True),
+                                             ("decode", False), ("decode", True)])
+def test_blank_only_input_prints_nothing_before_its_refusal(command, as_json, trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    f = tmp_path / "in.txt"
+    blank = "\n  \n\n" if command != "decode" else '\n{"z": null}\n\n{"mu": null}\n'
+    f.write_text(blank)
+    args = [command, "-i", f, "-c", out / "best.pt"] + (["--json"] if as_json and command != "encode" else [])
+    code, stdout, err = run_cli(args, monkeypatch, capsys)
+    _one_line(code, stdout, err, str(f), "no code to decode" if command == "decode" else "no text")
+    # blank lines before and after real ones still come out in place
+    real = "the dog ran .\n" if command != "decode" else json.dumps({"z": [0.0] * 8}) + "\n"
+    f.write_text(blank + real + blank)
+    code, stdout, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0, err
+    lines = stdout.split("\n")[:-1]
+    n = len(blank.split("\n")) - 1
+    assert len(lines) == 2 * n + 1, lines
+    if as_json or command == "encode":             # (a plain reconstruction may itself be empty)
+        nulls = [any(v is None for v in json.loads(x).values()) for x in lines]
+        assert nulls == [j != n for j in range(2 * n + 1)], lines
+
+
+# --- the rest: each a class of input that failed with a traceback or a misleading line
+
+def test_a_line_too_long_to_train_a_tokenizer_on_names_file_and_line(corpus_dir, tmp_path, monkeypatch, capsys):
+    """SentencePiece's trainer skips sentences over 64 KiB without a word (and fails with its
+    own internal message when every one is)."""
+    f = tmp_path / "long.txt"
+    f.write_text("the dog ran .\n" + " ".join(["the old dog"] * 30000) + "\na cat sat .\n")
+    for args in (["tokenize", f, "-o", tmp_path / "t.model"],
+                 ["train", "--data", f, "--out", tmp_path / "ck", "--model-type", "word"]):
+        code, stdout, err = run_cli(args, monkeypatch, capsys)
+        _one_line(code, stdout, err, f"{f} line 2: a sentence of 359,999 bytes")
+    code, stdout, err = run_cli(["tokenize", "-o", tmp_path / "t.model"], monkeypatch, capsys, stdin="x" * 70000 + "\n")
+    _one_line(code, stdout, err, "<stdin> line 1: a sentence of 70,000 bytes")
+    assert not (tmp_path / "t.model").exists() and not (tmp_path / "ck").exists()
+
+
+def test_evaluating_no_sentence_is_a_user_error(trained):
+    out, _ = trained
+    model = sentvae.load(out / "best.pt", device="cpu")
+    for call in (model.evaluate, model.score):
+        with pytest.raises(SentvaeError, match="no sentence to evaluate"):
+            call([])
+
+
+def test_a_directory_given_as_a_recipe_says_so(tmp_path, monkeypatch, capsys):
+    (tmp_path / "recipes").mkdir()
+    code, stdout, err = run_cli(["train", "--config", tmp_path / "recipes"], monkeypatch, capsys)
+    _one_line(code, stdout, err, f"--config {tmp_path / 'recipes'}: is a directory")
+    (tmp_path / "r.toml").write_text('base = "recipes"\n')
+    code, stdout, err = run_cli(["train", "--config", tmp_path / "r.toml"], monkeypatch, capsys)
+    _one_line(code, stdout, err, "base 'recipes': is a directory")
+
+
+@pytest.mark.parametrize("flag", [["--aggressive"], ["--pretrain-steps", "2"], ["--bow-weight", "1"],
+                                  ["--free-bits", "0.5"]], ids=lambda f: f[0])
+def test_options_an_lm_cannot_use_are_refused_before_anything_is_written(flag, corpus_dir, tmp_path, monkeypatch,
+                                                                         capsys):
+    ck = tmp_path / "ck"
+    code, stdout, err = run_cli(["train", "--data", corpus_dir / "train.txt", "--valid", corpus_dir / "valid.txt",
+                                 "--out", ck, "--no-latent", *flag, "--model-type", "word", "--max-steps", "2",
+                                 "--emb-dim", "16", "--hidden", "16"], monkeypatch, capsys)
+    _one_line(code, stdout, err, f"{flag[0]}: a --no-latent model (an LM)")
+    assert not ck.exists()
+
+
+def test_an_empty_interpolation_end_names_the_option(trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    code, stdout, err = run_cli(["plot", "--latent", out, "--path", "the dog ran .", "--path", " ",
+                                 "-o", tmp_path / "m.png", "--max-sentences", "10"], monkeypatch, capsys)
+    _one_line(code, stdout, err, "--path: sentence 2 is empty")
