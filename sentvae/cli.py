@@ -68,9 +68,13 @@ def tokenize(
     from sentvae.tokenizer import MAX_SENTENCE_BYTES, train_tokenizer
     from sentvae import console
 
+    from sentvae.atomic import output_problem
+
     paths = data or ["-"]
     if paths == ["-"] and sys.stdin.isatty():
         raise SentvaeError("tokenize: give text files, or pipe text on stdin")
+    if output_problem(output, make_folders=True):          # said now, not after the training
+        raise SentvaeError(f"-o {output}: {output_problem(output, make_folders=True)}")
     tok = train_tokenizer(read_texts(paths, encoding_errors.value, text_field, MAX_SENTENCE_BYTES), model_type.value, vocab_size,
                           source=", ".join("<stdin>" if p == "-" else p for p in paths))
     try:
@@ -220,12 +224,15 @@ def eval_(
 ):
     """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units."""
     from sentvae import console
+    from sentvae.atomic import output_problem
     from sentvae.data import bundled, load_corpus
 
     if iw_samples < 1:
         raise SentvaeError(f"--iw-samples: must be >= 1, not {iw_samples}")
     if max_tokens < 1:
         raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
+    if per_sentence is not None and output_problem(per_sentence):   # said now, not after the eval
+        raise SentvaeError(f"--per-sentence {per_sentence}: {output_problem(per_sentence)}")
     paths = data or [bundled("test")]
     model = load(checkpoint, device)
     corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors.value, text_field)

@@ -46,10 +46,13 @@ def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = Fa
     '-' reads stdin. Decodes line by line so that a bad byte is reported with its file and line.
     """
     check_path(path)
-    stream = sys.stdin.buffer if path == "-" else open(path, "rb")
     name = "<stdin>" if path == "-" else path
     try:
-        for lineno, raw in enumerate(stream, 1):
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")
+    except OSError as e:                   # no permission, a FIFO gone, ...
+        raise SentvaeError(f"{name}: cannot read ({e.strerror})") from None
+    try:
+        for lineno, raw in _read(stream, name):
             try:
                 text = raw.decode("utf-8", errors=encoding_errors)
             except UnicodeDecodeError as e:
@@ -65,6 +68,21 @@ def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = Fa
             stream.close()
 
 
+def _read(stream, name: str):
+    """(line number, bytes) of each line; a read that fails midway (an I/O error, a device
+    gone) is one line naming the file and line, exit 1."""
+    lineno = 0
+    while True:
+        try:
+            raw = stream.readline()
+        except OSError as e:
+            raise SentvaeError(f"{name} line {lineno + 1}: cannot read ({e.strerror})", 1) from None
+        if not raw:
+            return
+        lineno += 1
+        yield lineno, raw
+
+
 def iter_records(path: str, fields: dict[str, str], encoding_errors: str = "strict"):
     """Rows of a JSON Lines (.jsonl/.json) or CSV source: (line number, {field: value}) for the
     fields asked for (field -> the flag that named it, for the error when one is missing)."""
@@ -74,8 +92,9 @@ def iter_records(path: str, fields: dict[str, str], encoding_errors: str = "stri
         for lineno, line in iter_lines(path, encoding_errors):
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SentvaeError(f"{name} line {lineno}: not JSON ({e.msg})") from None
+            except (ValueError, RecursionError) as e:   # also an integer of 5,000 digits, [[[[...
+                raise SentvaeError(f"{name} line {lineno}: not JSON "
+                                   f"({getattr(e, 'msg', None) or type(e).__name__})") from None
             if not isinstance(row, dict):
                 raise SentvaeError(f"{name} line {lineno}: not a JSON object")
             for field, flag in fields.items():

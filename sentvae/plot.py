@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+from sentvae.atomic import output_problem
 from sentvae.errors import SentvaeError
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -19,11 +20,9 @@ def check_output(path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise SentvaeError(f"-o {path}: the extension picks the format: {', '.join(FORMATS)}")
-    if not path.parent.is_dir():
-        above = next((p for p in path.parents if p.exists()), None)
-        if above is not None and not above.is_dir():
-            raise SentvaeError(f"-o {path}: {above} is a file, not a folder")
-        raise SentvaeError(f"-o {path}: folder {path.parent} does not exist")
+    problem = output_problem(path)
+    if problem:
+        raise SentvaeError(f"-o {path}: {problem}")
     return path
 
 

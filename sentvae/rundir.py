@@ -154,6 +154,13 @@ class RunDir:
             os.close(self._lock_fd)       # closing drops the flock; the file stays, harmless
             self._lock_fd = None
 
+    def _refuse_a_file(self) -> None:
+        """--out is a file, or below one: said before any work (the folder cannot be made)."""
+        above = next((p for p in (self.path, *self.path.parents) if p.exists()), None)
+        if above is not None and not above.is_dir():
+            what = "is a file, not a folder" if above == self.path else f"{above} is a file, not a folder"
+            raise SentvaeError(f"{self.path}: cannot create the output folder ({what})", 1)
+
     def existing(self) -> list[str]:
         return [n for n in RUN_FILES if (self.path / n).exists()]
 
@@ -161,6 +168,7 @@ class RunDir:
         """Refuse a folder holding a run unless resuming or overwriting (the check is made again
         under the lock). Reads only, unless a killed run left files set aside: they are put back
         first (under the lock) and `recovered` says so."""
+        self._refuse_a_file()
         self._probe_lock()
         self.recover()
         if self.resume:

@@ -37,6 +37,8 @@ class Tokenizer:
     @classmethod
     def load(cls, path) -> "Tokenizer":
         path = Path(path)
+        if path.is_dir():
+            raise SentvaeError(f"{path}: is a directory, expected a tokenizer model (from `sentvae tokenize`)")
         if not path.is_file():
             raise SentvaeError(f"{path}: tokenizer model not found")
         return cls(path.read_bytes(), source=str(path))
@@ -127,6 +129,6 @@ class _Counted:
                 if s:
                     self.n += 1
                     yield s
-        except SentvaeError as e:
+        except BaseException as e:      # SentencePiece would report any of them as its own failure
             self.error = e
             raise

@@ -211,3 +211,105 @@ def test_an_empty_interpolation_end_names_the_option(trained, tmp_path, monkeypa
     code, stdout, err = run_cli(["plot", "--latent", out, "--path", "the dog ran .", "--path", " ",
                                  "-o", tmp_path / "m.png", "--max-sentences", "10"], monkeypatch, capsys)
     _one_line(code, stdout, err, "--path: sentence 2 is empty")
+
+
+# --- found by trying every command with every kind of bad file
+
+@pytest.mark.parametrize("content,needle", [
+    ('{"text": "a dog ran ."}\n{"text": 1' + "0" * 5000 + "}\n", "line 2: not JSON (ValueError)"),
+    ('{"text": "a dog ran ."}\n' + "[" * 100000 + "\n", "line 2: not JSON (RecursionError)"),
+], ids=["5000-digit-integer", "deep-nesting"])
+def test_json_lines_data_python_cannot_parse_is_one_line(content, needle, trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    f = tmp_path / "d.jsonl"
+    f.write_text(content)
+    for args in (["tokenize", f, "-o", tmp_path / "t.model"], ["eval", "-c", out / "best.pt", "--data", f],
+                 ["train", "--data", f, "--out", tmp_path / "ck"],
+                 ["plot", "--latent", "-c", out / "best.pt", "--data", f, "-o", tmp_path / "m.png"]):
+        code, stdout, err = run_cli(args, monkeypatch, capsys)
+        _one_line(code, stdout, err, f"{f} {needle}")
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(trained, corpus_dir, tmp_path, monkeypatch, capsys):
+    """A directory where the file goes, or a file where a folder goes: said at once (tokenize
+    would train its tokenizer first, eval evaluate everything, train read all its data)."""
+    import sentvae.tokenizer
+    import sentvae.evaluate
+    out, _ = trained
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+
+    def never(*a, **k):
+        raise AssertionError("the work began")
+
+    monkeypatch.setattr(sentvae.tokenizer, "train_tokenizer", never)
+    monkeypatch.setattr(sentvae.evaluate, "evaluate", never)
+    for args, needle in (
+            (["tokenize", corpus_dir / "valid.txt", "-o", tmp_path / "adir"], "is a directory"),
+            (["tokenize", corpus_dir / "valid.txt", "-o", tmp_path / "afile" / "t.model"],
+             f"{tmp_path / 'afile'} is a file, not a folder"),
+            (["eval", "-c", out / "best.pt", "-k", "2", "--per-sentence", tmp_path / "adir"], "is a directory"),
+            (["eval", "-c", out / "best.pt", "-k", "2", "--per-sentence", tmp_path / "nowhere" / "p.jsonl"],
+             "does not exist")):
+        code, stdout, err = run_cli(args, monkeypatch, capsys)
+        _one_line(code, stdout, err, needle)
+    for o in (tmp_path / "afile", tmp_path / "afile" / "ck"):
+        code, stdout, err = run_cli(["train", "--data", corpus_dir / "train.txt", "--out", o], monkeypatch, capsys)
+        assert code == 1 and f"{tmp_path / 'afile'}" in err and "is a file, not a folder" in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_directory_given_as_a_tokenizer_says_so(corpus_dir, tmp_path, monkeypatch, capsys):
+    code, stdout, err = run_cli(["train", "--data", corpus_dir / "train.txt", "--tokenizer", tmp_path,
+                                 "--out", tmp_path / "ck"], monkeypatch, capsys)
+    _one_line(code, stdout, err, f"{tmp_path}: is a directory, expected a tokenizer model")
+
+
+def test_input_that_cannot_be_read_is_one_line(trained, corpus_dir, tmp_path, monkeypatch, capsys):
+    """No permission to open it (simulated: the tests run as root), or an I/O error midway."""
+    import errno
+    import sentvae.data
+    out, _ = trained
+    real_open = open
+    f = tmp_path / "in.txt"
+    f.write_text("the dog ran .\n" * 50)
+
+    def denied(path, *a, **k):
+        if str(path) == str(f):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(sentvae.data, "open", denied, raising=False)
+    for args in (["tokenize", f, "-o", tmp_path / "t.model"], ["reconstruct", "-i", f, "-c", out / "best.pt"]):
+        code, stdout, err = run_cli(args, monkeypatch, capsys)
+        _one_line(code, stdout, err, f"{f}: cannot read (Permission denied)")
+
+    class Failing:
+        def __init__(self, path, *a, **k):
+            self.f, self.n = real_open(path, *a, **k), 0
+
+        def readline(self):
+            self.n += 1
+            if self.n == 3:
+                raise OSError(errno.EIO, "Input/output error")
+            return self.f.readline()
+
+        def close(self):
+            self.f.close()
+
+    monkeypatch.setattr(sentvae.data, "open", Failing, raising=False)
+    code, stdout, err = run_cli(["tokenize", f, "-o", tmp_path / "t.model"], monkeypatch, capsys)
+    assert code == 1 and f"{f} line 3: cannot read (Input/output error)" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "t.model").exists()
+
+
+def test_a_failure_inside_the_sentences_is_not_reported_as_sentencepieces(tmp_path):
+    from sentvae.tokenizer import train_tokenizer
+
+    def sentences():
+        yield "the dog ran ."
+        raise MemoryError("the reader ran out of memory")
+
+    with pytest.raises(MemoryError, match="the reader ran out"):
+        train_tokenizer(sentences(), "word", 50)

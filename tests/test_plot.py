@@ -44,7 +44,8 @@ def test_curves_of_one_and_of_two_runs(trained, tmp_path, monkeypatch, capsys):
     ("garbage", "line 2: not a metrics line", 2),
     ("extension", "the extension picks the format", 2),
     ("folder", "does not exist", 2),
-    ("unwritable", "cannot write", 1),
+    ("directory", "is a directory", 2),
+    ("unwritable", "cannot write (Permission denied)", 1),
 ])
 def test_bad_plot_input_is_one_line(case, needle, exit_code, trained, tmp_path, monkeypatch, capsys):
     out, _ = trained
@@ -61,8 +62,15 @@ def test_bad_plot_input_is_one_line(case, needle, exit_code, trained, tmp_path, 
         target = tmp_path / "x.jpg"
     elif case == "folder":
         target = tmp_path / "nowhere" / "x.png"
-    elif case == "unwritable":
+    elif case == "directory":
         target.mkdir()                                  # a folder where the file should go
+    elif case == "unwritable":                          # (simulated: the tests run as root)
+        import errno
+        import matplotlib.figure
+
+        def denied(self, path, *a, **k):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", denied)
     code, stdout, err = run_cli(["plot", run, "-o", target], monkeypatch, capsys)
     assert code == exit_code and needle in err and len(err.strip().splitlines()) == 1, err
     assert stdout == ""
