@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from sentvae.atomic import output_problem
+from sentvae.atomic import output_problem, write_atomically
 from sentvae.errors import SentvaeError
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -289,9 +289,10 @@ def latent_figure(mu, values: list, label: str, path, title: str, path_points=No
 
 
 def _save(fig, path: Path) -> None:
+    """Write the figure atomically: a failure midway (a full disk) leaves a figure already there whole."""
     import matplotlib.pyplot as plt
     try:
-        fig.savefig(path)
+        write_atomically(path, lambda f: fig.savefig(f, format=path.suffix.lower()[1:]))
     except OSError as e:
         raise SentvaeError(f"{path}: cannot write ({e.strerror})", 1) from None
     finally:

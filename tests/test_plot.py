@@ -199,3 +199,23 @@ def test_an_output_below_a_file_says_it_is_a_file(trained, tmp_path, monkeypatch
         code, stdout, err = run_cli(["plot", out, "-o", target], monkeypatch, capsys)
         assert code == 2 and f"{tmp_path / 'f'} is a file, not a folder" in err, err
         assert "does not exist" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_write_leaves_the_figure_already_there_whole(trained, tmp_path, monkeypatch, capsys):
+    import errno
+    import matplotlib.figure
+    out, _ = trained
+    target = tmp_path / "curves.png"
+    code, _, err = run_cli(["plot", out, "-o", target], monkeypatch, capsys)
+    assert code == 0, err
+    before = target.read_bytes()
+    real = matplotlib.figure.Figure.savefig
+
+    def full(self, f, *a, **k):
+        real(self, f, *a, **k)                        # the figure written, then the disk fills
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    code, stdout, err = run_cli(["plot", out, "-o", target, "--x", "epoch"], monkeypatch, capsys)
+    assert code == 1 and "cannot write (No space left on device)" in err and len(err.strip().splitlines()) == 1
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["curves.png"]
