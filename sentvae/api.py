@@ -9,7 +9,6 @@ underscores). Errors the user can fix raise `sentvae.SentvaeError`; nothing is p
 and warnings reach `on_event(kind, info)` if given.
 """
 
-from contextlib import nullcontext
 from dataclasses import fields
 import os
 from pathlib import Path
@@ -50,7 +49,7 @@ def _start_source(option: str, path, tokenizer, model_opts: dict):
     if not whole and model_opts.get("no_latent"):
         raise SentvaeError("--init-decoder: a --no-latent model would be a copy of it; leave out --no-latent")
     ckpt = load_checkpoint(path)
-    src = ckpt["model_config"]
+    src = ModelConfig.from_dict(ckpt["model_config"]).to_dict()     # an older file's: completed
     if not whole and not src.get("tie_weights", True):
         raise SentvaeError(f"--init-decoder {path}: its output layer is not tied to the embedding; "
                            "only tied models (the default) can be started from")
@@ -93,15 +92,16 @@ def train(data=None, *, on_event=None, **options):
     run needs resume=True or overwrite=True). options: any `sentvae train` option (flag names with
     underscores), e.g. arch="transformer", latent=16, epochs=2, lr=1e-3, kl_anneal="cyclical",
     lr_schedule="plateau"; each is checked against its declared domain (sentvae/config.py).
-    on_event(kind, info): "input" (what reading changed), "start", "step", "log", "valid", "end".
+    on_event(kind, info): "input" (what reading changed), "note" (a killed run's leftovers put right:
+    info["message"]), "start", "step", "log", "valid", "end".
     """
     from sentvae import distributed
     from sentvae.data import bundled, load_corpus, read_texts, split_corpus
     from sentvae.model import latent_families, resolve_device
     from sentvae.objective import build_objective
     from sentvae.rundir import RunDir
-    from sentvae.tokenizer import Tokenizer, train_tokenizer
-    from sentvae.trainer import resume_configs
+    from sentvae.tokenizer import MAX_SENTENCE_BYTES, Tokenizer, train_tokenizer
+    from sentvae.trainer import refuse_contradictions, resume_configs
     from sentvae.trainer import train as run_training
 
     if data is not None:
@@ -124,7 +124,10 @@ def train(data=None, *, on_event=None, **options):
     encoding_errors, text_field = run.encoding_errors, run.text_field
     dev = distributed.setup(resolve_device(run.device))      # joins torchrun's process group, if any
     rank, _ = distributed.rank_world()
-    RunDir(out, resume, overwrite).check()   # a run already there: refused before any work
+    run_dir = RunDir(out, resume, overwrite)
+    if run_dir.recover():                    # what a killed run had set aside is back
+        emit("note", {"message": run_dir.recovered})
+    run_dir.check()                          # a run already there: refused before any work
     if resume:
         model_cfg, saved, tok = resume_configs(out)
         for k in START_OPTIONS:
@@ -134,6 +137,8 @@ def train(data=None, *, on_event=None, **options):
         cfg = TrainConfig.from_dict({**saved, **train_opts})
     else:
         cfg = TrainConfig(**train_opts)
+    # before any input is read (an --init-from checkpoint's own --no-latent: by the trainer)
+    refuse_contradictions(model_cfg.no_latent if resume else bool(model_opts.get("no_latent")), cfg)
     train_paths = run.data or [bundled("train")]
     valid_paths = run.valid or ([bundled("valid")] if run.data is None else None)
     init_weights = None
@@ -153,17 +158,14 @@ def train(data=None, *, on_event=None, **options):
                                    "`sentvae tokenize`), since the text cannot be read twice")
             proto = None
             if rank == 0:
-                proto = train_tokenizer(read_texts(train_paths, encoding_errors, text_field), run.model_type,
-                                        run.vocab_size, source=", ".join(train_paths)).proto
+                proto = train_tokenizer(read_texts(train_paths, encoding_errors, text_field, MAX_SENTENCE_BYTES),
+                                        run.model_type, run.vocab_size, source=", ".join(train_paths)).proto
             tok = Tokenizer(distributed.broadcast_bytes(proto))   # rank 0's, byte for byte
     if not resume:
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
     # what training cannot do with this latent: refused before anything is read or written
     build_objective(cfg).check(*latent_families(model_cfg))
-    if model_cfg.no_latent:
-        for name, on in (("aggressive", cfg.aggressive), ("train_only", cfg.train_only == "encoder")):
-            if on:
-                raise SentvaeError(f"--{name.replace('_', '-')}: a --no-latent model (an LM) has no encoder to train")
+    refuse_contradictions(model_cfg.no_latent, cfg)        # now that an --init-from model's is known too
     train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors, text_field)
     if valid_paths:
         valid_data = load_corpus(valid_paths, tok, cfg.max_len, encoding_errors, text_field)
@@ -177,20 +179,14 @@ def train(data=None, *, on_event=None, **options):
         import torch
         torch.autograd.set_detect_anomaly(True)
     try:
-        # every input is read and checked: now the folder is locked and written
-        with RunDir(out, resume, overwrite) if rank == 0 else nullcontext():
-            if rank == 0 and not resume:
-                try:
-                    tok.save(out / "tokenizer.model")
-                except OSError as e:
-                    raise SentvaeError(f"{out / 'tokenizer.model'}: cannot write ({e.strerror}); "
-                                       "nothing else was written", 1) from None
-            result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, on_event,
-                                  overwrite, init_weights)
-            # every rank done before any tears the group down: one whose peer has already gone can
-            # abort in gloo's teardown (the 2-process test saw rank 1 end on SIGABRT once, under load)
-            distributed.barrier()
-            return result
+        # every input is read and checked; the trainer checks its options before it locks and
+        # writes the folder (tokenizer.model first)
+        result = run_training(model_cfg, cfg, tok, train_data, valid_data, out, dev, resume, on_event,
+                              overwrite, init_weights)
+        # every rank done before any tears the group down: one whose peer has already gone can
+        # abort in gloo's teardown (the 2-process test saw rank 1 end on SIGABRT once, under load)
+        distributed.barrier()
+        return result
     finally:
         distributed.shutdown()
 
@@ -214,7 +210,7 @@ class Model:
     max_len, sample (ancestral sampling instead of greedy; implied by temperature, top_k, top_p),
     temperature, top_k, top_p, beam (beam search width; 1 = off), length_penalty, seed.
     `stats`, where taken, is a dict to which input counts are added: "truncated" (sentences cut
-    to max_len pieces) and "unk" (pieces unknown to the tokenizer).
+    to max_len pieces) and "unk" (words holding characters the tokenizer maps to <unk>).
     """
 
     def __init__(self, net, tokenizer, checkpoint: dict, device, source: str = "<model>"):
@@ -257,13 +253,11 @@ class Model:
     def decode(self, z, **decoding) -> list[str]:
         """Sentences from codes z (N, latent) (a tensor or nested lists), or from a posterior (its
         means)."""
-        import torch
+        from sentvae.codes import check_codes
         from sentvae.decode import decode
         if hasattr(z, "mean") and hasattr(z, "rsample"):          # a posterior from encode()
             z = z.mean()
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
-        if z.dim() != 2 or z.size(1) != self.latent:
-            raise SentvaeError(f"codes must be (N, {self.latent}), not {tuple(z.shape)}")
+        z = check_codes(z, self.latent).to(self.device)     # finite float32 values, (N, latent)
         return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding)))
 
     def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, component: int | None = None, **decoding):
@@ -333,6 +327,8 @@ class Model:
         if max_tokens < 1:
             raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
         corpus = texts if isinstance(texts, Corpus) else corpus_from_texts(_texts(texts), self.tokenizer, max_len)
+        if len(corpus) == 0:
+            raise SentvaeError("texts: no sentence to evaluate (the list is empty)")
         return evaluate(self.net, corpus, k, max_tokens, self.device, seed, on_progress=on_progress,
                         per_sentence=per_sentence)
 

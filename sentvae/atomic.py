@@ -29,6 +29,21 @@ def write_atomically(path, write) -> None:
             pass
 
 
+def output_problem(path, make_folders: bool = False) -> str:
+    """Why a file could not be written at `path`, as far as can be told before the work that
+    makes it ("" if nothing): it is a directory, a folder above it is a file, or (unless the
+    writer makes the missing folders) its folder does not exist."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a directory"
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        return f"{above} is a file, not a folder"
+    if not make_folders and not path.parent.is_dir():
+        return f"folder {path.parent} does not exist"
+    return ""
+
+
 def _fsync_dir(folder: Path) -> None:
     # makes the rename itself durable; not possible on every platform
     try:

@@ -56,14 +56,19 @@ def tokenize(
 ):
     """Train a SentencePiece tokenizer (pad 0, unk 1, bos 2, eos 3) and write it."""
     from sentvae.data import read_texts
-    from sentvae.tokenizer import train_tokenizer
+    from sentvae.tokenizer import MAX_SENTENCE_BYTES, train_tokenizer
     from sentvae import console
+
+    from sentvae.atomic import output_problem
 
     run = RunConfig(**{k: v for k, v in options.items() if v is not None})
     paths = data or ["-"]
     if paths == ["-"] and sys.stdin.isatty():
         raise SentvaeError("tokenize: give text files, or pipe text on stdin")
-    tok = train_tokenizer(read_texts(paths, run.encoding_errors, run.text_field), run.model_type, run.vocab_size,
+    if output_problem(output, make_folders=True):          # said now, not after the training
+        raise SentvaeError(f"-o {output}: {output_problem(output, make_folders=True)}")
+    tok = train_tokenizer(read_texts(paths, run.encoding_errors, run.text_field, MAX_SENTENCE_BYTES), run.model_type,
+                          run.vocab_size,
                           source=", ".join("<stdin>" if p == "-" else p for p in paths))
     try:
         tok.save(output)
@@ -152,12 +157,15 @@ def eval_(
 ):
     """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units."""
     from sentvae import console
+    from sentvae.atomic import output_problem
     from sentvae.data import bundled, load_corpus
 
     if iw_samples < 1:
         raise SentvaeError(f"--iw-samples: must be >= 1, not {iw_samples}")
     if max_tokens < 1:
         raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
+    if per_sentence is not None and output_problem(per_sentence):   # said now, not after the eval
+        raise SentvaeError(f"--per-sentence {per_sentence}: {output_problem(per_sentence)}")
     paths = data or [bundled("test")]
     model = load(checkpoint, device)
     corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors.value, text_field)

@@ -6,6 +6,7 @@ stdin when no text is given. cli.py registers them (COMMANDS); nothing here impo
 Heavy imports stay inside the commands.
 """
 
+import json
 from typing import Annotated, Optional
 
 import typer
@@ -105,20 +106,17 @@ def reconstruct(
 
     A blank input line gives a blank output line (JSON: "reconstruction": null).
     """
-    from sentvae.streams import batches, emit, emit_json, source_name, text_source
+    from sentvae.streams import Held, batches, source_name, text_source
 
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     lines = text_source(texts, input_file, encoding_errors.value, "reconstruct")
     model = load(checkpoint, device)
-    refs, hyps, stats = [], [], {}
+    refs, hyps, stats, held = [], [], {}, Held()
     for i, chunk in enumerate(batches(lines, batch_size)):
         outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, posterior.value, seed, stats,
                                                                         i * batch_size, seed + i, **opts))
         for src, out in zip(chunk, outs):
-            if as_json:
-                emit_json({"text": src, "reconstruction": out})
-            else:
-                emit(out or "")
+            held.write(json.dumps({"text": src, "reconstruction": out}) if as_json else out or "", out is not None)
             if bleu and out is not None:
                 refs.append(src)
                 hyps.append(out)
@@ -130,7 +128,8 @@ def reconstruct(
         score = corpus_bleu(hyps, refs)
         console.note(f"BLEU = {score['bleu']:.2f} on {len(refs)} sentences ({score['signature']})")
         if as_json:
-            emit_json({"bleu": score["bleu"], "sentences": len(refs), "signature": score["signature"]})
+            held.write(json.dumps({"bleu": score["bleu"], "sentences": len(refs), "signature": score["signature"]}),
+                       True)
 
 
 def encode(
@@ -142,16 +141,16 @@ def encode(
 ):
     """Latent codes: one JSON object per input line with the text and its posterior's parameters
     ({"text", "mu", "logvar"} for the Gaussian; null for blank lines)."""
-    from sentvae.streams import batches, emit_json, source_name, text_source
+    from sentvae.streams import Held, batches, source_name, text_source
 
     lines = text_source(texts, input_file, encoding_errors.value, "encode")
     model = load(checkpoint, device)
-    stats = {}
+    stats, held = {}, Held()
     blank = dict.fromkeys(model.posterior_params, None)
     for chunk in batches(lines, batch_size):
         outs = _in_place(chunk, str.strip, lambda ts: _param_rows(model.encode(ts, stats=stats)))
         for src, out in zip(chunk, outs):
-            emit_json({"text": src, **(out or blank)})
+            held.write(json.dumps({"text": src, **(out or blank)}), out is not None)
     _input_report(stats, source_name(texts, input_file))
 
 
@@ -169,18 +168,18 @@ def decode(
     seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
 ):
     """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line."""
-    from sentvae.streams import batches, code_source, emit, emit_json
+    from sentvae.streams import Held, batches, code_source
 
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     model = load(checkpoint, device)
-    n = 0
+    held = Held()
     for i, chunk in enumerate(batches(code_source(input_file, model.latent), batch_size)):
         outs = _in_place(chunk, lambda z: z is not None, lambda zs: model.decode(zs, **opts, seed=seed + i))
         for out in outs:
-            emit_json({"text": out}) if as_json else emit(out or "")
-            n += 1
-    if n == 0:
-        raise SentvaeError("decode: the input is empty")
+            held.write(json.dumps({"text": out}) if as_json else out or "", out is not None)
+    if not held.real:
+        name = "<stdin>" if input_file in (None, "-") else input_file
+        raise SentvaeError(f"{name}: no code to decode (the input is empty, or blank lines and nulls only)")
 
 
 COMMANDS = [sample, interpolate, reconstruct, encode, decode]

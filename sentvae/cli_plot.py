@@ -49,6 +49,9 @@ def plot(
         raise SentvaeError("plot --latent: give one run folder (or -c CHECKPOINT)")
     if path is not None and len(path) != 2:
         raise SentvaeError(f"--path: give it exactly twice (two sentences), not {len(path)} time(s)")
+    for i, sentence in enumerate(path or [], 1):
+        if not sentence.strip():
+            raise SentvaeError(f"--path: sentence {i} is empty")
     if max_sentences < 3:
         raise SentvaeError(f"--max-sentences: must be >= 3, not {max_sentences}")
     out = figures.check_output(output or Path("latent.png"))

@@ -25,11 +25,12 @@ def note(message: str) -> None:
 
 
 def input_warnings(n_truncated: int, n_unk: int, limit: str, what: str = "") -> None:
-    """What reading the input changed: sentences cut to `limit` pieces, pieces mapped to <unk>."""
+    """What reading the input changed: sentences cut to `limit` pieces, words with characters
+    the tokenizer maps to <unk>."""
     if n_truncated:
         warn(f"{n_truncated} {what}sentence(s) longer than {limit} pieces were truncated")
     if n_unk:
-        warn(f"{n_unk} {what}piece(s) unknown to the tokenizer were mapped to <unk>")
+        warn(f"{n_unk} {what}word(s) hold characters unknown to the tokenizer (mapped to <unk>)")
 
 
 def format_valid(f: dict) -> str:
@@ -49,6 +50,8 @@ class TrainProgress:
         self.task = None
 
     def __call__(self, kind: str, info: dict) -> None:
+        if kind == "note":                  # something put right in the run folder: always said
+            warn(info["message"])
         if self.quiet:
             return
         if kind == "input":

@@ -46,10 +46,13 @@ def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = Fa
     '-' reads stdin. Decodes line by line so that a bad byte is reported with its file and line.
     """
     check_path(path)
-    stream = sys.stdin.buffer if path == "-" else open(path, "rb")
     name = "<stdin>" if path == "-" else path
     try:
-        for lineno, raw in enumerate(stream, 1):
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")
+    except OSError as e:                   # no permission, a FIFO gone, ...
+        raise SentvaeError(f"{name}: cannot read ({e.strerror})") from None
+    try:
+        for lineno, raw in _read(stream, name):
             try:
                 text = raw.decode("utf-8", errors=encoding_errors)
             except UnicodeDecodeError as e:
@@ -65,6 +68,21 @@ def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = Fa
             stream.close()
 
 
+def _read(stream, name: str):
+    """(line number, bytes) of each line; a read that fails midway (an I/O error, a device
+    gone) is one line naming the file and line, exit 1."""
+    lineno = 0
+    while True:
+        try:
+            raw = stream.readline()
+        except OSError as e:
+            raise SentvaeError(f"{name} line {lineno + 1}: cannot read ({e.strerror})", 1) from None
+        if not raw:
+            return
+        lineno += 1
+        yield lineno, raw
+
+
 def iter_records(path: str, fields: dict[str, str], encoding_errors: str = "strict"):
     """Rows of a JSON Lines (.jsonl/.json) or CSV source: (line number, {field: value}) for the
     fields asked for (field -> the flag that named it, for the error when one is missing)."""
@@ -74,8 +92,9 @@ def iter_records(path: str, fields: dict[str, str], encoding_errors: str = "stri
         for lineno, line in iter_lines(path, encoding_errors):
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SentvaeError(f"{name} line {lineno}: not JSON ({e.msg})") from None
+            except (ValueError, RecursionError) as e:   # also an integer of 5,000 digits, [[[[...
+                raise SentvaeError(f"{name} line {lineno}: not JSON "
+                                   f"({getattr(e, 'msg', None) or type(e).__name__})") from None
             if not isinstance(row, dict):
                 raise SentvaeError(f"{name} line {lineno}: not a JSON object")
             for field, flag in fields.items():
@@ -95,11 +114,22 @@ def iter_records(path: str, fields: dict[str, str], encoding_errors: str = "stri
         raise SentvaeError(f"{name}: fields need a .jsonl or .csv file")
 
 
-def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "text"):
+def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "text", max_bytes: int | None = None):
     """Sentences of one source: plain text (one per line), JSON Lines (.jsonl/.json, the
-    `text_field` of each object), CSV (.csv, the `text_field` column) or hf:NAME[:CONFIG]."""
+    `text_field` of each object), CSV (.csv, the `text_field` column) or hf:NAME[:CONFIG].
+    max_bytes: a longer sentence is refused, naming its line (for training a tokenizer)."""
+    for where, text in _located_texts(path, encoding_errors, text_field):
+        if max_bytes is not None and len(text) > max_bytes // 4 and len(text.encode("utf-8")) > max_bytes:
+            raise SentvaeError(f"{where}: a sentence of {len(text.encode('utf-8')):,} bytes, longer than a "
+                               f"tokenizer can be trained on ({max_bytes:,}); split the line into sentences")
+        yield text
+
+
+def _located_texts(path: str, encoding_errors: str, text_field: str):
+    """(where, text) of each sentence; where names its file and line (or row)."""
     if path.startswith("hf:"):
-        yield from _hub_dataset(path, text_field)[text_field]
+        for i, text in enumerate(_hub_dataset(path, text_field)[text_field]):
+            yield f"{path} row {i + 1}", text
         return
     if Path(path).suffix.lower() in (".jsonl", ".json", ".csv"):
         for lineno, row in iter_records(path, {text_field: "--text-field"}, encoding_errors):
@@ -107,15 +137,17 @@ def iter_texts(path: str, encoding_errors: str = "strict", text_field: str = "te
             if not isinstance(text, str):
                 raise SentvaeError(f"{path} line {lineno}: no string field {text_field!r} (--text-field)")
             if text.strip():
-                yield text.strip()
+                yield f"{path} line {lineno}", text.strip()
         return
-    for _, text in iter_lines(path, encoding_errors):
-        yield text
+    name = "<stdin>" if path == "-" else path
+    for lineno, text in iter_lines(path, encoding_errors):
+        yield f"{name} line {lineno}", text
 
 
-def read_texts(paths: list[str], encoding_errors: str = "strict", text_field: str = "text"):
+def read_texts(paths: list[str], encoding_errors: str = "strict", text_field: str = "text",
+               max_bytes: int | None = None):
     for path in paths:
-        yield from iter_texts(path, encoding_errors, text_field)
+        yield from iter_texts(path, encoding_errors, text_field, max_bytes)
 
 
 def _hub_dataset(spec: str, text_field: str, split: str = "train"):
@@ -151,9 +183,11 @@ class Corpus:
     offsets: np.ndarray    # (N + 1,) int64 into ids
     words: np.ndarray      # (n,) whitespace words of each sentence of this corpus, for perplexity
     n_truncated: int       # sentences cut to max_len pieces
-    n_unk: int             # pieces the tokenizer could not represent
+    n_unk: int             # words holding a piece the tokenizer could not represent (UNK)
     source: str
     rows: np.ndarray | None = None   # a view: these sentences of ids/offsets, in this order
+    unknown: np.ndarray | None = None    # (n,) each sentence's unknown words, as `words`
+    truncated: np.ndarray | None = None  # (n,) each sentence cut to max_len, as `words`
 
     def __post_init__(self):
         starts, ends = self.offsets[:-1], self.offsets[1:]
@@ -166,10 +200,11 @@ class Corpus:
         return len(self.lengths)
 
     def check_coverage(self, limit: float = 0.5) -> None:
-        """Refuse text the tokenizer mostly cannot represent (another language or script)."""
-        total = int(self.lengths.sum())
+        """Refuse text the tokenizer mostly cannot represent (another language or script): more
+        than `limit` of its whitespace words hold a piece it maps to UNK."""
+        total = int(self.words.sum())
         if total and self.n_unk / total > limit:
-            raise SentvaeError(f"{self.source}: {100 * self.n_unk / total:.0f}% of its pieces are unknown to "
+            raise SentvaeError(f"{self.source}: {100 * self.n_unk / total:.0f}% of its words are unknown to "
                                "this tokenizer; is it in the language/script the model was trained on?")
 
     def sentence(self, i: int) -> list[int]:
@@ -204,10 +239,10 @@ def _tokenize_batch(batch, proto: bytes, max_len: int, encoding: int = ENCODING)
     tok = _TOKENIZERS.get(hash(proto))
     if tok is None:
         tok = _TOKENIZERS.setdefault(hash(proto), Tokenizer(proto))
-    ids = tok.encode(batch["text"])
+    ids, unknown = tok.encode_counting(batch["text"])
     return {"ids": [x[:max_len] for x in ids],
             "truncated": [len(x) > max_len for x in ids],
-            "unk": [x.count(1) for x in ids],
+            "unk": unknown,                               # words, not pieces: Corpus.n_unk
             "words": [len(t.split()) for t in batch["text"]]}
 
 
@@ -258,10 +293,10 @@ def load_corpus(paths: list[str], tokenizer: Tokenizer, max_len: int,
     ids, lengths = _flat_ids(ds, table.column("ids"))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     words = table.column("words").to_numpy().astype(np.int32)
-    return Corpus(ids=ids, offsets=offsets, words=words,
-                  n_truncated=int(table.column("truncated").to_numpy().sum()),
-                  n_unk=int(table.column("unk").to_numpy().sum()),
-                  source=", ".join(paths))
+    unknown = table.column("unk").to_numpy().astype(np.int32)
+    truncated = table.column("truncated").to_numpy(zero_copy_only=False).astype(bool)
+    return Corpus(ids=ids, offsets=offsets, words=words, n_truncated=int(truncated.sum()),
+                  n_unk=int(unknown.sum()), source=", ".join(paths), unknown=unknown, truncated=truncated)
 
 
 def _flat_ids(ds, col):
@@ -299,7 +334,8 @@ def corpus_from_texts(texts: list[str], tokenizer: Tokenizer, max_len: int) -> C
     return Corpus(ids=np.array(flat, dtype=np.int32),
                   offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
                   words=np.array(enc["words"], dtype=np.int32),
-                  n_truncated=sum(enc["truncated"]), n_unk=sum(enc["unk"]), source="<text>")
+                  n_truncated=sum(enc["truncated"]), n_unk=sum(enc["unk"]), source="<text>",
+                  unknown=np.array(enc["unk"], dtype=np.int32), truncated=np.array(enc["truncated"], dtype=bool))
 
 
 def corpus_from_ids(ids: list[list[int]]) -> Corpus:
@@ -385,9 +421,13 @@ def collate(corpus: Corpus, idx: np.ndarray) -> Batch:
 def subset(corpus: Corpus, idx: np.ndarray) -> Corpus:
     """The sentences idx of a corpus, as a view: no token is copied."""
     base = np.arange(len(corpus.offsets) - 1) if corpus.rows is None else corpus.rows
+    # the counts are this subset's own (else a held-out split would report the whole corpus's)
+    unknown = None if corpus.unknown is None else corpus.unknown[idx]
+    truncated = None if corpus.truncated is None else corpus.truncated[idx]
     return Corpus(ids=corpus.ids, offsets=corpus.offsets, words=corpus.words[idx],
-                  n_truncated=corpus.n_truncated, n_unk=corpus.n_unk, source=corpus.source,
-                  rows=base[np.asarray(idx)])
+                  n_truncated=corpus.n_truncated if truncated is None else int(truncated.sum()),
+                  n_unk=corpus.n_unk if unknown is None else int(unknown.sum()), source=corpus.source,
+                  rows=base[np.asarray(idx)], unknown=unknown, truncated=truncated)
 
 
 def split_corpus(corpus: Corpus, seed: int = 0, fraction: float = 0.05, max_held: int = 1000):

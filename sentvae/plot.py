@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+from sentvae.atomic import output_problem, write_atomically
 from sentvae.errors import SentvaeError
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -19,8 +20,9 @@ def check_output(path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise SentvaeError(f"-o {path}: the extension picks the format: {', '.join(FORMATS)}")
-    if not path.parent.is_dir():
-        raise SentvaeError(f"-o {path}: folder {path.parent} does not exist")
+    problem = output_problem(path)
+    if problem:
+        raise SentvaeError(f"-o {path}: {problem}")
     return path
 
 
@@ -33,15 +35,12 @@ def read_run(run_dir) -> dict:
     if not path.is_file():
         raise SentvaeError(f"{run_dir}: no metrics.jsonl (give a folder written by `sentvae train`)")
     rows = {"train": [], "valid": [], "aggressive": []}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            row = _metrics_row(raw, f"{path} line {lineno}")
+            if row is None:
                 continue
-            try:
-                row = json.loads(line)
-                split, step = row["split"], int(row["step"])
-            except (ValueError, KeyError, TypeError):
-                raise SentvaeError(f"{path} line {lineno}: not a metrics line") from None
+            split, step = row["split"], row["step"]
             series = rows.setdefault(split, [])
             while series and series[-1]["step"] >= step:      # re-logged after a resume
                 series.pop()
@@ -50,6 +49,48 @@ def read_run(run_dir) -> dict:
         raise SentvaeError(f"{path}: no figures yet (the run has not logged a step)")
     name = (run_dir if run_dir.is_dir() else run_dir.parent).resolve().name
     return {"name": name, **rows}
+
+
+# the figures drawn from each kind of row: required, and those read where present
+NEEDED = {"train": ("elbo", "rec", "kl"), "valid": ("elbo", "rec", "kl")}
+OPTIONAL = ("loss", "kl_weight", "lr", "tokens_per_s", "au", "latent", "mi", "lr_scale", "inner_steps")
+
+
+def _metrics_row(raw: bytes, where: str) -> dict | None:
+    """One line of metrics.jsonl -> its row (None for a blank line); one line naming the file
+    and line for anything else than what `sentvae train` writes: bytes that are not UTF-8, not
+    JSON (a line cut short), or a figure missing, not a number, or not finite."""
+    def bad(what: str):
+        raise SentvaeError(f"{where}: not a metrics line ({what})")
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad(f"not valid UTF-8, byte {e.start + 1}")
+    if not text.strip():
+        return None
+    try:
+        row = json.loads(text)
+    except (ValueError, RecursionError) as e:     # a cut line; an integer of 5,000 digits; [[[[...
+        bad(f"not JSON: {getattr(e, 'msg', None) or type(e).__name__}")
+    if not isinstance(row, dict):
+        bad("not a JSON object")
+    if not isinstance(row.get("split"), str):
+        bad("no 'split'")
+    step = row.get("step")
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0):
+        bad(f"'step' is {step!r}, not a step number")
+    epoch = row.get("epoch", 0)
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0):
+        bad(f"'epoch' is {epoch!r}, not an epoch number")
+    for key in NEEDED.get(row["split"], ()):
+        if key not in row:
+            bad(f"no {key!r}")
+    for key in (*NEEDED.get(row["split"], ()), *OPTIONAL):
+        v = row.get(key, 0.0)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            bad(f"{key!r} is {v!r}, not a finite number")
+    return row
 
 
 def batches_per_epoch(train: list) -> float | None:
@@ -248,9 +289,10 @@ def latent_figure(mu, values: list, label: str, path, title: str, path_points=No
 
 
 def _save(fig, path: Path) -> None:
+    """Write the figure atomically: a failure midway (a full disk) leaves a figure already there whole."""
     import matplotlib.pyplot as plt
     try:
-        fig.savefig(path)
+        write_atomically(path, lambda f: fig.savefig(f, format=path.suffix.lower()[1:]))
     except OSError as e:
         raise SentvaeError(f"{path}: cannot write ({e.strerror})", 1) from None
     finally:

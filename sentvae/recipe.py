@@ -20,6 +20,8 @@ def _load_toml(path: Path) -> dict:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
+    if path.is_dir():
+        raise SentvaeError(f"--config {path}: is a directory, expected a TOML file")
     if not path.is_file():
         raise SentvaeError(f"--config {path}: no such file")
     try:
@@ -40,7 +42,8 @@ def _load_recipe(path: Path, seen: tuple = ()) -> dict:
     if not isinstance(base, str):
         raise SentvaeError(f"--config {path}: key 'base' must be a file name, not {base!r}")
     if not (path.parent / base).is_file():
-        raise SentvaeError(f"--config {path}: base {base!r}: no such file ({path.parent / base})")
+        what = "is a directory" if (path.parent / base).is_dir() else "no such file"
+        raise SentvaeError(f"--config {path}: base {base!r}: {what} ({path.parent / base})")
     return {**_load_recipe(path.parent / base, (*seen, path.resolve())), **keys}
 
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from itertools import islice
 
+from sentvae.codes import check_code
 from sentvae.data import iter_lines
 from sentvae.errors import SentvaeError
 
@@ -52,8 +53,9 @@ def code_source(input_file: str | None, dim: int) -> Iterator[list[float] | None
             continue
         try:
             obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SentvaeError(f"{name} line {lineno}: not JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:    # also an integer of 5,000 digits, [[[[...
+            raise SentvaeError(f"{name} line {lineno}: not JSON "
+                               f"({getattr(e, 'msg', None) or type(e).__name__})") from None
         key = "z" if isinstance(obj, dict) and "z" in obj else "mu"
         if not isinstance(obj, dict) or key not in obj:
             raise SentvaeError(f"{name} line {lineno}: expected a JSON object with \"z\" or \"mu\"")
@@ -61,12 +63,32 @@ def code_source(input_file: str | None, dim: int) -> Iterator[list[float] | None
         if z is None:
             yield None
             continue
-        if not isinstance(z, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in z):
-            raise SentvaeError(f"{name} line {lineno}: \"{key}\" must be a list of numbers")
-        if len(z) != dim:
-            raise SentvaeError(f"{name} line {lineno}: \"{key}\" has {len(z)} numbers, "
-                               f"this model's latent has {dim}")
-        yield z
+        yield check_code(z, dim, f"{name} line {lineno}: \"{key}\"")
+
+
+class Held:
+    """stdout for in-place output: the lines answering blank input (a blank line, a null code)
+    are held back until a line answering real input is written, so input that turns out blank
+    throughout is refused with nothing printed, and line i still answers input line i. Runs of
+    one held line are kept as counts: a million blank lines cost no memory."""
+
+    def __init__(self):
+        self.runs: list[list] = []            # [line, times], in order
+        self.real = False                     # a line answering real input has been written
+
+    def write(self, line: str, real: bool) -> None:
+        if not (real or self.real):
+            if self.runs and self.runs[-1][0] == line:
+                self.runs[-1][1] += 1
+            else:
+                self.runs.append([line, 1])
+            return
+        for held, times in self.runs:
+            for _ in range(times):
+                sys.stdout.write(held + "\n")
+        self.runs = []
+        self.real = True
+        sys.stdout.write(line + "\n")
 
 
 def emit(line: str) -> None:

@@ -16,7 +16,8 @@ from sentvae.atomic import write_atomically
 from sentvae.errors import SentvaeError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
-ENCODING = 2        # bumped whenever encode() changes what it returns (cached corpora key)
+MAX_SENTENCE_BYTES = 1 << 16   # SentencePiece's trainer silently skips longer sentences
+ENCODING = 3        # bumped whenever encode() changes what it returns (cached corpora key)
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 
 
@@ -36,6 +37,8 @@ class Tokenizer:
     @classmethod
     def load(cls, path) -> "Tokenizer":
         path = Path(path)
+        if path.is_dir():
+            raise SentvaeError(f"{path}: is a directory, expected a tokenizer model (from `sentvae tokenize`)")
         if not path.is_file():
             raise SentvaeError(f"{path}: tokenizer model not found")
         return cls(path.read_bytes(), source=str(path))
@@ -51,8 +54,15 @@ class Tokenizer:
         return self.sp.get_piece_size()
 
     def encode(self, texts: list[str]) -> list[list[int]]:
+        return self.encode_counting(texts)[0]
+
+    def encode_counting(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
+        """-> (ids of each text, its unknown words): a whitespace word is unknown when any of
+        its pieces is UNK (a Greek word is two pieces, the word-boundary piece and UNK, so a
+        count of pieces would find Greek text only half unknown)."""
         texts = list(texts)
         ids = self.sp.encode(texts, out_type=int)
+        unknown = [0] * len(ids)
         # SentencePiece merges a run of unknown pieces into one UNK, across spaces too: PTB's
         # "<unk> <unk>" would become one token, and a model would be scored on fewer tokens
         # than the text has words. Sentences holding an UNK are encoded again word by word
@@ -63,9 +73,11 @@ class Tokenizer:
             flat = self.sp.encode([w for ws in words for w in ws], out_type=int)
             k = 0
             for i, ws in zip(redo, words):
-                ids[i] = [t for x in flat[k:k + len(ws)] for t in x]
+                pieces = flat[k:k + len(ws)]
+                ids[i] = [t for x in pieces for t in x]
+                unknown[i] = sum(UNK in x for x in pieces)
                 k += len(ws)
-        return ids
+        return ids, unknown
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         return [self.sp.decode(list(x)) for x in ids]
@@ -92,7 +104,7 @@ def train_tokenizer(sentences: Iterable[str], model_type: str = "bpe", vocab_siz
             vocab_size=vocab_size, hard_vocab_limit=False, character_coverage=1.0,
             pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS, unk_surface="<unk>",
             input_sentence_size=max_sentences, shuffle_input_sentence=True,
-            max_sentence_length=1 << 16, minloglevel=2, num_threads=os.cpu_count() or 1)
+            max_sentence_length=MAX_SENTENCE_BYTES, minloglevel=2, num_threads=os.cpu_count() or 1)
     except RuntimeError as e:
         if counted.error is not None:   # raised inside our iterator, reported by SentencePiece
             raise counted.error from None
@@ -117,6 +129,6 @@ class _Counted:
                 if s:
                     self.n += 1
                     yield s
-        except SentvaeError as e:
+        except BaseException as e:      # SentencePiece would report any of them as its own failure
             self.error = e
             raise

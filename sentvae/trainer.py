@@ -47,7 +47,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
           valid_data: Corpus, out_dir, device="cpu", resume: bool = False, on_event=None,
           overwrite: bool = False, init_weights: dict | None = None) -> TrainResult:
     """Train into out_dir (locked while it runs); -> TrainResult. on_event(kind, info) sees
-    "start", "step", "log", "valid" and "end" (rank 0 only). init_weights: the state dict
+    "note", "start", "step", "log", "valid" and "end" (rank 0 only). init_weights: the state dict
     cfg.init_decoder or cfg.init_from names, if the caller has read it already (else it is read here)."""
     return Trainer(model_cfg, cfg, tokenizer, train_data, valid_data, out_dir, device,
                    resume, on_event, overwrite, init_weights).run()
@@ -55,6 +55,21 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_
 
 def _ignore(kind, info):
     pass
+
+
+def refuse_contradictions(no_latent: bool, cfg: TrainConfig) -> None:
+    """Training options that a --no-latent model (an LM: no encoder, no z, no KL) cannot use,
+    refused by name before anything is written (--aggressive crashed on the missing encoder)."""
+    if not no_latent:
+        return
+    for given, flag, why in ((cfg.train_only == "encoder", "--train-only: encoder", "has no encoder to train"),
+                             (cfg.aggressive, "--aggressive", "has no encoder to train aggressively"),
+                             (cfg.pretrain_steps > 0, "--pretrain-steps", "has no autoencoder to pretrain (the "
+                              "decoder reset would only discard what it learnt)"),
+                             (cfg.bow_weight > 0, "--bow-weight", "has no z to predict the words from"),
+                             (cfg.free_bits > 0, "--free-bits", "has no KL term to floor")):
+        if given:
+            raise SentvaeError(f"{flag}: a --no-latent model (an LM) {why}")
 
 
 class Trainer:
@@ -99,8 +114,7 @@ class Trainer:
         if cfg.lr_schedule == "cosine" and self.total is None:
             raise SentvaeError("--lr-schedule cosine: needs --epochs or --max-steps to know where it ends")
         self.settled_from = schedule.settled_from(cfg, self.total)
-        if cfg.train_only == "encoder" and model_cfg.no_latent:
-            raise SentvaeError("--train-only: encoder: a --no-latent model (an LM) has no encoder to train")
+        refuse_contradictions(model_cfg.no_latent, cfg)
         needs_split = cfg.aggressive or cfg.train_only == "encoder"        # an LM has no encoder to split off
         self.enc_dec = aggressive.split_parameters(self.raw) if needs_split else None   # once, not per step
         # --train-only encoder: the decoder side's gradients are dropped after backward, not switched off
@@ -110,6 +124,7 @@ class Trainer:
         self.eval_tokens = max(cfg.max_tokens, 4000)   # validation needs no gradients: bigger batches
         self.result = TrainResult(self.pos, model=self.raw)
         self.run_dir = None
+        self.saved_step = None                         # the step of the last.pt this run can fall back on
         self.meter = Meter(device)
         self.last_validated = -1
         self.run_start = time.perf_counter()
@@ -119,6 +134,8 @@ class Trainer:
     def run(self) -> TrainResult:
         with RunDir(self.out, self.resume, self.overwrite) if self.lead else nullcontext() as run_dir:
             self.run_dir = run_dir
+            if self.lead and run_dir.recovered:
+                self.emit("note", {"message": run_dir.recovered})
             reopened = ""
             if self.resume:
                 self.restore()
@@ -127,7 +144,9 @@ class Trainer:
                 # noise differs between ranks (else word dropout would repeat itself across shards)
                 torch.manual_seed(self.cfg.seed * 100_003 + self.pos.step * 1009 + self.rank)
             if self.lead:
-                run_dir.open_metrics()
+                # a new run writes its tokenizer here, having set aside the run files there: they
+                # come back if it fails before its first last.pt (rundir.py)
+                run_dir.start(self.tokenizer)
             self.emit("start", {
                 "steps": self.total, "step": self.pos.step, "batches_per_epoch": self.n_batches,
                 "padding": padding_fraction(make_batches(self.train_data.lengths, self.batch_tokens,
@@ -147,21 +166,37 @@ class Trainer:
         if st["sentences"] != len(self.train_data):
             raise SentvaeError(f"--resume: {path} was trained on {st['sentences']} sentences, "
                                f"this data has {len(self.train_data)}; resume with the same --data")
-        self.raw.load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(st["optimizer"])
+        self.load_states(path, ckpt["model"], st["optimizer"])
         for g in self.opt.param_groups:     # a changed --weight-decay/--momentum takes effect (and
             g["weight_decay"] = self.cfg.weight_decay   # --lr, which the schedule sets every step)
             if "momentum" in g:
                 g["momentum"] = self.cfg.momentum
         self.pos = self.result.position = Position(**st["position"])
+        self.saved_step = self.pos.step
         if ckpt["info"]["valid"].get("step") == self.pos.step:    # saved by a validation: a run
             self.last_validated = self.pos.step                     # with nothing left to do
             self.result.last = ckpt["info"]["valid"]                # need not validate again
         if self.lead and (self.out / "best.pt").exists():
-            self.result.best = load_checkpoint(self.out / "best.pt")["info"]["valid"]
-        torch.set_rng_state(st["rng"])
-        if self.device.type == "cuda" and st.get("cuda_rng"):
-            torch.cuda.set_rng_state_all(st["cuda_rng"])
+            self.result.best = load_checkpoint(self.out / "best.pt").get("info", {}).get("valid", {})
+        try:
+            torch.set_rng_state(st["rng"])
+            if self.device.type == "cuda" and st.get("cuda_rng"):
+                torch.cuda.set_rng_state_all(st["cuda_rng"])
+        except RuntimeError as e:
+            raise SentvaeError(f"{path}: malformed checkpoint: train_state['rng'] ({_first_line(e)})") from None
+
+    def load_states(self, path, weights: dict, optimizer: dict) -> None:
+        """The weights and optimizer state of a resumed run; one line naming the file if they do
+        not fit the model its config describes."""
+        try:
+            self.raw.load_state_dict(weights)
+        except RuntimeError as e:
+            raise SentvaeError(f"{path}: weights do not match the model config ({_first_line(e)})") from None
+        try:
+            self.opt.load_state_dict(optimizer)
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise SentvaeError(f"{path}: malformed checkpoint: train_state['optimizer'] does not fit the "
+                               f"model ({_first_line(e)})") from None
 
     def reopen_schedule(self) -> str:
         """--resume of a run its schedule stopped, with options that would have let it go on
@@ -188,7 +223,7 @@ class Trainer:
                 if self.meter.steps:
                     self.log_train()
                 if self.lead:
-                    save_checkpoint(self.out / "last.pt", self.payload(True, self.result.last))
+                    self.save_last(self.result.last)
                 raise TrainingInterrupted(self.pos.step, self.out / "last.pt") from None
         if self.meter.steps:
             self.log_train()
@@ -277,8 +312,10 @@ class Trainer:
         means, steps, tokens, inner, seconds = self.meter.take()
         figs = dist.mean_over_ranks(means, self.device)
         if not all(math.isfinite(v) for v in figs.values()):
-            raise SentvaeError(f"non-finite loss by step {pos.step} (lower --lr or check the data); "
-                               f"kept the last good checkpoint {self.out / 'last.pt'}", 1)
+            # figures are read every --log-every steps: it went non-finite at this step or before
+            raise SentvaeError(f"non-finite loss by step {pos.step} (too large a --lr, --beta, "
+                               f"--free-bits or --weight-decay? bad data? --detect-anomaly finds the "
+                               f"operation); {self.kept()}", 1)
         if cfg.aggressive:
             figs["inner_steps"] = inner / max(steps, 1)
         row = {"split": "train", "step": pos.step, "epoch": pos.epoch, **figs,
@@ -321,8 +358,7 @@ class Trainer:
             figures = evaluate_elbo(self.raw, self.valid_data, max_tokens=self.eval_tokens,
                                     device=self.device, seed=cfg.seed)
             if not math.isfinite(figures["elbo"]):
-                raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; kept the last good "
-                                   f"checkpoint {self.out / 'last.pt'}", 1)
+                raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; {self.kept()}", 1)
             figures = {"step": pos.step, **figures, "lr": self.opt.param_groups[0]["lr"]}
             improved = figures["elbo"] < pos.best
             if improved:
@@ -347,12 +383,29 @@ class Trainer:
             pos.stop = pos.stop or "early stop"
             self.result.stopped = pos.stop
         if self.lead:
-            save_checkpoint(self.out / "last.pt", self.payload(True, figures))
+            self.save_last(figures)
             self.result.last = figures
             row = {**figures, "best": improved, "decision": decision, "lr_scale": pos.lr_scale}
             self.log({"split": "valid", **row})
             self.emit("valid", row)
         dist.barrier()
+
+    def save_last(self, figures: dict) -> None:
+        """last.pt, resumable; the first one of a new run commits it (the run it replaces goes)."""
+        save_checkpoint(self.out / "last.pt", self.payload(True, figures))
+        self.saved_step = self.pos.step
+        if self.run_dir is not None:
+            self.run_dir.committed()
+
+    def kept(self) -> str:
+        """What a failure now leaves behind, for its message: only what is true."""
+        if not self.lead:
+            return "rank 0 keeps the checkpoints"
+        if self.run_dir is not None and self.run_dir.pending:
+            return self.run_dir.as_found()       # rolled back as the error leaves the run folder
+        if self.saved_step is not None:
+            return f"kept the last good checkpoint {self.out / 'last.pt'} (step {self.saved_step})"
+        return "nothing was saved"
 
     def share_decision(self, decision: str) -> str:
         """Rank 0 alone validates: every rank takes its decision and schedule state."""
@@ -394,3 +447,8 @@ class Trainer:
         if cfg.time_budget and dist.any_rank(time.perf_counter() - self.run_start >= cfg.time_budget, self.device):
             return "time budget"
         return ""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:120] if text else type(e).__name__

@@ -139,7 +139,7 @@ def test_bleu_matches_the_sacrebleu_cli(mt, tmp_path, monkeypatch, capsys):
     ('{"z": [1, 2]}\n', "line 1: \"z\" has 2 numbers, this model's latent has 8"),
     ('{"mu": [0,0,0,0,0,0,0,0]}\n{"text": "x"}\n', "line 2: expected a JSON object with \"z\" or \"mu\""),
     ('not json\n', "line 1: not JSON"),
-    ('', "decode: the input is empty"),
+    ('', "<stdin>: no code to decode (the input is empty"),
 ])
 def test_decode_bad_input(mt, payload, needle, monkeypatch, capsys):
     _, _, ck = mt

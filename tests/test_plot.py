@@ -44,7 +44,8 @@ def test_curves_of_one_and_of_two_runs(trained, tmp_path, monkeypatch, capsys):
     ("garbage", "line 2: not a metrics line", 2),
     ("extension", "the extension picks the format", 2),
     ("folder", "does not exist", 2),
-    ("unwritable", "cannot write", 1),
+    ("directory", "is a directory", 2),
+    ("unwritable", "cannot write (Permission denied)", 1),
 ])
 def test_bad_plot_input_is_one_line(case, needle, exit_code, trained, tmp_path, monkeypatch, capsys):
     out, _ = trained
@@ -61,8 +62,15 @@ def test_bad_plot_input_is_one_line(case, needle, exit_code, trained, tmp_path, 
         target = tmp_path / "x.jpg"
     elif case == "folder":
         target = tmp_path / "nowhere" / "x.png"
-    elif case == "unwritable":
+    elif case == "directory":
         target.mkdir()                                  # a folder where the file should go
+    elif case == "unwritable":                          # (simulated: the tests run as root)
+        import errno
+        import matplotlib.figure
+
+        def denied(self, path, *a, **k):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        monkeypatch.setattr(matplotlib.figure.Figure, "savefig", denied)
     code, stdout, err = run_cli(["plot", run, "-o", target], monkeypatch, capsys)
     assert code == exit_code and needle in err and len(err.strip().splitlines()) == 1, err
     assert stdout == ""
@@ -153,3 +161,61 @@ def test_a_short_stage_is_scaled_to_its_validations_not_its_noisy_train_curve():
             assert hi - lo < 1.0, (key, lo, hi)     # the 0.09-nat fall fills the panel, not a 30-nat one
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("line,needle", [
+    (b'{"split": "train", "step": 5, "epoch": 0, "elbo": 1.0, "rec": 1.0, "kl": 0.0, "lr": 0.001}\xff\n',
+     "line 2: not a metrics line (not valid UTF-8, byte 91)"),
+    (b'{"split": "train", "step": 5, "elbo": 1.0, "rec": 1.0}\n', "line 2: not a metrics line (no 'kl')"),
+    (b'{"split": "valid", "step": 5, "elbo": NaN, "rec": 1.0, "kl": 0.0}\n', "line 2: not a metrics line ('elbo' is nan"),
+    (b'{"split": "train", "step": 5, "elbo": 1.0, "rec": 1.0, "kl": Infinity}\n', "line 2: not a metrics line ('kl' is inf"),
+    (b'{"split": "train", "step": 5, "elbo": "low", "rec": 1.0, "kl": 0.0}\n', "line 2: not a metrics line ('elbo' is 'low'"),
+    (b'{"split": "train", "step": 5, "elbo": 1.0, "rec": 1.0, "kl": 0.0, "lr": null}\n', "line 2: not a metrics line ('lr' is None"),
+    (b'{"split": "train", "step": "5", "elbo": 1.0, "rec": 1.0, "kl": 0.0}\n', "line 2: not a metrics line ('step' is '5'"),
+    (b'{"split": "train", "step": 5, "epoch": -1, "elbo": 1.0, "rec": 1.0, "kl": 0.0}\n', "line 2: not a metrics line ('epoch' is -1"),
+    (b'{"split": "train", "step": true, "elbo": 1.0, "rec": 1.0, "kl": 0.0}\n', "line 2: not a metrics line ('step' is True"),
+    (b'[1, 2]\n', "line 2: not a metrics line (not a JSON object)"),
+    (b'{"step": 5}\n', "line 2: not a metrics line (no 'split')"),
+    (b'{"split": "train", "step": 1' + b'0' * 5000 + b'}\n', "line 2: not a metrics line (not JSON"),
+    (b'[' * 100000 + b'\n', "line 2: not a metrics line (not JSON"),
+], ids=["not-utf8", "missing", "nan", "infinity", "string", "null", "string-step", "negative-epoch", "bool-step",
+        "not-object", "no-split", "huge-int", "deep-nesting"])
+def test_metrics_lines_that_are_not_what_train_writes_are_one_line(line, needle, trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    first = (out / "metrics.jsonl").read_bytes().splitlines(keepends=True)[0]
+    (run / "metrics.jsonl").write_bytes(first + line + first)
+    for x in ("step", "epoch"):
+        code, stdout, err = run_cli(["plot", run, "-o", tmp_path / "x.png", "--x", x], monkeypatch, capsys)
+        assert code == 2 and needle in err and str(run / "metrics.jsonl") in err, err
+        assert len(err.strip().splitlines()) == 1 and stdout == "" and not (tmp_path / "x.png").exists()
+
+
+def test_an_output_below_a_file_says_it_is_a_file(trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    (tmp_path / "f").write_text("x")
+    for target in (tmp_path / "f" / "x.png", tmp_path / "f" / "deeper" / "x.png"):
+        code, stdout, err = run_cli(["plot", out, "-o", target], monkeypatch, capsys)
+        assert code == 2 and f"{tmp_path / 'f'} is a file, not a folder" in err, err
+        assert "does not exist" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_write_leaves_the_figure_already_there_whole(trained, tmp_path, monkeypatch, capsys):
+    import errno
+    import matplotlib.figure
+    out, _ = trained
+    target = tmp_path / "curves.png"
+    code, _, err = run_cli(["plot", out, "-o", target], monkeypatch, capsys)
+    assert code == 0, err
+    before = target.read_bytes()
+    real = matplotlib.figure.Figure.savefig
+
+    def full(self, f, *a, **k):
+        real(self, f, *a, **k)                        # the figure written, then the disk fills
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    code, stdout, err = run_cli(["plot", out, "-o", target, "--x", "epoch"], monkeypatch, capsys)
+    assert code == 1 and "cannot write (No space left on device)" in err and len(err.strip().splitlines()) == 1
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["curves.png"]

@@ -77,6 +77,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tok,
     with pytest.raises(SentvaeError, match="non-finite loss") as e:
         train(mcfg, tiny_train_config(max_steps=30, eval_every=10), tok, *corpora, tmp_path, resume=True)
     assert e.value.exit_code == 1
+    assert f"kept the last good checkpoint {tmp_path / 'last.pt'} (step 10)" in str(e.value)
+    assert "lower --lr" not in str(e.value)             # nothing says it is the learning rate
     assert (tmp_path / "last.pt").read_bytes() == good
 
 
