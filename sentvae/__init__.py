@@ -3,8 +3,8 @@
     import sentvae
     sentvae.train(data="corpus.txt", out="runs/a", epochs=4)       # as `sentvae train`
     model = sentvae.load("runs/a/best.pt")                           # -> sentvae.Model
-    mu, logvar = model.encode(["the dog ran ."])
-    model.decode(mu), model.sample(5), model.interpolate("a b .", "c d ."), model.score(["a b ."])
+    q = model.encode(["the dog ran ."])                              # q(z|x): q.mean(), q.params()
+    model.decode(q), model.sample(5), model.interpolate("a b .", "c d ."), model.score(["a b ."])
 
 The library never prints to stdout and never exits the process; the CLI (sentvae.cli) does that.
 Errors the user can fix raise sentvae.SentvaeError. `import sentvae` is light: torch is imported

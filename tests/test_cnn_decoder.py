@@ -13,6 +13,8 @@ from sentvae.errors import SentvaeError
 from sentvae.model.cnn import CNNDecoder, receptive_field
 from sentvae.model.lstm import LSTMEncoder
 from sentvae.model.vae import SentenceVAE
+from sentvae.posteriors import GaussianHead
+from sentvae.priors import StandardNormal
 from sentvae.tokenizer import BOS, EOS, PAD
 
 E, NZ, H = 12, 5, 16
@@ -166,7 +168,8 @@ V = 40
 def vae():
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=V, emb_dim=E, hidden=H, latent=NZ, dropout=0.0)
-    return SentenceVAE(cfg, LSTMEncoder(cfg), CNNDecoder(E, NZ, H, dilations=(1, 2))).eval()
+    return SentenceVAE(cfg, LSTMEncoder(cfg), CNNDecoder(E, NZ, H, dilations=(1, 2)),
+                       lambda summary: GaussianHead(summary, NZ), StandardNormal(NZ)).eval()
 
 
 def _batch(seqs):
@@ -177,16 +180,18 @@ SEQS = [[5, 6, 7, 8, 9, 10, 11, 12, 13], [14, 15, 16], [17, 18, 19, 20, 21]]
 
 
 def test_the_vae_trains_scores_and_ignores_padding(vae):
-    x, lengths = _batch(SEQS)
+    batch = _batch(SEQS)
+    x = batch.tokens
     vae.train()
-    ll, mu, logvar, _ = vae(x, lengths)
+    terms = vae(batch)
+    ll, mu = terms.ll[:, 0], terms.posterior.mean()
     assert ll.shape == (3,) and torch.all(ll < 0) and mu.shape == (3, NZ)
     (-ll.mean()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vae.decoder.parameters())
     vae.eval()
     z = torch.randn(1, NZ)
     with torch.no_grad():
-        x1, _ = _batch([SEQS[1]])
+        x1 = _batch([SEQS[1]]).tokens
         alone = vae.log_likelihood(z, x1[:, :-1], x1[:, 1:])
         beside = vae.log_likelihood(z.expand(3, -1), x[:, :-1], x[:, 1:])
     assert torch.allclose(alone[0], beside[1], atol=1e-5)

@@ -115,7 +115,7 @@ def test_every_recipe_parses_as_train_reads_it_and_is_named_for_its_run():
     assert recipes
     for path in recipes:
         ctx = train.make_context("train", expand(["--config", str(path)], train.params))
-        assert ctx.params["out"] == Path("runs") / path.stem, path
+        assert Path(ctx.params["out"]) == Path("runs") / path.stem, path
 
 
 def test_every_recipe_and_row_the_pages_name_exists_and_every_recipe_is_named():
