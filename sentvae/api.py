@@ -13,7 +13,7 @@ from dataclasses import fields
 import os
 from pathlib import Path
 
-from sentvae.command_config import DecodeConfig, EvalConfig, GenerationConfig, check_option
+from sentvae.command_config import DecodeConfig, EvalConfig, GenerationConfig, check_option, stream_seed
 from sentvae.config import ModelConfig, RunConfig, TrainConfig
 from sentvae.errors import SentvaeError
 from sentvae.options import declared, domain_of, tagged
@@ -284,7 +284,7 @@ class Model:
             with torch.inference_mode():
                 z = prior.sample(min(batch_size, n - start), gen, **where).to(self.device)
             # each batch its own sampling stream, reproducibly
-            yield from self.decode(z, **{**decoding, "seed": seed + start})
+            yield from self.decode(z, **{**decoding, "seed": stream_seed(seed, start)})
 
     def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, component: int | None = None,
                **decoding) -> list[str]:
@@ -310,6 +310,7 @@ class Model:
                     first: int = 0, decode_seed: int | None = None, **decoding) -> list[str]:
         """Encode then decode each text (a sampled code seeded as in `codes`; sampled words from
         decode_seed, by default seed)."""
+        GenerationConfig(posterior=posterior, seed=seed)          # --posterior, --seed: before decode_seed
         decode_config(**{**decoding, "seed": seed if decode_seed is None else decode_seed})
         return self.decode(self.codes(texts, posterior, seed, stats, first),
                            **{**decoding, "seed": seed if decode_seed is None else decode_seed})

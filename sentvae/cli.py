@@ -149,9 +149,9 @@ def eval_(
     max_tokens: declared_option(EvalConfig, "max_tokens") = None,
     max_len: declared_option(TrainConfig, "max_len", panel=None) = None,   # eval truncates as training does
     seed: declared_option(EvalConfig, "seed") = None,
-    device: Device = "auto",
+    device: Device = None,
     encoding_errors: EncErr = None,
-    text_field: TextField = "text",
+    text_field: TextField = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
     per_sentence: Annotated[Optional[Path], typer.Option(help="also write one JSON line per sentence here (index, words, elbo, iw_nll, ess, kl): for paired comparisons")] = None,
     quiet: Quiet = False,
@@ -168,7 +168,7 @@ def eval_(
         raise SentvaeError(f"--per-sentence {per_sentence}: {output_problem(per_sentence)}")
     paths = data or [bundled("test")]
     model = load(checkpoint, device)
-    corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors, text_field)
+    corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors, text_field or RunConfig.text_field)
     corpus.check_coverage()
     if not quiet:
         console.input_warnings(corpus.n_truncated, corpus.n_unk, f"--max-len {max_len}")

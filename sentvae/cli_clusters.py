@@ -19,9 +19,9 @@ def clusters(
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv \\[default: the bundled data/test.txt]")] = None,
     label_field: Annotated[Optional[str], typer.Option(help="a field of .jsonl/.csv --data holding each sentence's label: adds homogeneity, completeness and NMI")] = None,
     top: declared_option(ClustersConfig, "top") = None,
-    text_field: TextField = "text",
+    text_field: TextField = None,
     encoding_errors: EncErr = None,
-    device: Device = "auto",
+    device: Device = None,
     as_json: AsJson = False,
 ):
     """Each component's share of the sentences and its most typical ones (highest q(c|x)); with
@@ -32,7 +32,8 @@ def clusters(
     from sentvae.clusters import cluster_report
 
     o = given(ClustersConfig, top=top)
-    texts, labels, source = _read(data, label_field, text_field, encoding_errors or RunConfig.encoding_errors)
+    texts, labels, source = _read(data, label_field, text_field or RunConfig.text_field,
+                                  encoding_errors or RunConfig.encoding_errors)
     model = load(checkpoint, device)
     stats = {}
     report = cluster_report(model, texts, labels, o.top, stats)

@@ -14,7 +14,7 @@ import typer
 
 from sentvae.cli_options import (DEFAULT_CKPT, AsJson, BatchSize, Checkpoint, Device, EncErr, InputFile, PosteriorOpt,
                                  Seed, Texts, declared_option, load, with_options)
-from sentvae.command_config import DecodeConfig, GenerationConfig, given
+from sentvae.command_config import DecodeConfig, GenerationConfig, given, stream_seed
 from sentvae.config import RunConfig
 from sentvae.errors import SentvaeError
 
@@ -51,7 +51,7 @@ def _decoding(options: dict) -> dict:
 def sample(
     n: declared_option(GenerationConfig, "n") = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    seed: Seed = None, batch_size: BatchSize = None, device: Device = "auto", as_json: AsJson = False,
+    seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
     component: declared_option(GenerationConfig, "component") = None,
     **decoding,
 ):
@@ -73,7 +73,7 @@ def interpolate(
     method: declared_option(GenerationConfig, "method") = None,
     posterior: PosteriorOpt = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    seed: Seed = None, device: Device = "auto", as_json: AsJson = False,
+    seed: Seed = None, device: Device = None, as_json: AsJson = False,
     **decoding,
 ):
     """Decode points on the path from z(a) to z(b), endpoints included."""
@@ -97,7 +97,7 @@ def reconstruct(
     bleu: Annotated[bool, typer.Option("--bleu" , help="report sacrebleu corpus BLEU of reconstructions vs inputs")] = False,
     posterior: PosteriorOpt = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    seed: Seed = None, batch_size: BatchSize = None, device: Device = "auto", as_json: AsJson = False,
+    seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
     encoding_errors: EncErr = None,
     **decoding,
 ):
@@ -114,7 +114,8 @@ def reconstruct(
     refs, hyps, stats, held = [], [], {}, Held()
     for i, chunk in enumerate(batches(lines, o.batch_size)):
         outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, o.posterior, o.seed, stats,
-                                                                        i * o.batch_size, o.seed + i, **opts))
+                                                                        i * o.batch_size, stream_seed(o.seed, i),
+                                                                        **opts))
         for src, out in zip(chunk, outs):
             held.write(json.dumps({"text": src, "reconstruction": out}) if as_json else out or "", out is not None)
             if bleu and out is not None:
@@ -136,7 +137,7 @@ def encode(
     texts: Texts = None,
     input_file: InputFile = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    batch_size: BatchSize = None, device: Device = "auto",
+    batch_size: BatchSize = None, device: Device = None,
     encoding_errors: EncErr = None,
 ):
     """Latent codes: one JSON object per input line with the text and its posterior's parameters
@@ -165,7 +166,7 @@ def _param_rows(posterior) -> list[dict]:
 def decode(
     input_file: InputFile = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    seed: Seed = None, batch_size: BatchSize = None, device: Device = "auto", as_json: AsJson = False,
+    seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
     **decoding,
 ):
     """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line."""
@@ -176,7 +177,7 @@ def decode(
     model = load(checkpoint, device)
     held = Held()
     for i, chunk in enumerate(batches(code_source(input_file, model.latent), o.batch_size)):
-        outs = _in_place(chunk, lambda z: z is not None, lambda zs: model.decode(zs, **opts, seed=o.seed + i))
+        outs = _in_place(chunk, lambda z: z is not None, lambda zs: model.decode(zs, **opts, seed=stream_seed(o.seed, i)))
         for out in outs:
             held.write(json.dumps({"text": out}) if as_json else out or "", out is not None)
     if not held.real:

@@ -20,18 +20,17 @@ DEFAULT_CKPT = DEFAULT_OUT / "best.pt"
 
 
 Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="checkpoint to use", show_default=True)]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
-TextField = Annotated[str, typer.Option(help="the field holding the text in .jsonl/.csv/hf: data")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON lines instead of plain text")]
 InputFile = Annotated[Optional[str], typer.Option("--input", "-i", help="read lines from this file (- for stdin)")]
 Texts = Annotated[Optional[list[str]], typer.Argument(help="sentences; none: -i FILE or stdin")]
 
 
-def load(checkpoint: Path, device: str):
-    """The checkpoint as a sentvae.api.Model (imports torch: call it inside a command)."""
+def load(checkpoint: Path, device: str | None):
+    """The checkpoint as a sentvae.api.Model on `device` (None: --device's default); imports
+    torch: call it inside a command."""
     from sentvae.api import load as load_model
-    return load_model(checkpoint, device)
+    return load_model(checkpoint, device or RunConfig.device)
 
 
 # --- flags generated from the declared options (sentvae/options.py, config.py, command_config.py)
@@ -58,7 +57,9 @@ def declared_option(cls, name: str, panel: str | None = "declared"):
 
 # options declared in sentvae/config.py and command_config.py that several commands take (the
 # decoding flags come with @with_options(DecodeConfig)); every default is None: not given
-EncErr = declared_option(RunConfig, "encoding_errors", panel=None)
+EncErr = declared_option(RunConfig, "encoding_errors", panel=None)       # the train options' own
+TextField = declared_option(RunConfig, "text_field", panel=None)
+Device = declared_option(RunConfig, "device", panel=None)
 Seed = declared_option(GenerationConfig, "seed")
 BatchSize = declared_option(GenerationConfig, "batch_size")
 PosteriorOpt = declared_option(GenerationConfig, "posterior")

@@ -24,9 +24,9 @@ def plot(
     color_by: Annotated[str, typer.Option(help="colour by 'length' (words), or a field of .jsonl/.csv --data", rich_help_panel=LATENT_MAP)] = "length",
     path: Annotated[Optional[list[str]], typer.Option("--path", help="give twice: draw the interpolation path between these two sentences", rich_help_panel=LATENT_MAP)] = None,
     max_sentences: declared_option(PlotConfig, "max_sentences") = None,
-    text_field: TextField = "text",
+    text_field: TextField = None,
     encoding_errors: EncErr = None,
-    device: Device = "auto",
+    device: Device = None,
 ):
     """Draw training curves (-ELBO, rec, KL and KL weight, active units, lr, tokens/s against
     step or epoch; several runs overlaid), or with --latent a 2-D map of the latent space."""
@@ -50,7 +50,8 @@ def plot(
             raise SentvaeError(f"--path: sentence {i} is empty")
     out = figures.check_output(output or Path("latent.png"))
     ckpt = checkpoint or runs[0] / "best.pt"
-    texts, values, source = _sentences(data, color_by, text_field, encoding_errors, o.max_sentences)
+    texts, values, source = _sentences(data, color_by, text_field or RunConfig.text_field, encoding_errors,
+                                       o.max_sentences)
     model = load(ckpt, device)
     stats = {}
     mu = model.encode(texts, stats=stats).mean()

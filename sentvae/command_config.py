@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from sentvae.config import _Config
 from sentvae.errors import SentvaeError
-from sentvae.options import BOOL, INT_LIMIT, SEED, Choice, Domain, Float, Int, declared, flag_of, option
+from sentvae.options import BOOL, INT_LIMIT, SEED, SEED_LIMIT, Choice, Domain, Float, Int, declared, flag_of, option
 
 DECODING = "Decoding"                      # the --help panel of the decoding flags
 LATENT_MAP = "Latent map"                  # plot --latent's panel
@@ -49,9 +49,9 @@ class DecodeConfig(_Config):
                                  Float(0.0, 1.0, lo_open=True, optional=True), panel=DECODING)
     beam: int = option(1, "beam search with this many beams (1: off)", Int(1), panel=DECODING)
     length_penalty: float = option(1.0, "beam: rank by log p / length ** this", Float(-5.0, 5.0), panel=DECODING)
-    # the sampling stream's seed: the user's --seed, plus a batch's offset (Model.iter_sample), so
-    # it may pass SEED's bound; torch's generators take any 64-bit seed
-    seed: int = option(0, "seed of the sampling stream", Int(0, 2 ** 64 - 1), panel=DECODING, cli=False)
+    # the sampling stream's seed: the commands' --seed (GenerationConfig), or a later batch's
+    # (stream_seed)
+    seed: int = option(0, "seed of the sampling stream", SEED, panel=DECODING, cli=False)
 
     @property
     def sampling(self) -> bool:
@@ -99,6 +99,12 @@ class ClustersConfig(_Config):
 
 
 COMMAND_CONFIGS = (DecodeConfig, GenerationConfig, EvalConfig, PlotConfig, ClustersConfig)
+
+
+def stream_seed(seed: int, offset: int) -> int:
+    """The seed of the sampling stream of a later batch (offset: its first item, or its number):
+    seed + offset, kept within --seed's domain (wrapping past its top)."""
+    return (seed + offset) % (SEED_LIMIT + 1)
 
 
 def given(cls, **values):
