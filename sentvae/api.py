@@ -13,6 +13,7 @@ from dataclasses import fields
 import os
 from pathlib import Path
 
+from sentvae.command_config import DecodeConfig, EvalConfig, GenerationConfig, check_option, stream_seed
 from sentvae.config import ModelConfig, RunConfig, TrainConfig
 from sentvae.errors import SentvaeError
 from sentvae.options import declared, domain_of, tagged
@@ -211,6 +212,9 @@ class Model:
     temperature, top_k, top_p, beam (beam search width; 1 = off), length_penalty, seed.
     `stats`, where taken, is a dict to which input counts are added: "truncated" (sentences cut
     to max_len pieces) and "unk" (words holding characters the tokenizer maps to <unk>).
+    Every option is checked against the domain its command-line flag declares (sentvae/
+    command_config.py), with the same message: `model.sample(n=0)` raises SentvaeError
+    "-n: must be an integer in [1, 2147483647], not 0", as `sentvae sample -n 0` says.
     """
 
     def __init__(self, net, tokenizer, checkpoint: dict, device, source: str = "<model>"):
@@ -238,6 +242,7 @@ class Model:
         .mean() (N, latent), .params() (what `sentvae encode` writes: mu and logvar for the
         Gaussian), .rsample(), .log_prob(). `model.decode(model.encode(texts))` decodes the means."""
         from sentvae.latent import encode_texts
+        max_len = check_option(TrainConfig, "max_len", max_len)
         return encode_texts(self.net, self.tokenizer, _texts(texts), max_len, self.device, stats=stats)
 
     def codes(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
@@ -245,9 +250,8 @@ class Model:
         """One code per text (N, latent): the posterior mean, or a sample z ~ q(z|x), seeded by
         (seed, the text's position + first): a text's sample does not depend on its neighbours."""
         from sentvae.latent import codes
-        if posterior not in ("mean", "sample"):
-            raise SentvaeError(f"--posterior: must be mean or sample, not {posterior!r}")
-        return codes(self.net, self.tokenizer, _texts(texts), posterior, seed, self.device, stats, first)
+        o = GenerationConfig(posterior=posterior, seed=seed)
+        return codes(self.net, self.tokenizer, _texts(texts), o.posterior, o.seed, self.device, stats, first)
 
     # --- codes -> sentences
     def decode(self, z, **decoding) -> list[str]:
@@ -264,14 +268,15 @@ class Model:
         """Yield n sentences from the prior z ~ p(z) (of one component of a mixture prior, if given),
         batch_size codes at a time."""
         import torch
-        if n < 1:
-            raise SentvaeError(f"-n: must be >= 1, not {n}")
+        o = GenerationConfig(n=n, seed=seed, batch_size=batch_size, component=component)
+        n, seed, batch_size, component = o.n, o.seed, o.batch_size, o.component
+        decode_config(**decoding)                # checked now, not after the first batch
         prior, where = self.net.prior, {}
         if component is not None:
             count = getattr(prior, "components", None)
             if count is None:
                 raise SentvaeError(f"--component: {self.source} has no mixture prior (--prior gmm) to pick from")
-            if isinstance(component, bool) or not isinstance(component, int) or not 0 <= component < count:
+            if component >= count:
                 raise SentvaeError(f"--component: must be an integer in [0, {count - 1}], not {component!r}")
             where = {"component": component}
         gen = torch.Generator().manual_seed(seed)
@@ -279,7 +284,7 @@ class Model:
             with torch.inference_mode():
                 z = prior.sample(min(batch_size, n - start), gen, **where).to(self.device)
             # each batch its own sampling stream, reproducibly
-            yield from self.decode(z, **{**decoding, "seed": seed + start})
+            yield from self.decode(z, **{**decoding, "seed": stream_seed(seed, start)})
 
     def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, component: int | None = None,
                **decoding) -> list[str]:
@@ -291,22 +296,22 @@ class Model:
         """Sentences decoded at `steps` points from z(a) to z(b), endpoints included."""
         import torch
         from sentvae.latent import lerp, slerp
-        if steps < 2:
-            raise SentvaeError(f"--steps: must be >= 2 (the endpoints), not {steps}")
-        if method not in ("lerp", "slerp"):
-            raise SentvaeError(f"--method: must be lerp or slerp, not {method!r}")
+        o = GenerationConfig(steps=steps, method=method, posterior=posterior, seed=seed)
+        decode_config(**decoding)
         for name, s in (("A", a), ("B", b)):
             if not s.strip():
                 raise SentvaeError(f"interpolate: sentence {name} is empty")
-        z_ab = self.codes([a, b], posterior, seed)
-        t = torch.linspace(0, 1, steps, device=self.device)
-        z = (slerp if method == "slerp" else lerp)(z_ab[0], z_ab[1], t)
-        return self.decode(z, **{**decoding, "seed": seed})
+        z_ab = self.codes([a, b], o.posterior, o.seed)
+        t = torch.linspace(0, 1, o.steps, device=self.device)
+        z = (slerp if o.method == "slerp" else lerp)(z_ab[0], z_ab[1], t)
+        return self.decode(z, **{**decoding, "seed": o.seed})
 
     def reconstruct(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
                     first: int = 0, decode_seed: int | None = None, **decoding) -> list[str]:
         """Encode then decode each text (a sampled code seeded as in `codes`; sampled words from
         decode_seed, by default seed)."""
+        GenerationConfig(posterior=posterior, seed=seed)          # --posterior, --seed: before decode_seed
+        decode_config(**{**decoding, "seed": seed if decode_seed is None else decode_seed})
         return self.decode(self.codes(texts, posterior, seed, stats, first),
                            **{**decoding, "seed": seed if decode_seed is None else decode_seed})
 
@@ -322,27 +327,25 @@ class Model:
         """Every eval figure over texts (a list of strings, or a Corpus): -> EvalResult."""
         from sentvae.data import Corpus, corpus_from_texts
         from sentvae.evaluate import evaluate
-        if k < 1:
-            raise SentvaeError(f"--iw-samples: must be >= 1, not {k}")
-        if max_tokens < 1:
-            raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
+        o = EvalConfig(iw_samples=k, max_tokens=max_tokens, seed=seed)
+        max_len = check_option(TrainConfig, "max_len", max_len)
         corpus = texts if isinstance(texts, Corpus) else corpus_from_texts(_texts(texts), self.tokenizer, max_len)
         if len(corpus) == 0:
             raise SentvaeError("texts: no sentence to evaluate (the list is empty)")
-        return evaluate(self.net, corpus, k, max_tokens, self.device, seed, on_progress=on_progress,
+        return evaluate(self.net, corpus, o.iw_samples, o.max_tokens, self.device, o.seed, on_progress=on_progress,
                         per_sentence=per_sentence)
 
 
-def decode_config(max_len: int = 60, sample: bool = False, temperature: float | None = None,
-                  top_k: int | None = None, top_p: float | None = None, beam: int = 1,
-                  length_penalty: float = 1.0, seed: int = 0):
-    """Decoding options -> DecodeConfig (sampling is implied by temperature, top_k or top_p)."""
-    from sentvae.decode import DecodeConfig
+DECODE_OPTIONS = tuple(f.name for f in fields(DecodeConfig))
 
-    sampling = sample or temperature is not None or top_k is not None or top_p is not None
-    return DecodeConfig(max_len=max_len, sample=sampling, temperature=1.0 if temperature is None else temperature,
-                        top_k=top_k or 0, top_p=1.0 if top_p is None else top_p, beam=beam,
-                        length_penalty=length_penalty, seed=seed)
+
+def decode_config(**decoding) -> DecodeConfig:
+    """Decoding options (max_len, sample, temperature, top_k, top_p, beam, length_penalty, seed) ->
+    DecodeConfig, each checked (sampling is implied by temperature, top_k or top_p)."""
+    unknown = sorted(set(decoding) - set(DECODE_OPTIONS))
+    if unknown:
+        raise SentvaeError(f"unknown decoding option(s): {', '.join(unknown)}")
+    return DecodeConfig(**decoding)
 
 
 def _texts(texts) -> list[str]:

@@ -14,8 +14,9 @@ from typing import Annotated, Optional
 import typer
 
 from sentvae import __version__
-from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Checkpoint, Device, EncErr, EncodingErrors, ModelType,
-                                 Quiet, TextField, load, with_options)
+from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Checkpoint, Device, EncErr, Quiet, TextField,
+                                 declared_option, load, with_options)
+from sentvae.command_config import EvalConfig, check_option, given
 from sentvae.config import ModelConfig, RunConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
 
@@ -144,13 +145,13 @@ def info(
 def eval_(
     checkpoint: Checkpoint = DEFAULT_CKPT,
     data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="held-out text file(s), - for stdin \\[default: the bundled data/test.txt]")] = None,
-    iw_samples: Annotated[int, typer.Option("--iw-samples", "-k", help="importance samples K per sentence")] = 500,
-    max_tokens: Annotated[int, typer.Option(help="decoder tokens per call (bounds memory for any K)")] = 2000,
-    max_len: Annotated[int, typer.Option(help="pieces per sentence; longer ones are truncated")] = 100,
-    seed: Annotated[int, typer.Option(help="random seed for z ~ q(z|x)")] = 0,
-    device: Device = "auto",
-    encoding_errors: EncErr = EncodingErrors.strict,
-    text_field: TextField = "text",
+    iw_samples: declared_option(EvalConfig, "iw_samples") = None,
+    max_tokens: declared_option(EvalConfig, "max_tokens") = None,
+    max_len: declared_option(TrainConfig, "max_len", panel=None) = None,   # eval truncates as training does
+    seed: declared_option(EvalConfig, "seed") = None,
+    device: Device = None,
+    encoding_errors: EncErr = None,
+    text_field: TextField = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
     per_sentence: Annotated[Optional[Path], typer.Option(help="also write one JSON line per sentence here (index, words, elbo, iw_nll, ess, kl): for paired comparisons")] = None,
     quiet: Quiet = False,
@@ -160,20 +161,19 @@ def eval_(
     from sentvae.atomic import output_problem
     from sentvae.data import bundled, load_corpus
 
-    if iw_samples < 1:
-        raise SentvaeError(f"--iw-samples: must be >= 1, not {iw_samples}")
-    if max_tokens < 1:
-        raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
+    o = given(EvalConfig, iw_samples=iw_samples, max_tokens=max_tokens, seed=seed)
+    max_len = check_option(TrainConfig, "max_len", TrainConfig.max_len if max_len is None else max_len)
+    encoding_errors = encoding_errors or RunConfig.encoding_errors
     if per_sentence is not None and output_problem(per_sentence):   # said now, not after the eval
         raise SentvaeError(f"--per-sentence {per_sentence}: {output_problem(per_sentence)}")
     paths = data or [bundled("test")]
     model = load(checkpoint, device)
-    corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors.value, text_field)
+    corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors, text_field or RunConfig.text_field)
     corpus.check_coverage()
     if not quiet:
         console.input_warnings(corpus.n_truncated, corpus.n_unk, f"--max-len {max_len}")
     with console.Counter("eval", len(corpus), disable=quiet) as progress:
-        result = model.evaluate(corpus, iw_samples, seed, max_tokens, per_sentence=per_sentence is not None,
+        result = model.evaluate(corpus, o.iw_samples, o.seed, o.max_tokens, per_sentence=per_sentence is not None,
                                 on_progress=progress)
     if per_sentence is not None:
         _write_lines(per_sentence, (json.dumps(r) for r in result.sentence_rows()))
@@ -182,7 +182,7 @@ def eval_(
                      f"(< {ESS_WARN_FRACTION:.0%}); the IW-NLL is then biased upwards by more than "
                      "its standard error shows: try a larger --iw-samples")
     report = {**result.to_dict(), "checkpoint": str(checkpoint), "data": corpus.source,
-              "max_tokens": max_tokens}
+              "max_tokens": o.max_tokens}
     if not quiet:
         console.eval_table(report)
     if as_json or console.stdout_is_pipe():

@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sentvae.cli_options import DEFAULT_CKPT, AsJson, Device, EncErr, EncodingErrors, TextField, load
+from sentvae.cli_options import DEFAULT_CKPT, AsJson, Device, EncErr, TextField, declared_option, load
+from sentvae.command_config import ClustersConfig, given
+from sentvae.config import RunConfig
 from sentvae.errors import SentvaeError
 
 
@@ -16,10 +18,10 @@ def clusters(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint file")] = DEFAULT_CKPT,
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv \\[default: the bundled data/test.txt]")] = None,
     label_field: Annotated[Optional[str], typer.Option(help="a field of .jsonl/.csv --data holding each sentence's label: adds homogeneity, completeness and NMI")] = None,
-    top: Annotated[int, typer.Option(help="typical sentences shown per component")] = 5,
-    text_field: TextField = "text",
-    encoding_errors: EncErr = EncodingErrors.strict,
-    device: Device = "auto",
+    top: declared_option(ClustersConfig, "top") = None,
+    text_field: TextField = None,
+    encoding_errors: EncErr = None,
+    device: Device = None,
     as_json: AsJson = False,
 ):
     """Each component's share of the sentences and its most typical ones (highest q(c|x)); with
@@ -28,13 +30,13 @@ def clusters(
 
     from sentvae import console
     from sentvae.clusters import cluster_report
-    from sentvae.options import Int
 
-    top = Int(0, 10_000).check("top", top)
-    texts, labels, source = _read(data, label_field, text_field, encoding_errors.value)
+    o = given(ClustersConfig, top=top)
+    texts, labels, source = _read(data, label_field, text_field or RunConfig.text_field,
+                                  encoding_errors or RunConfig.encoding_errors)
     model = load(checkpoint, device)
     stats = {}
-    report = cluster_report(model, texts, labels, top, stats)
+    report = cluster_report(model, texts, labels, o.top, stats)
     console.input_warnings(stats.get("truncated", 0), stats.get("unk", 0), "100")
     report = {"checkpoint": str(checkpoint), "data": source, **report}
     console.clusters_table(report)

@@ -1,19 +1,21 @@
 """The generation commands: sample, interpolate, reconstruct, encode, decode.
 
-Thin over sentvae.api.Model. They share the decoding options of sentvae.cli_options and the
-pipeline manners of sentvae.streams: data on stdout, one item per line, blank lines in place,
+Thin over sentvae.api.Model. Their options are declared in sentvae/command_config.py (the
+decoding flags, DecodeConfig's, by @with_options) and checked before a checkpoint is read or a
+line written; they share the pipeline manners of sentvae.streams: data on stdout, one item per line, blank lines in place,
 stdin when no text is given. cli.py registers them (COMMANDS); nothing here imports cli.py.
 Heavy imports stay inside the commands.
 """
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from sentvae.cli_options import (DEFAULT_CKPT, AsJson, BatchSize, Beam, Checkpoint, Device, EncErr, EncodingErrors,
-                                 InputFile, LengthPenalty, MaxLen, Method, Posterior, PosteriorOpt, Sample, Seed,
-                                 Temperature, Texts, TopK, TopP, load)
+from sentvae.cli_options import (DEFAULT_CKPT, AsJson, BatchSize, Checkpoint, Device, EncErr, InputFile, PosteriorOpt,
+                                 Seed, Texts, declared_option, load, with_options)
+from sentvae.command_config import DecodeConfig, GenerationConfig, given, stream_seed
+from sentvae.config import RunConfig
 from sentvae.errors import SentvaeError
 
 
@@ -37,70 +39,67 @@ def _in_place(chunk: list, present, compute) -> list:
     return outs
 
 
-def _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty) -> dict:
-    """The decoding options, checked now (before the model loads)."""
+def _decoding(options: dict) -> dict:
+    """The decoding options given (DecodeConfig's flags), checked now: before the model loads."""
     from sentvae.api import decode_config
-    opts = dict(max_len=max_len, sample=sample_, temperature=temperature, top_k=top_k, top_p=top_p,
-                beam=beam, length_penalty=length_penalty)
+    opts = {k: v for k, v in options.items() if v is not None}
     decode_config(**opts)
     return opts
 
 
+@with_options(DecodeConfig)
 def sample(
-    n: Annotated[int, typer.Option("-n", help="how many sentences")] = 10,
+    n: declared_option(GenerationConfig, "n") = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
-    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
-    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
-    component: Annotated[Optional[int], typer.Option(help="draw z from this component of a mixture prior (--prior gmm), 0-based")] = None,
+    seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
+    component: declared_option(GenerationConfig, "component") = None,
+    **decoding,
 ):
     """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told)."""
     from sentvae.streams import emit, emit_json
 
-    if n < 1:
-        raise SentvaeError(f"-n: must be >= 1, not {n}")
-    opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
+    o = given(GenerationConfig, n=n, seed=seed, batch_size=batch_size, component=component)
+    opts = _decoding(decoding)
     model = load(checkpoint, device)
-    for text in model.iter_sample(n, seed, batch_size, component=component, **opts):
+    for text in model.iter_sample(o.n, o.seed, o.batch_size, component=o.component, **opts):
         emit_json({"text": text}) if as_json else emit(text)
 
 
+@with_options(DecodeConfig)
 def interpolate(
     a: Annotated[str, typer.Argument(help="first sentence")],
     b: Annotated[str, typer.Argument(help="second sentence")],
-    steps: Annotated[int, typer.Option(help="points on the path, endpoints included")] = 8,
-    method: Annotated[Method, typer.Option(help="straight line or great circle")] = Method.lerp,
-    posterior: PosteriorOpt = Posterior.mean,
+    steps: declared_option(GenerationConfig, "steps") = None,
+    method: declared_option(GenerationConfig, "method") = None,
+    posterior: PosteriorOpt = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
-    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
-    seed: Seed = 0, device: Device = "auto", as_json: AsJson = False,
+    seed: Seed = None, device: Device = None, as_json: AsJson = False,
+    **decoding,
 ):
     """Decode points on the path from z(a) to z(b), endpoints included."""
     from sentvae.streams import emit, emit_json
 
-    if steps < 2:
-        raise SentvaeError(f"--steps: must be >= 2 (the endpoints), not {steps}")
+    o = given(GenerationConfig, steps=steps, method=method, posterior=posterior, seed=seed)
     for name, s_ in (("A", a), ("B", b)):
         if not s_.strip():
             raise SentvaeError(f"interpolate: sentence {name} is empty")
-    opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
+    opts = _decoding(decoding)
     model = load(checkpoint, device)
-    texts = model.interpolate(a, b, steps, method.value, posterior.value, seed, **opts)
+    texts = model.interpolate(a, b, o.steps, o.method, o.posterior, o.seed, **opts)
     for i, text in enumerate(texts):
-        emit_json({"t": round(i / (steps - 1), 6), "text": text}) if as_json else emit(text)
+        emit_json({"t": round(i / (o.steps - 1), 6), "text": text}) if as_json else emit(text)
 
 
+@with_options(DecodeConfig)
 def reconstruct(
     texts: Texts = None,
     input_file: InputFile = None,
     bleu: Annotated[bool, typer.Option("--bleu" , help="report sacrebleu corpus BLEU of reconstructions vs inputs")] = False,
-    posterior: PosteriorOpt = Posterior.mean,
+    posterior: PosteriorOpt = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
-    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
-    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
-    encoding_errors: EncErr = EncodingErrors.strict,
+    seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
+    encoding_errors: EncErr = None,
+    **decoding,
 ):
     """Encode then decode each input line; one output line per input line, in order.
 
@@ -108,13 +107,15 @@ def reconstruct(
     """
     from sentvae.streams import Held, batches, source_name, text_source
 
-    opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
-    lines = text_source(texts, input_file, encoding_errors.value, "reconstruct")
+    o = given(GenerationConfig, posterior=posterior, seed=seed, batch_size=batch_size)
+    opts = _decoding(decoding)
+    lines = text_source(texts, input_file, encoding_errors or RunConfig.encoding_errors, "reconstruct")
     model = load(checkpoint, device)
     refs, hyps, stats, held = [], [], {}, Held()
-    for i, chunk in enumerate(batches(lines, batch_size)):
-        outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, posterior.value, seed, stats,
-                                                                        i * batch_size, seed + i, **opts))
+    for i, chunk in enumerate(batches(lines, o.batch_size)):
+        outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, o.posterior, o.seed, stats,
+                                                                        i * o.batch_size, stream_seed(o.seed, i),
+                                                                        **opts))
         for src, out in zip(chunk, outs):
             held.write(json.dumps({"text": src, "reconstruction": out}) if as_json else out or "", out is not None)
             if bleu and out is not None:
@@ -136,18 +137,19 @@ def encode(
     texts: Texts = None,
     input_file: InputFile = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    batch_size: BatchSize = 256, device: Device = "auto",
-    encoding_errors: EncErr = EncodingErrors.strict,
+    batch_size: BatchSize = None, device: Device = None,
+    encoding_errors: EncErr = None,
 ):
     """Latent codes: one JSON object per input line with the text and its posterior's parameters
     ({"text", "mu", "logvar"} for the Gaussian; null for blank lines)."""
     from sentvae.streams import Held, batches, source_name, text_source
 
-    lines = text_source(texts, input_file, encoding_errors.value, "encode")
+    o = given(GenerationConfig, batch_size=batch_size)
+    lines = text_source(texts, input_file, encoding_errors or RunConfig.encoding_errors, "encode")
     model = load(checkpoint, device)
     stats, held = {}, Held()
     blank = dict.fromkeys(model.posterior_params, None)
-    for chunk in batches(lines, batch_size):
+    for chunk in batches(lines, o.batch_size):
         outs = _in_place(chunk, str.strip, lambda ts: _param_rows(model.encode(ts, stats=stats)))
         for src, out in zip(chunk, outs):
             held.write(json.dumps({"text": src, **(out or blank)}), out is not None)
@@ -160,21 +162,22 @@ def _param_rows(posterior) -> list[dict]:
     return [dict(zip(params, row)) for row in zip(*params.values())]
 
 
+@with_options(DecodeConfig)
 def decode(
     input_file: InputFile = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
-    max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
-    top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
-    seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
+    seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
+    **decoding,
 ):
     """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line."""
     from sentvae.streams import Held, batches, code_source
 
-    opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
+    o = given(GenerationConfig, seed=seed, batch_size=batch_size)
+    opts = _decoding(decoding)
     model = load(checkpoint, device)
     held = Held()
-    for i, chunk in enumerate(batches(code_source(input_file, model.latent), batch_size)):
-        outs = _in_place(chunk, lambda z: z is not None, lambda zs: model.decode(zs, **opts, seed=seed + i))
+    for i, chunk in enumerate(batches(code_source(input_file, model.latent), o.batch_size)):
+        outs = _in_place(chunk, lambda z: z is not None, lambda zs: model.decode(zs, **opts, seed=stream_seed(o.seed, i)))
         for out in outs:
             held.write(json.dumps({"text": out}) if as_json else out or "", out is not None)
     if not held.real:

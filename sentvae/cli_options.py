@@ -1,94 +1,82 @@
-"""Command-line option types shared by the command modules (cli.py, cli_generate.py).
+"""Command-line option types shared by the command modules (cli.py, cli_generate.py, ...), and the
+flags generated from the declared options (sentvae/options.py): `with_options` for a whole config
+class, `declared_option` for one option in a command's own signature.
 
 Only typer and the standard library here: `sentvae --help` must import no torch.
 """
 
 import inspect
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
 
-from sentvae.config import PANELS
+from sentvae.command_config import GenerationConfig
+from sentvae.config import PANELS, RunConfig
 from sentvae.options import declared
 
 DEFAULT_OUT = Path("checkpoints")
 DEFAULT_CKPT = DEFAULT_OUT / "best.pt"
 
 
-class ModelType(str, Enum):
-    unigram = "unigram"
-    bpe = "bpe"
-    word = "word"
-    char = "char"
-
-
-class EncodingErrors(str, Enum):
-    strict = "strict"
-    replace = "replace"
-
-
-class Method(str, Enum):
-    lerp = "lerp"
-    slerp = "slerp"
-
-
-class Posterior(str, Enum):
-    mean = "mean"
-    sample = "sample"
-
-
 Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="checkpoint to use", show_default=True)]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N")]
-EncErr = Annotated[EncodingErrors, typer.Option(help="on invalid UTF-8: stop (strict) or use U+FFFD")]
-TextField = Annotated[str, typer.Option(help="the field holding the text in .jsonl/.csv/hf: data")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")]
-
-# decoding options shared by every command that turns codes into sentences
-DECODING = "Decoding"
-MaxLen = Annotated[int, typer.Option(help="pieces per sentence at most", rich_help_panel=DECODING)]
-Sample = Annotated[bool, typer.Option("--sample", help="ancestral sampling instead of greedy (implied by --temperature/--top-k/--top-p)", rich_help_panel=DECODING)]
-Temperature = Annotated[Optional[float], typer.Option(help="sampling temperature \\[default: 1]", rich_help_panel=DECODING)]
-TopK = Annotated[Optional[int], typer.Option(help="sample among the k most likely pieces", rich_help_panel=DECODING)]
-TopP = Annotated[Optional[float], typer.Option(help="sample from the smallest set with probability >= p", rich_help_panel=DECODING)]
-Beam = Annotated[int, typer.Option(help="beam search with this many beams (1: off)", rich_help_panel=DECODING)]
-LengthPenalty = Annotated[float, typer.Option(help="beam: rank by log p / length ** this", rich_help_panel=DECODING)]
-Seed = Annotated[int, typer.Option(help="random seed (prior codes, posterior samples, sampling)")]
-BatchSize = Annotated[int, typer.Option(help="sentences decoded together")]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON lines instead of plain text")]
 InputFile = Annotated[Optional[str], typer.Option("--input", "-i", help="read lines from this file (- for stdin)")]
 Texts = Annotated[Optional[list[str]], typer.Argument(help="sentences; none: -i FILE or stdin")]
-PosteriorOpt = Annotated[Posterior, typer.Option(help="code of a sentence: the posterior mean, or a sample from q(z|x)")]
 
 
-def load(checkpoint: Path, device: str):
-    """The checkpoint as a sentvae.api.Model (imports torch: call it inside a command)."""
+def load(checkpoint: Path, device: str | None):
+    """The checkpoint as a sentvae.api.Model on `device` (None: --device's default); imports
+    torch: call it inside a command."""
     from sentvae.api import load as load_model
-    return load_model(checkpoint, device)
+    return load_model(checkpoint, device or RunConfig.device)
 
 
-# --- flags generated from the declared options (sentvae/options.py, sentvae/config.py)
+# --- flags generated from the declared options (sentvae/options.py, config.py, command_config.py)
+def _annotated(f, opt, panel):
+    """The typer annotation of one declared option: its flags, help with the default, panel and
+    choices. Its default is None, so a command sees whether it was given."""
+    d = opt.domain
+    kind = Literal[d.choices] if d.choices else {list: list[str]}.get(d.kind, d.kind)
+    shown = opt.default_help or ("" if d.kind is bool and "/" not in "".join(opt.flags) or f.default is None
+                                 else f.default)
+    help_ = opt.help + (f" \\[default: {shown}]" if shown != "" else "")
+    info = typer.Option(*(opt.flags or ()), help=help_, rich_help_panel=panel, show_default=False,
+                        metavar=opt.metavar or None)
+    return Annotated[Optional[kind], info]
+
+
+def declared_option(cls, name: str, panel: str | None = "declared"):
+    """The annotation of one declared option of a config class, for a command's signature:
+    `n: declared_option(GenerationConfig, "n") = None`. panel: where this command's --help lists
+    it, if not in the declared panel (a `train` option taken by eval: not in train's panels)."""
+    return next(_annotated(f, opt, opt.panel if panel == "declared" else panel)
+                for f, opt in declared(cls) if f.name == name)
+
+
+# options declared in sentvae/config.py and command_config.py that several commands take (the
+# decoding flags come with @with_options(DecodeConfig)); every default is None: not given
+EncErr = declared_option(RunConfig, "encoding_errors", panel=None)       # the train options' own
+TextField = declared_option(RunConfig, "text_field", panel=None)
+Device = declared_option(RunConfig, "device", panel=None)
+Seed = declared_option(GenerationConfig, "seed")
+BatchSize = declared_option(GenerationConfig, "batch_size")
+PosteriorOpt = declared_option(GenerationConfig, "posterior")
+
+
 def parameters(*classes, names: tuple | None = None) -> list[inspect.Parameter]:
     """One keyword parameter per declared option of the config classes (those with a flag; only
-    `names`, if given), annotated for typer: its flags, help with the default, panel and choices.
-    Every default is None, so a command sees which options were given. Grouped by panel, in the
-    order of config.PANELS."""
+    `names`, if given), annotated for typer (_annotated). Grouped by panel, in the order of
+    config.PANELS."""
     params = []
     for cls in classes:
         for f, opt in declared(cls):
             if not opt.cli or (names is not None and f.name not in names):
                 continue
-            d = opt.domain
-            kind = Literal[d.choices] if d.choices else {list: list[str]}.get(d.kind, d.kind)
-            shown = opt.default_help or ("" if d.kind is bool and "/" not in "".join(opt.flags) or f.default is None
-                                         else f.default)
-            help_ = opt.help + (f" \\[default: {shown}]" if shown != "" else "")
-            info = typer.Option(*(opt.flags or ()), help=help_, rich_help_panel=opt.panel, show_default=False,
-                                metavar=opt.metavar or None)
             params.append((PANELS.index(opt.panel) if opt.panel in PANELS else len(PANELS),
                            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                             annotation=Annotated[Optional[kind], info])))
+                                             annotation=_annotated(f, opt, opt.panel))))
     return [p for _, p in sorted(params, key=lambda item: item[0])]
 
 

@@ -3,46 +3,42 @@
 Registered on the app by cli.py; matplotlib and torch are imported inside the command.
 """
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from sentvae.cli_options import Device, EncErr, EncodingErrors, TextField, load
+from sentvae.cli_options import Device, EncErr, TextField, declared_option, load
+from sentvae.command_config import LATENT_MAP, PlotConfig, given
+from sentvae.config import RunConfig
 from sentvae.errors import SentvaeError
-
-MAX_SENTENCES = 2000
-
-
-class XAxis(str, Enum):
-    step = "step"
-    epoch = "epoch"
 
 
 def plot(
     runs: Annotated[Optional[list[Path]], typer.Argument(help="run folders written by `sentvae train` \\[default: checkpoints]")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="the figure: .png, .svg or .pdf \\[default: curves.png, or latent.png with --latent]")] = None,
-    x: Annotated[XAxis, typer.Option("--x", help="training curves against optimizer steps, or epochs (runs with other batch sizes side by side)")] = XAxis.step,
-    latent: Annotated[bool, typer.Option("--latent", help="map encoded sentences instead: posterior means on their two leading principal components", rich_help_panel="Latent map")] = False,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="the model \\[default: RUN/best.pt]", rich_help_panel="Latent map")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv \\[default: the bundled data/test.txt]", rich_help_panel="Latent map")] = None,
-    color_by: Annotated[str, typer.Option(help="colour by 'length' (words), or a field of .jsonl/.csv --data", rich_help_panel="Latent map")] = "length",
-    path: Annotated[Optional[list[str]], typer.Option("--path", help="give twice: draw the interpolation path between these two sentences", rich_help_panel="Latent map")] = None,
-    max_sentences: Annotated[int, typer.Option(help="encode at most this many (the first ones)", rich_help_panel="Latent map")] = MAX_SENTENCES,
-    text_field: TextField = "text",
-    encoding_errors: EncErr = EncodingErrors.strict,
-    device: Device = "auto",
+    x: declared_option(PlotConfig, "x") = None,
+    latent: Annotated[bool, typer.Option("--latent", help="map encoded sentences instead: posterior means on their two leading principal components", rich_help_panel=LATENT_MAP)] = False,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="the model \\[default: RUN/best.pt]", rich_help_panel=LATENT_MAP)] = None,
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv \\[default: the bundled data/test.txt]", rich_help_panel=LATENT_MAP)] = None,
+    color_by: Annotated[str, typer.Option(help="colour by 'length' (words), or a field of .jsonl/.csv --data", rich_help_panel=LATENT_MAP)] = "length",
+    path: Annotated[Optional[list[str]], typer.Option("--path", help="give twice: draw the interpolation path between these two sentences", rich_help_panel=LATENT_MAP)] = None,
+    max_sentences: declared_option(PlotConfig, "max_sentences") = None,
+    text_field: TextField = None,
+    encoding_errors: EncErr = None,
+    device: Device = None,
 ):
     """Draw training curves (-ELBO, rec, KL and KL weight, active units, lr, tokens/s against
     step or epoch; several runs overlaid), or with --latent a 2-D map of the latent space."""
     from sentvae import console
     from sentvae import plot as figures
 
+    o = given(PlotConfig, x=x, max_sentences=max_sentences)      # each checked, --latent or not
+    encoding_errors = encoding_errors or RunConfig.encoding_errors
     runs = runs or [Path("checkpoints")]
     if not latent:
         out = figures.check_output(output or Path("curves.png"))
-        drawn = figures.training_figure([figures.read_run(r) for r in runs], out, x.value)
+        drawn = figures.training_figure([figures.read_run(r) for r in runs], out, o.x)
         console.note(f"wrote {drawn}: training curves of {', '.join(str(r) for r in runs)}")
         return
     if len(runs) != 1:
@@ -52,11 +48,10 @@ def plot(
     for i, sentence in enumerate(path or [], 1):
         if not sentence.strip():
             raise SentvaeError(f"--path: sentence {i} is empty")
-    if max_sentences < 3:
-        raise SentvaeError(f"--max-sentences: must be >= 3, not {max_sentences}")
     out = figures.check_output(output or Path("latent.png"))
     ckpt = checkpoint or runs[0] / "best.pt"
-    texts, values, source = _sentences(data, color_by, text_field, encoding_errors.value, max_sentences)
+    texts, values, source = _sentences(data, color_by, text_field or RunConfig.text_field, encoding_errors,
+                                       o.max_sentences)
     model = load(ckpt, device)
     stats = {}
     mu = model.encode(texts, stats=stats).mean()

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from sentvae.command_config import ClustersConfig
 from sentvae.errors import SentvaeError
 
 
@@ -43,6 +44,7 @@ def cluster_report(model, texts: list[str], labels: list | None = None, top: int
     """model: a sentvae.Model whose posterior has components. -> {"components": [{"component", "share",
     "sentences", "typical": [{"text", "probability"}]}...], "assigned": [c per text], and with
     labels "agreement" (agreement()) and each component's label counts}."""
+    top = ClustersConfig(top=top).top              # --top's domain
     q = model.encode(texts, stats=stats)
     if not hasattr(q, "components"):
         raise SentvaeError(f"clusters: {model.source} has no discrete latent (train with --prior gmm)")

@@ -8,52 +8,27 @@ token, never a re-encoding of the prefix. Decoding stops when every sequence has
 """
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sentvae.command_config import DecodeConfig
 from sentvae.data import collate, corpus_from_ids
-from sentvae.errors import SentvaeError
 from sentvae.tokenizer import BOS, EOS, PAD
 
 NEVER = [PAD, BOS]
 
 
-@dataclass
-class DecodeConfig:
-    max_len: int = 60          # pieces per sentence at most
-    sample: bool = False       # ancestral sampling instead of greedy
-    temperature: float = 1.0
-    top_k: int = 0             # 0: no top-k filter
-    top_p: float = 1.0         # 1: no nucleus filter
-    beam: int = 1              # > 1: beam search
-    length_penalty: float = 1.0  # beam: score / length ** length_penalty
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.max_len < 1:
-            raise SentvaeError(f"--max-len: must be >= 1, not {self.max_len}")
-        if self.temperature <= 0:
-            raise SentvaeError(f"--temperature: must be > 0, not {self.temperature}")
-        if self.top_k < 0:
-            raise SentvaeError(f"--top-k: must be >= 0, not {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise SentvaeError(f"--top-p: must be in (0, 1], not {self.top_p}")
-        if self.beam < 1:
-            raise SentvaeError(f"--beam: must be >= 1, not {self.beam}")
-        if self.beam > 1 and self.sample:
-            raise SentvaeError("--beam cannot be combined with sampling (--sample, --temperature, "
-                               "--top-k, --top-p): beam search is deterministic")
-
-
 def decode(model, z: torch.Tensor, cfg: DecodeConfig) -> list[list[int]]:
+    """z (B, nz) -> piece ids per code, as cfg says (DecodeConfig, declared and checked in
+    sentvae/command_config.py; a filter not given is off)."""
     if cfg.beam > 1:
         return beam_search(model, z, cfg.beam, cfg.max_len, cfg.length_penalty)[0]
-    if cfg.sample:
+    if cfg.sampling:
         gen = torch.Generator(device=z.device).manual_seed(cfg.seed)
-        return sample(model, z, cfg.max_len, cfg.temperature, cfg.top_k, cfg.top_p, gen)
+        return sample(model, z, cfg.max_len, 1.0 if cfg.temperature is None else cfg.temperature,
+                      cfg.top_k or 0, 1.0 if cfg.top_p is None else cfg.top_p, gen)
     return greedy(model, z, cfg.max_len)
 
 
@@ -88,7 +63,8 @@ def _nucleus(logits: torch.Tensor, top_p: float, first: int = 256) -> torch.Tens
     vals, idx = logits.topk(k, dim=-1)                                     # sorted, (B, k)
     p = torch.exp(vals - torch.logsumexp(logits, dim=-1, keepdim=True))
     before = p.cumsum(dim=-1) - p           # mass of the pieces ranked above each one
-    keep = before < top_p                   # the top piece always stays
+    keep = before < top_p
+    keep[:, 0] = True                       # the top piece always stays (a top_p that is 0 in float32 too)
     out = torch.full_like(logits, -math.inf).scatter_(-1, idx, vals.masked_fill(~keep, -math.inf))
     wide = (before[:, -1] + p[:, -1]) < top_p   # nucleus not within the first k
     if k < logits.size(-1) and bool(wide.any()):

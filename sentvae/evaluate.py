@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from sentvae.command_config import EvalConfig
 from sentvae.data import Corpus, collate, make_batches
 from sentvae.kl import NeedsSamples, kl_divergence
 from sentvae.noise import BLOCK, SeededNoise, StreamNoise
@@ -130,8 +131,8 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
 
     on_progress(sentences done, total) is called after each batch of sentences.
     """
-    if iw_samples < 1:
-        raise ValueError("iw_samples must be >= 1")
+    checked = EvalConfig(iw_samples=iw_samples, max_tokens=max_tokens, seed=seed)     # each its flag's domain
+    iw_samples, max_tokens, seed = checked.iw_samples, checked.max_tokens, checked.seed
     was_training = model.training
     model.eval()
     device = torch.device(device)

@@ -23,8 +23,8 @@ SEED_LIMIT = 2 ** 32 - 1       # numpy's and torch's seeds both take [0, 2**32)
 
 
 def flag(name: str) -> str:
-    """The command-line flag of an option: latent_dim -> --latent-dim."""
-    return "--" + name.replace("_", "-")
+    """The command-line flag of an option: latent_dim -> --latent-dim (a flag stays as it is: -n)."""
+    return name if name.startswith("-") else "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ SEED = Int(0, SEED_LIMIT)
 class Opt:
     help: str
     domain: Domain
-    panel: str
+    panel: str | None               # the --help panel; None: the command's plain "Options"
     flags: tuple = ()               # the command line's spellings; () = (flag(name),)
     cli: bool = True                # False: the field is set by the program, never by a flag
     tags: tuple = ()                # roles other code asks about (e.g. "decoder_shape")
@@ -137,7 +137,7 @@ class Opt:
     metavar: str = ""               # how --help shows the value ("" : from its type)
 
 
-def option(default, help: str, domain: Domain, *, panel: str, flags: tuple = (), cli: bool = True,
+def option(default, help: str, domain: Domain, *, panel: str | None, flags: tuple = (), cli: bool = True,
            tags: tuple = (), default_help: str = "", metavar: str = ""):
     """A dataclass field that declares an option (see the module docstring)."""
     return field(default=default, metadata={"option": Opt(help, domain, panel, flags, cli, tags, default_help, metavar)})
@@ -158,10 +158,15 @@ def tagged(cls, tag: str) -> tuple:
     return tuple(f.name for f, opt in declared(cls) if tag in opt.tags)
 
 
+def flag_of(name: str, opt: Opt) -> str:
+    """The flag that messages name: the first declared spelling (-n), else flag(name)."""
+    return opt.flags[0].split("/")[0] if opt.flags else flag(name)
+
+
 def check_declared(obj) -> None:
     """Check (and convert) every declared option of a config object against its domain."""
     for f, opt in declared(type(obj)):
-        object.__setattr__(obj, f.name, opt.domain.check(f.name, getattr(obj, f.name)))
+        object.__setattr__(obj, f.name, opt.domain.check(flag_of(f.name, opt), getattr(obj, f.name)))
 
 
 def require(cond: bool, name: str, what: str) -> None:
