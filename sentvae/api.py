@@ -229,7 +229,8 @@ class Model:
         return getattr(head, "param_names", None) or head.family.param_names
 
     def __repr__(self) -> str:
-        return (f"sentvae.Model({self.source!r}: {self.config.arch}, latent {self.latent}, "
+        return (f"sentvae.Model({self.source!r}: {self.config.encoder} encoder, {self.config.decoder} decoder, "
+                f"{self.config.posterior} latent {self.latent}, "
                 f"{self.net.num_parameters():,} parameters, on {self.device})")
 
     # --- sentences -> codes

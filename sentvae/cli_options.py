@@ -80,7 +80,7 @@ def parameters(*classes, names: tuple | None = None) -> list[inspect.Parameter]:
             if not opt.cli or (names is not None and f.name not in names):
                 continue
             d = opt.domain
-            kind = Literal[d.choices] if d.choices else {list: list[str]}.get(d.kind, d.kind)
+            kind = Literal[d.choices] if d.choices else {list: list[str], tuple: str}.get(d.kind, d.kind)   # tuple: 1,2,4
             shown = opt.default_help or ("" if d.kind is bool and "/" not in "".join(opt.flags) or f.default is None
                                          else f.default)
             help_ = opt.help + (f" \\[default: {shown}]" if shown != "" else "")
