@@ -57,7 +57,7 @@ def _start_source(option: str, path, tokenizer, model_opts: dict):
     shape = {k: v for k, v in src.items() if k != "vocab_size" and k not in FINE_TUNABLE} if whole else \
         {k: src[k] for k in DECODER_SHAPE}
     for k, v in model_opts.items():
-        if k in shape and v != shape[k]:
+        if k in shape and _as_held(k, v) != shape[k]:
             if k == "bow":
                 raise SentvaeError(f"--bow-weight: {flag} {path} has no bag-of-words head to train")
             raise SentvaeError(f"--{k.replace('_', '-')}: {flag} {path} has {shape[k]}, not {v}; "
@@ -65,6 +65,11 @@ def _start_source(option: str, path, tokenizer, model_opts: dict):
     if whole:     # what is not given stays as trained (dropout too)
         shape.update({k: src[k] for k in FINE_TUNABLE if k in src})
     return Tokenizer(ckpt["tokenizer"], source=f"{path} (tokenizer)"), {**shape, **model_opts}, ckpt["model"]
+
+
+def _as_held(name: str, value):
+    """A given option's value as its config holds it, to compare with a saved one ("1,2" -> (1, 2))."""
+    return domain_of(ModelConfig if name in MODEL_OPTIONS or name == "bow" else TrainConfig, name).check(name, value)
 
 
 def _same_file(a, b) -> bool:
@@ -80,7 +85,7 @@ def _refuse_frozen(last: Path, was: dict, given: dict) -> None:
     and cannot change: the model's shape, or a key of FROZEN_ON_RESUME. (The same command line
     plus --resume is fine; other training options take effect and are recorded.)"""
     for k, v in given.items():
-        if (k in MODEL_OPTIONS or k in FROZEN_ON_RESUME) and was[k] != v:
+        if (k in MODEL_OPTIONS or k in FROZEN_ON_RESUME) and was[k] != _as_held(k, v):
             raise SentvaeError(f"--{k.replace('_', '-')}: {last} was trained with {was[k]}, not {v}; it cannot "
                                f"change on --resume (start a new run, or --overwrite this one)")
 
@@ -233,7 +238,8 @@ class Model:
         return getattr(head, "param_names", None) or head.family.param_names
 
     def __repr__(self) -> str:
-        return (f"sentvae.Model({self.source!r}: {self.config.arch}, latent {self.latent}, "
+        return (f"sentvae.Model({self.source!r}: {self.config.encoder} encoder, {self.config.decoder} decoder, "
+                f"{self.config.posterior} latent {self.latent}, "
                 f"{self.net.num_parameters():,} parameters, on {self.device})")
 
     # --- sentences -> codes

@@ -114,14 +114,17 @@ def info(
 ):
     """Show what a checkpoint holds: config, parameters, steps, validation figures."""
     from sentvae.checkpoint import load_checkpoint
+    from sentvae.model import facts
     from sentvae.tokenizer import Tokenizer
 
     ckpt = load_checkpoint(checkpoint)
     tok = Tokenizer(ckpt["tokenizer"], source=str(checkpoint))
     params = sum(v.numel() for v in ckpt["model"].values())
+    cfg = ModelConfig.from_dict(ckpt["model_config"], source=str(checkpoint))    # an older file's: completed
+    known = facts(cfg)
     summary = {"checkpoint": str(checkpoint), "format_version": ckpt["version"],
                "parameters": params, "vocab_size": tok.vocab_size,
-               "resumable": "train_state" in ckpt, "model": ckpt["model_config"],
+               "resumable": "train_state" in ckpt, "model": cfg.to_dict(), **known,
                "train": ckpt.get("train_config", {}), **ckpt.get("info", {})}
     if as_json:
         print(json.dumps(summary))
@@ -130,7 +133,13 @@ def info(
     lines = [f"checkpoint   {checkpoint} (format {ckpt['version']}, "
              f"{'resumable' if summary['resumable'] else 'weights only'})",
              f"parameters   {params:,}; vocabulary {tok.vocab_size} pieces",
-             "model        " + " ".join(f"{k}={v}" for k, v in ckpt["model_config"].items()),
+             "model        " + " ".join(f"{k}={_show(v)}" for k, v in summary["model"].items()),
+             *([f"decoder      cnn, dilations {_show(cfg.dilations)}, kernel {cfg.kernel_size}: receptive field "
+                f"{known['receptive_field']} (each next-word prediction sees the last {known['receptive_field']} input "
+                f"tokens, and z)"]
+               if "receptive_field" in known else []),
+             *([f"latent       vmf, kappa {cfg.kappa:g} on the sphere S^{cfg.latent - 1}: KL fixed at "
+                f"{known['kl_fixed']:.3f} nats per sentence"] if "kl_fixed" in known else []),
              "training     " + " ".join(f"{k}={v}" for k, v in summary["train"].items()),
              f"steps        {info_.get('step', '?')} (epoch {info_.get('epoch', '?')}), "
              f"{info_.get('train_seconds', 0):.0f} s"]
@@ -139,6 +148,11 @@ def info(
         lines.append(f"validation   -ELBO {v['elbo']:.3f}  rec {v['rec']:.3f}  KL {v['kl']:.3f}  "
                      f"AU {v['au']}/{v['latent']}  PPL<= {v['ppl_elbo']:.2f}  (at step {v['step']})")
     print("\n".join(lines))
+
+
+def _show(value) -> str:
+    """A config value as `info` prints it: a tuple of ints as 1,2,4."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 @app.command("eval")

@@ -38,7 +38,7 @@ def _annotated(f, opt, panel):
     """The typer annotation of one declared option: its flags, help with the default, panel and
     choices. Its default is None, so a command sees whether it was given."""
     d = opt.domain
-    kind = Literal[d.choices] if d.choices else {list: list[str]}.get(d.kind, d.kind)
+    kind = Literal[d.choices] if d.choices else {list: list[str], tuple: str}.get(d.kind, d.kind)   # tuple: 1,2,4
     shown = opt.default_help or ("" if d.kind is bool and "/" not in "".join(opt.flags) or f.default is None
                                  else f.default)
     help_ = opt.help + (f" \\[default: {shown}]" if shown != "" else "")

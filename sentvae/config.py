@@ -11,9 +11,12 @@ refuses keys it does not know and checks every value's domain.
 from dataclasses import asdict, dataclass, fields
 
 from sentvae.errors import SentvaeError
-from sentvae.options import BOOL, INT_LIMIT, SEED, TEXT, Choice, Domain, Float, Int, check_declared, option, require
+from sentvae.options import (BOOL, INT_LIMIT, SEED, TEXT, Choice, Domain, Float, Int, IntList, check_declared, option,
+                             require)
 
 ARCHS = ("lstm", "transformer")
+ENCODERS = ARCHS
+DECODERS = (*ARCHS, "cnn")
 ANNEAL = ("none", "linear", "logistic", "cyclical")
 PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("none", "plateau", "cosine")
@@ -21,8 +24,8 @@ OPTIMIZERS = ("adamw", "sgd")
 FREE_BITS_OVER = ("batch", "sentence", "latent")
 TRAIN_ONLY = ("all", "encoder")
 OBJECTIVES = ("elbo", "iwae")
-POSTERIORS = ("gaussian", "iaf")
-PRIORS = ("normal", "gmm")
+POSTERIORS = ("gaussian", "iaf", "vmf")
+PRIORS = ("normal", "gmm", "uniform")
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 ENCODING_ERRORS = ("strict", "replace")
 
@@ -73,18 +76,27 @@ class ModelConfig(_Config):
     """What the model is: its shape, its latent, its architecture."""
     vocab_size: int = option(None, "pieces of the tokenizer (set from it)", Int(5, INT_LIMIT),
                              panel=MODEL, cli=False)
-    arch: str = option("lstm", "encoder/decoder architecture", Choice(*ARCHS), panel=MODEL,
-                       tags=("decoder_shape",))
+    # arch is the shorthand for both sides; a checkpoint made before --encoder/--decoder has only it. Tagged
+    # decoder_shape so that an --init-decoder model's encoder follows its source's arch, as it always did.
+    arch: str = option("lstm", "encoder and decoder architecture (a shorthand: --encoder and --decoder, where given, "
+                       "win)", Choice(*ARCHS), panel=MODEL, tags=("decoder_shape",))
     emb_dim: int = option(256, "embedding size", SIZE, panel=MODEL, tags=("decoder_shape",))
     hidden: int = option(256, "LSTM hidden size", SIZE, panel=MODEL, tags=("decoder_shape",))
     latent: int = option(32, "latent size nz", SIZE, panel=LATENT, tags=("decoder_shape",))
-    posterior: str = option("gaussian", "q(z|x): gaussian (diagonal), or iaf: that Gaussian through --flow-steps "
-                            "inverse autoregressive flow steps (Kingma et al. 2016)", Choice(*POSTERIORS), panel=LATENT)
+    posterior: str = option("gaussian", "q(z|x): gaussian (diagonal); iaf: that Gaussian through --flow-steps "
+                            "inverse autoregressive flow steps (Kingma et al. 2016); or vmf: a von Mises-Fisher on the "
+                            "unit sphere with a fixed --kappa (Xu & Durrett 2018), under the uniform prior there",
+                            Choice(*POSTERIORS), panel=LATENT)
     flow_steps: int = option(2, "iaf: flow steps (each a MADE of width 4 nz)", Int(1, 64), panel=LATENT)
-    prior: str = option("normal", "p(z): normal, N(0, I); or gmm: a learnable mixture of --components Gaussians, "
-                        "with a component posterior q(c|x) (GM-VAE; DEM-VAE with --dispersion)", Choice(*PRIORS),
-                        panel=LATENT)
+    prior: str | None = option(None, "p(z): normal, N(0, I); gmm: a learnable mixture of --components Gaussians, "
+                               "with a component posterior q(c|x) (GM-VAE; DEM-VAE with --dispersion); or uniform: "
+                               "on the unit sphere, vmf's", Choice(*PRIORS, optional=True), panel=LATENT,
+                               default_help="normal; uniform with --posterior vmf")
     components: int = option(10, "gmm: mixture components C", Int(2, 100_000), panel=LATENT)
+    kappa: float | None = option(None, "vmf: the concentration of q(z|x), fixed; with --latent it fixes the KL "
+                                 "(e.g. kappa 35 in 32 dimensions: 8.59 nats)", Float(0.0, 1e5, lo_open=True,
+                                                                                     optional=True),
+                                 panel=LATENT, default_help="none: vmf needs one")
     enc_layers: int = option(1, "encoder layers", SIZE, panel=MODEL)
     dec_layers: int = option(1, "decoder layers", SIZE, panel=MODEL, tags=("decoder_shape",))
     bidirectional: bool = option(True, "encoder direction", BOOL, panel=MODEL,
@@ -102,15 +114,55 @@ class ModelConfig(_Config):
                        panel=MODEL, cli=False)
     heads: int = option(4, "transformer attention heads", SIZE, panel=MODEL, tags=("decoder_shape",))
     ff: int = option(1024, "transformer feed-forward width", SIZE, panel=MODEL, tags=("decoder_shape",))
-    # The transformer's width (d_model) is emb_dim, and hidden must equal it; its depth is
-    # enc_layers / dec_layers. bidirectional applies to the LSTM encoder only.
+    # The transformer's width (d_model) is emb_dim (and hidden must equal it when no side uses hidden); its
+    # depth is enc_layers / dec_layers. bidirectional applies to the LSTM encoder only.
+    encoder: str | None = option(None, "encoder architecture", Choice(*ENCODERS, optional=True), panel=MODEL,
+                                 default_help="--arch")
+    decoder: str | None = option(None, "decoder architecture; cnn: dilated causal convolutions over a fixed window "
+                                 "of past words (Yang et al. 2017)", Choice(*DECODERS, optional=True), panel=MODEL,
+                                 tags=("decoder_shape",), default_help="--arch")
+    dilations: tuple | None = option(None, "cnn: one residual block per dilation; the receptive field is "
+                                     "1 + (kernel - 1) x their sum", IntList(1, 4096, optional=True), panel=MODEL,
+                                     tags=("decoder_shape",), default_help="1,2,4 with --decoder cnn",
+                                     metavar="D1,D2,..")
+    kernel_size: int | None = option(None, "cnn: the width of each dilated convolution",
+                                     Domain(int, 1, 64, optional=True), panel=MODEL, tags=("decoder_shape",),
+                                     default_help="3 with --decoder cnn")
+
+    def __post_init__(self):
+        # Shorthands and family defaults, filled in before the checks, so that a saved config says what was
+        # built: --arch gives each side not given; the prior is the posterior's own; a CNN decoder's shape.
+        self.encoder = self.arch if self.encoder is None else self.encoder
+        self.decoder = self.arch if self.decoder is None else self.decoder
+        if self.prior is None:
+            self.prior = "uniform" if self.posterior == "vmf" else "normal"
+        if self.decoder == "cnn":
+            self.dilations = (1, 2, 4) if self.dilations is None else self.dilations
+            self.kernel_size = 3 if self.kernel_size is None else self.kernel_size
+        super().__post_init__()
 
     def check_rules(self):
         if self.no_latent:
             require(self.posterior == "gaussian", "posterior", "a --no-latent model has no latent to give a posterior")
             require(self.prior == "normal", "prior", "a --no-latent model has no latent to give a prior")
-        if self.arch == "transformer":
+        if self.posterior == "vmf":
+            require(self.prior == "uniform", "prior", f"--posterior vmf lives on the unit sphere, under the uniform "
+                    f"prior there; leave --prior out, not {self.prior}")
+            require(self.kappa is not None, "kappa", "--posterior vmf needs its concentration (it fixes the KL: "
+                    "docs/models.md has a table)")
+            require(self.latent >= 2, "latent", "--posterior vmf needs 2 or more dimensions (the sphere S^(nz-1))")
+        else:
+            require(self.prior != "uniform", "prior", "uniform is the unit sphere's prior, for --posterior vmf")
+            require(self.kappa is None, "kappa", f"applies to --posterior vmf, not {self.posterior}")
+        if self.decoder != "cnn":
+            require(self.dilations is None, "dilations", f"applies to --decoder cnn, not {self.decoder}")
+            require(self.kernel_size is None, "kernel_size", f"applies to --decoder cnn, not {self.decoder}")
+        else:
+            require(self.dec_layers == 1, "dec_layers", "the CNN decoder's depth is one block per --dilations entry")
+        sides = (self.encoder, self.decoder)
+        if "transformer" in sides:
             require(self.emb_dim % self.heads == 0, "heads", f"must divide --d-model {self.emb_dim}, not {self.heads}")
+        if sides == ("transformer", "transformer"):       # then nothing reads hidden: one width, one name
             require(self.hidden == self.emb_dim, "d_model",
                     f"the transformer's width is --d-model; --hidden {self.hidden} differs from it")
 

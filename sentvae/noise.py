@@ -10,13 +10,24 @@ noise comes from one of two sources:
   on the batch it sits in, nor on how the K samples are chunked, nor on the device; and the first
   K samples are the same for every larger K.
 
-Both hand out tensors of shape (B, S, *tail): B sentences, S samples each.
+Both hand out tensors of shape (B, S, *tail): B sentences, S samples each. `accepted` draws by
+rejection (a variable number of proposals per sample, e.g. the vMF posterior's Wood sampler):
+StreamNoise proposes for every pending sample at once, round after round; SeededNoise runs the loop
+per (sentence, block) generator, so what a sentence gets still depends on nothing else.
 """
 
 import numpy as np
 import torch
 
+from sentvae.errors import SentvaeError
+
 BLOCK = 16                      # samples drawn per (sentence, block) generator
+MAX_ROUNDS = 1000               # rejection rounds before a sampler is declared broken
+
+
+def _gave_up(rounds: int) -> SentvaeError:
+    return SentvaeError(f"rejection sampling: samples still pending after {rounds} rounds of proposals "
+                        "(an acceptance rate near 0: a bug, or a parameter far outside its range)", 1)
 
 
 class StreamNoise:
@@ -34,6 +45,24 @@ class StreamNoise:
     def uniform(self, *tail: int, dtype=None) -> torch.Tensor:
         return torch.rand((self.batch, self.samples, *tail), device=self.device, dtype=dtype or self.dtype,
                           generator=self.generator)
+
+    def accepted(self, propose, width: int) -> torch.Tensor:
+        """(B, S) float64 draws by rejection. propose(g (n, width) standard normals, u (n,) uniforms,
+        float64) -> (values (n,), accepted (n,) bool); every sample is its own first accepted proposal.
+        Each round proposes once for every sample still pending, all at once."""
+        n = self.batch * self.samples
+        out = torch.empty(n, dtype=torch.float64, device=self.device)
+        todo = torch.arange(n, device=self.device)
+        for _ in range(MAX_ROUNDS):
+            k = todo.numel()
+            g = torch.randn((k, width), device=self.device, dtype=torch.float64, generator=self.generator)
+            u = torch.rand(k, device=self.device, dtype=torch.float64, generator=self.generator)
+            values, ok = propose(g, u)
+            out[todo[ok]] = values[ok]
+            todo = todo[~ok]
+            if todo.numel() == 0:
+                return out.view(self.batch, self.samples)
+        raise _gave_up(MAX_ROUNDS)
 
 
 class SeededNoise:
@@ -77,3 +106,25 @@ class SeededNoise:
 
     def uniform(self, *tail: int, dtype=None) -> torch.Tensor:
         return self._draw(torch.rand, tail, dtype)
+
+    def accepted(self, propose, width: int) -> torch.Tensor:
+        """(B, count) float64 draws by rejection (propose: as StreamNoise.accepted): each (sentence,
+        block) generator proposes BLOCK at a time until BLOCK are accepted, in order; so a block's
+        draws, and everything its generator gives after them, depend on that generator alone."""
+        out = torch.empty(self.batch, self.blocks * BLOCK, dtype=torch.float64)
+        for r, row in enumerate(self._generators()):
+            for j, gen in enumerate(row):
+                got, have = [], 0
+                for _ in range(MAX_ROUNDS):
+                    g = torch.randn((BLOCK, width), generator=gen, dtype=torch.float64)
+                    u = torch.rand(BLOCK, generator=gen, dtype=torch.float64)
+                    values, ok = propose(g, u)
+                    got.append(values[ok])
+                    have += int(ok.sum())
+                    if have >= BLOCK:
+                        break
+                else:
+                    raise _gave_up(MAX_ROUNDS)
+                out[r, j * BLOCK:(j + 1) * BLOCK] = torch.cat(got)[:BLOCK]
+        off = self.start - self.first * BLOCK
+        return out[:, off:off + self.count].to(self.device)

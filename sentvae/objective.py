@@ -66,6 +66,9 @@ class ELBO:
 
     def check(self, posterior_family: type, prior_family: type) -> None:
         """Refuse, with one line, knobs this posterior x prior pair cannot honour."""
+        if self.cfg.free_bits > 0 and posterior_family.fixed_kl:
+            raise SentvaeError(f"--free-bits: the KL of this posterior is a constant ({posterior_family.fixed_kl}): "
+                               "there is nothing to floor")
         if self.cfg.free_bits > 0 and self.cfg.free_bits_over != "latent" and \
                 not per_dimension(posterior_family, prior_family):
             raise SentvaeError(f"--free-bits: needs a KL that splits by latent dimension; "

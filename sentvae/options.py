@@ -14,6 +14,7 @@ No torch and no typer here: the library's configs import this module.
 import math
 import numbers
 import os
+import re
 from dataclasses import dataclass, field, fields
 
 from sentvae.errors import SentvaeError
@@ -47,6 +48,9 @@ class Domain:
             return "a string"
         if self.kind is list:
             return "a file name or a list of them"
+        if self.kind is tuple:
+            bound = f" in [{_num(self.lo)}, {_num(self.hi)}]" if self.hi is not None else f" >= {_num(self.lo)}"
+            return f"integers{bound}, separated by commas (1,2,4)"
         what = "an integer" if self.kind is int else "a finite number"
         if self.lo is not None and self.hi is not None:
             return f"{what} in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
@@ -81,6 +85,8 @@ class Domain:
             if not all(isinstance(v, str) for v in values):
                 raise bad
             return values
+        if self.kind is tuple:          # of ints: "1,2,4" (a flag, a recipe) or a sequence (the API, a checkpoint)
+            return self._int_tuple(value, bad)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise bad
         if self.kind is int:
@@ -94,6 +100,20 @@ class Domain:
         if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
             raise bad
         if self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)):
+            raise bad
+        return value
+
+    def _int_tuple(self, value, bad: SentvaeError) -> tuple:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in parts):
+                raise bad
+            value = [int(p) for p in parts]
+        if not isinstance(value, (list, tuple)) or not value or \
+                not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value):
+            raise bad
+        value = tuple(int(v) for v in value)
+        if (self.lo is not None and min(value) < self.lo) or (self.hi is not None and max(value) > self.hi):
             raise bad
         return value
 
@@ -116,8 +136,13 @@ def Float(lo: float | None = None, hi: float | None = None, lo_open: bool = Fals
     return Domain(float, lo, hi, lo_open, hi_open, optional=optional)
 
 
-def Choice(*values: str) -> Domain:
-    return Domain(str, choices=tuple(values))
+def Choice(*values: str, optional: bool = False) -> Domain:
+    return Domain(str, choices=tuple(values), optional=optional)
+
+
+def IntList(lo: int = 1, hi: int | None = INT_LIMIT, optional: bool = False) -> Domain:
+    """A non-empty list of integers in [lo, hi], written 1,2,4 on the command line (a tuple in configs)."""
+    return Domain(tuple, lo, hi, optional=optional)
 
 
 BOOL = Domain(bool)

@@ -25,6 +25,7 @@ LOG_2PI = math.log(2 * math.pi)
 class Posterior:
     factorized = False      # its KL to a factorised prior splits by dimension (free bits per dimension)
     values = None           # the number of values z takes where it can be enumerated, else None
+    fixed_kl = None         # where its KL to its prior is a constant: what fixes it (nothing to floor)
 
     def entropy(self):
         return None

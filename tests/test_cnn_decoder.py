@@ -11,10 +11,7 @@ from sentvae.data import collate, corpus_from_ids
 from sentvae.decode import beam_search, greedy
 from sentvae.errors import SentvaeError
 from sentvae.model.cnn import CNNDecoder, receptive_field
-from sentvae.model.lstm import LSTMEncoder
-from sentvae.model.vae import SentenceVAE
-from sentvae.posteriors import GaussianHead
-from sentvae.priors import StandardNormal
+from sentvae.model import build_model
 from sentvae.tokenizer import BOS, EOS, PAD
 
 E, NZ, H = 12, 5, 16
@@ -159,7 +156,7 @@ def test_bad_shapes_are_one_clear_error():
         CNNDecoder(E, NZ, H, kernel_size=0)
 
 
-# --- the interface: SentenceVAE around an LSTM encoder and this decoder
+# --- the interface: SentenceVAE around an LSTM encoder and this decoder (build_model's --decoder cnn)
 
 V = 40
 
@@ -167,9 +164,10 @@ V = 40
 @pytest.fixture
 def vae():
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=V, emb_dim=E, hidden=H, latent=NZ, dropout=0.0)
-    return SentenceVAE(cfg, LSTMEncoder(cfg), CNNDecoder(E, NZ, H, dilations=(1, 2)),
-                       lambda summary: GaussianHead(summary, NZ), StandardNormal(NZ)).eval()
+    cfg = ModelConfig(vocab_size=V, emb_dim=E, hidden=H, latent=NZ, dropout=0.0, decoder="cnn", dilations=(1, 2))
+    model = build_model(cfg).eval()
+    assert isinstance(model.decoder, CNNDecoder) and model.decoder.receptive_field == 7
+    return model
 
 
 def _batch(seqs):
@@ -184,9 +182,8 @@ def test_the_vae_trains_scores_and_ignores_padding(vae):
     x = batch.tokens
     vae.train()
     terms = vae(batch)
-    ll, mu = terms.ll[:, 0], terms.posterior.mean()
-    assert ll.shape == (3,) and torch.all(ll < 0) and mu.shape == (3, NZ)
-    (-ll.mean()).backward()
+    assert terms.ll.shape == (3, 1) and torch.all(terms.ll < 0) and terms.posterior.mean().shape == (3, NZ)
+    (-terms.ll.mean()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vae.decoder.parameters())
     vae.eval()
     z = torch.randn(1, NZ)

@@ -1,6 +1,7 @@
-"""Every posterior x prior x objective trains, evaluates and generates through the same commands,
-with no class of its own; and what each family promises (the IWAE bound's gradients, a sampled
-code that does not depend on the batch, the interpolation's ends) holds."""
+"""Every posterior x prior x objective, and every encoder x decoder, trains, evaluates and generates
+through the same commands, with no class of its own; and what each family promises (the IWAE bound's
+gradients, a sampled code that does not depend on the batch, the interpolation's ends, a vMF's codes
+on their sphere, a CNN decoder's receptive field) holds."""
 
 import json
 import math
@@ -24,7 +25,11 @@ FAMILIES = {
     "gmm": dict(prior="gmm", components=4, dispersion=0.5),
     "iaf-gmm-iwae": dict(posterior="iaf", prior="gmm", components=3, objective="iwae", train_samples=2),
     "transformer-iaf": dict(arch="transformer", posterior="iaf", d_model=32, heads=2, ff=64),
+    "vmf": dict(posterior="vmf", kappa=10.0),
+    "cnn": dict(decoder="cnn", dilations="1,2"),                    # as a flag or a recipe gives it
+    "lstm-transformer": dict(encoder="lstm", decoder="transformer", heads=2, ff=64),
 }
+EXACT_KL = ("iwae", "gmm", "vmf", "cnn", "lstm-transformer")        # the flows' KL is estimated
 SENTENCES = ["the old man read a book in the park .", "did the dogs chase two cats ?", "she will not sing ."]
 
 
@@ -45,7 +50,7 @@ def test_each_family_trains_evaluates_and_generates(family_run, corpus_dir, monk
     r = model.evaluate(SENTENCES, k=20, seed=1)
     assert math.isfinite(r.iw_nll) and r.iw_nll <= r.elbo + 3 * r.iw_nll_se + 1e-6, (name, r)
     assert 0 <= r.au <= model.latent and math.isfinite(r.mi)
-    assert r.kl_exact == (name in ("iwae", "gmm"))          # a flow's KL is estimated
+    assert r.kl_exact == (name in EXACT_KL)
     code, stdout, err = run_cli(["sample", "-c", ckpt, "-n", "3", "--device", "cpu"], monkeypatch, capsys)
     assert code == 0 and len(stdout.splitlines()) == 3, err
     code, stdout, err = run_cli(["interpolate", "-c", ckpt, SENTENCES[0], SENTENCES[1], "--steps", "4",
@@ -69,8 +74,73 @@ def test_eval_table_says_how_the_kl_was_had(family_run, monkeypatch, capsys, cor
                                  "--device", "cpu", "--json"], monkeypatch, capsys)
     assert code == 0, err
     report = json.loads(stdout)
-    assert report["kl_exact"] == (name in ("iwae", "gmm"))
+    assert report["kl_exact"] == (name in EXACT_KL)
     assert ("Monte Carlo" in err) == (not report["kl_exact"])
+
+
+def test_info_says_what_the_config_implies(family_run, monkeypatch, capsys):
+    """A CNN decoder's receptive field, a vMF's fixed KL; the model as built, both sides named."""
+    from sentvae.vmf import constants
+    name, out = family_run
+    code, text, err = run_cli(["info", out / "best.pt"], monkeypatch, capsys)
+    assert code == 0, err
+    code, js, err = run_cli(["info", out / "best.pt", "--json"], monkeypatch, capsys)
+    report = json.loads(js)
+    model = report["model"]
+    assert (model["encoder"], model["decoder"]) == {"cnn": ("lstm", "cnn"), "lstm-transformer": ("lstm", "transformer"),
+                                                    "transformer-iaf": ("transformer", "transformer")}.get(
+                                                        name, ("lstm", "lstm"))
+    if name == "cnn":       # dilations 1, 2 and the default kernel 3: 1 + 2 x 3
+        assert report["receptive_field"] == 7 and model["dilations"] == [1, 2] and model["kernel_size"] == 3
+        assert "receptive field 7 " in text and "dilations 1,2," in text
+    else:
+        assert "receptive_field" not in report and "receptive field" not in text
+    if name == "vmf":
+        kl = constants(10.0, 8)["kl"]
+        assert report["kl_fixed"] == pytest.approx(kl) and model["prior"] == "uniform"
+        assert f"KL fixed at {kl:.3f} nats" in text
+        assert report["valid"]["kl"] == pytest.approx(kl, rel=1e-5)      # what training measured
+    else:
+        assert "kl_fixed" not in report and "KL fixed" not in text
+
+
+def test_vmf_codes_lie_on_their_sphere_and_every_command_works(family_run, corpus_dir, tmp_path, monkeypatch, capsys):
+    """A vMF model's codes are E_q[z] = A_d(kappa) mu, all of one norm; slerp keeps it; its samples
+    come from the uniform prior on the sphere; eval's figures do not depend on batching; plot --latent
+    maps it. (And a CNN decoder's model maps too.)"""
+    from sentvae.latent import slerp
+    from sentvae.vmf import constants
+    name, out = family_run
+    if name not in ("vmf", "cnn"):
+        return
+    ckpt = out / "best.pt"
+    code, _, err = run_cli(["plot", "--latent", "-c", ckpt, "--data", corpus_dir / "valid.txt", "-o",
+                            tmp_path / "latent.png", "--path", SENTENCES[0], "--path", SENTENCES[1], "--device", "cpu"],
+                           monkeypatch, capsys)
+    assert code == 0 and (tmp_path / "latent.png").stat().st_size > 0, err
+    if name != "vmf":
+        return
+    model = sentvae.load(ckpt, device="cpu")
+    A = constants(10.0, 8)["mean_cos"]
+    codes = model.codes(SENTENCES)
+    assert torch.allclose(codes.norm(dim=1), torch.full((3,), A), atol=1e-5)
+    assert torch.allclose(model.encode(SENTENCES).params()["mu"].norm(dim=1), torch.ones(3), atol=1e-5)
+    path = slerp(codes[0], codes[1], torch.linspace(0, 1, 5))
+    assert torch.allclose(path.norm(dim=1), torch.full((5,), A), atol=1e-5)
+    sampled = model.codes(SENTENCES, "sample", seed=2)
+    assert torch.allclose(sampled.norm(dim=1), torch.ones(3), atol=1e-5)
+    code, stdout, err = run_cli(["interpolate", "-c", ckpt, SENTENCES[0], SENTENCES[1], "--steps", "5", "--method",
+                                 "slerp", "--device", "cpu"], monkeypatch, capsys)
+    assert code == 0 and len(stdout.splitlines()) == 5, err
+    prior = model.net.prior.sample(4, torch.Generator().manual_seed(0))
+    assert torch.allclose(prior.norm(dim=1), torch.ones(4), atol=1e-6)
+    texts = (corpus_dir / "valid.txt").read_text().splitlines()[:12]
+    one = model.evaluate(texts, k=20, seed=1, max_tokens=60, per_sentence=True)     # a few sentences per batch
+    many = model.evaluate(texts, k=20, seed=1, max_tokens=5000, per_sentence=True)
+    # the same z for each sentence: equal up to float32 rounding (the decoder's padding differs by batch)
+    assert np.allclose(one.per_sentence["iw_nll"], many.per_sentence["iw_nll"], rtol=0, atol=1e-4)
+    assert one.kl == pytest.approx(constants(10.0, 8)["kl"]) and one.kl_exact
+    assert math.isfinite(one.mi) and one.mi <= math.log(len(texts)) + 1e-6     # (He et al.'s estimate: noisy about 0)
 
 
 def test_iwae_with_one_sample_gives_the_elbo_gradients(tok, corpora):

@@ -15,7 +15,9 @@ from conftest import run_cli
 
 ARCHS = {"lstm": dict(emb_dim=16, hidden=16, latent=4, dropout=0.0, bidirectional=False),
          "transformer": dict(arch="transformer", emb_dim=16, hidden=16, latent=4, dropout=0.0,
-                             heads=2, ff=32)}
+                             heads=2, ff=32),
+         "cnn": dict(decoder="cnn", dilations=(1, 2), emb_dim=16, hidden=16, latent=4, dropout=0.0,
+                     bidirectional=False)}
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))

@@ -1,44 +1,78 @@
 """The networks. `build_model(config)` is the one place that looks at the architecture."""
 
 import torch
+import torch.nn as nn
 
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
+from sentvae.model.cnn import CNNDecoder, receptive_field
 from sentvae.model.vae import NoCode, NoEncoder, SentenceVAE
 from sentvae.flows import IAF, IAFHead
 from sentvae.mixture import ComponentHead, GaussianMixture, WithComponent
 from sentvae.posteriors import Gaussian, GaussianHead, Point, PointHead
 from sentvae.priors import PointPrior, StandardNormal
+from sentvae.vmf import SphereUniform, VMFHead, VonMisesFisher, constants as vmf_constants
+
+
+def _encoder(cfg: ModelConfig) -> nn.Module:
+    if cfg.encoder == "lstm":
+        from sentvae.model.lstm import LSTMEncoder
+        return LSTMEncoder(cfg)
+    if cfg.encoder == "transformer":
+        from sentvae.model.transformer import TransformerEncoder
+        return TransformerEncoder(cfg)
+    raise SentvaeError(f"--encoder: unknown architecture {cfg.encoder!r}")
+
+
+def _decoder(cfg: ModelConfig) -> nn.Module:
+    if cfg.decoder == "lstm":
+        from sentvae.model.lstm import LSTMDecoder
+        return LSTMDecoder(cfg)
+    if cfg.decoder == "transformer":
+        from sentvae.model.transformer import TransformerDecoder
+        return TransformerDecoder(cfg)
+    if cfg.decoder == "cnn":
+        # no dropout inside the blocks: cfg.dropout already acts on the decoder's input embeddings and
+        # outputs (SentenceVAE), as for the LSTM decoder, whose own dropout acts only between layers
+        return CNNDecoder(cfg.emb_dim, cfg.latent, cfg.hidden, cfg.dilations, cfg.kernel_size)
+    raise SentvaeError(f"--decoder: unknown architecture {cfg.decoder!r}")
 
 
 def build_model(cfg: ModelConfig) -> SentenceVAE:
     """The one place that looks at the architecture and the latent family."""
-    if cfg.arch == "lstm":
-        from sentvae.model.lstm import LSTMDecoder as Decoder, LSTMEncoder as Encoder
-    elif cfg.arch == "transformer":
-        from sentvae.model.transformer import TransformerDecoder as Decoder, TransformerEncoder as Encoder
-    else:
-        raise SentvaeError(f"--arch: unknown architecture {cfg.arch!r}")
     nz = cfg.latent
     if cfg.no_latent:        # the LM baseline: a point latent at 0, read from nothing
-        return SentenceVAE(cfg, NoEncoder(), Decoder(cfg), lambda summary: PointHead(nz), PointPrior(nz), NoCode())
-    encoder, decoder = Encoder(cfg), Decoder(cfg)
+        return SentenceVAE(cfg, NoEncoder(), _decoder(cfg), lambda summary: PointHead(nz), PointPrior(nz), NoCode())
+    encoder, decoder = _encoder(cfg), _decoder(cfg)
     posterior = {"gaussian": lambda summary: GaussianHead(summary, nz),
-                 "iaf": lambda summary: IAFHead(summary, nz, cfg.flow_steps)}[cfg.posterior]
+                 "iaf": lambda summary: IAFHead(summary, nz, cfg.flow_steps),
+                 "vmf": lambda summary: VMFHead(summary, nz, cfg.kappa)}[cfg.posterior]
     if cfg.prior == "gmm":   # the components need q(c|x) beside q(z|x)
         head = lambda summary: ComponentHead(posterior(summary), summary, cfg.components)   # noqa: E731
         return SentenceVAE(cfg, encoder, decoder, head, GaussianMixture(nz, cfg.components))
-    return SentenceVAE(cfg, encoder, decoder, posterior, StandardNormal(nz))
+    prior = SphereUniform(nz) if cfg.prior == "uniform" else StandardNormal(nz)
+    return SentenceVAE(cfg, encoder, decoder, posterior, prior)
 
 
 def latent_families(cfg: ModelConfig) -> tuple[type, type]:
     """The posterior and prior types a model of this config has (without building it)."""
     if cfg.no_latent:
         return Point, PointPrior
-    posterior = {"gaussian": Gaussian, "iaf": IAF}[cfg.posterior]
+    posterior = {"gaussian": Gaussian, "iaf": IAF, "vmf": VonMisesFisher}[cfg.posterior]
     if cfg.prior == "gmm":
         return WithComponent, GaussianMixture
-    return posterior, StandardNormal
+    return posterior, SphereUniform if cfg.prior == "uniform" else StandardNormal
+
+
+def facts(cfg: ModelConfig) -> dict:
+    """What follows from a config without building the model, for `sentvae info`: a CNN decoder's
+    receptive field (tokens), a vMF posterior's KL (nats, fixed by kappa and nz)."""
+    out = {}
+    if cfg.decoder == "cnn":
+        out["receptive_field"] = receptive_field(cfg.dilations, cfg.kernel_size)
+    if cfg.posterior == "vmf" and not cfg.no_latent:
+        out["kl_fixed"] = vmf_constants(cfg.kappa, cfg.latent)["kl"]
+    return out
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -59,4 +93,4 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-__all__ = ["SentenceVAE", "build_model", "latent_families", "resolve_device"]
+__all__ = ["SentenceVAE", "build_model", "facts", "latent_families", "resolve_device"]
