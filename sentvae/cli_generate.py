@@ -53,6 +53,7 @@ def sample(
     top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
     seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
     component: Annotated[Optional[int], typer.Option(help="draw z from this component of a mixture prior (--prior gmm), 0-based")] = None,
+    category: Annotated[Optional[int], typer.Option(help="this value of a categorical latent (--latent-type categorical...), 0-based; a Gaussian part is drawn from p(z)")] = None,
 ):
     """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told)."""
     from sentvae.streams import emit, emit_json
@@ -61,7 +62,7 @@ def sample(
         raise SentvaeError(f"-n: must be >= 1, not {n}")
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     model = load(checkpoint, device)
-    for text in model.iter_sample(n, seed, batch_size, component=component, **opts):
+    for text in model.iter_sample(n, seed, batch_size, component=component, category=category, **opts):
         emit_json({"text": text}) if as_json else emit(text)
 
 

@@ -1,7 +1,11 @@
 """The networks. `build_model(config)` is the one place that looks at the architecture."""
 
+from dataclasses import replace
+
 import torch
 
+from sentvae.categorical import (Categorical, CategoricalAndNormal, CategoricalHead, CategoryCode, CategoryHead,
+                                 UniformCategorical, WithCategory)
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
 from sentvae.model.vae import NoCode, NoEncoder, SentenceVAE
@@ -22,6 +26,15 @@ def build_model(cfg: ModelConfig) -> SentenceVAE:
     nz = cfg.latent
     if cfg.no_latent:        # the LM baseline: a point latent at 0, read from nothing
         return SentenceVAE(cfg, NoEncoder(), Decoder(cfg), lambda summary: PointHead(nz), PointPrior(nz), NoCode())
+    if cfg.latent_type != "gaussian":   # a code [one-hot c ; z], seen by the decoder as [embedding of c ; z]
+        K, rest = cfg.categories, (nz if cfg.latent_type == "categorical+gaussian" else 0)
+        encoder, decoder = Encoder(cfg), Decoder(replace(cfg, latent=nz + rest))
+        conditioner = CategoryCode(K, nz, rest)
+        if rest:
+            head = lambda summary: CategoryHead(GaussianHead(summary, nz), summary, K, cfg.vocab_size)   # noqa: E731
+            return SentenceVAE(cfg, encoder, decoder, head, CategoricalAndNormal(K, nz), conditioner)
+        return SentenceVAE(cfg, encoder, decoder, lambda summary: CategoricalHead(summary, K, cfg.vocab_size),
+                           UniformCategorical(K), conditioner)
     encoder, decoder = Encoder(cfg), Decoder(cfg)
     posterior = {"gaussian": lambda summary: GaussianHead(summary, nz),
                  "iaf": lambda summary: IAFHead(summary, nz, cfg.flow_steps)}[cfg.posterior]
@@ -35,10 +48,22 @@ def latent_families(cfg: ModelConfig) -> tuple[type, type]:
     """The posterior and prior types a model of this config has (without building it)."""
     if cfg.no_latent:
         return Point, PointPrior
+    if cfg.latent_type == "categorical":
+        return Categorical, UniformCategorical
+    if cfg.latent_type == "categorical+gaussian":
+        return WithCategory, CategoricalAndNormal
     posterior = {"gaussian": Gaussian, "iaf": IAF}[cfg.posterior]
     if cfg.prior == "gmm":
         return WithComponent, GaussianMixture
     return posterior, StandardNormal
+
+
+def code_size(cfg: ModelConfig) -> int:
+    """The size of a code z, as posteriors sample it and `encode`/`decode` write and read it: nz, or
+    for a categorical latent its one-hot (K), beside the Gaussian's nz where there is one."""
+    if cfg.latent_type == "gaussian":
+        return cfg.latent
+    return cfg.categories + (cfg.latent if cfg.latent_type == "categorical+gaussian" else 0)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -59,4 +84,4 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-__all__ = ["SentenceVAE", "build_model", "latent_families", "resolve_device"]
+__all__ = ["SentenceVAE", "build_model", "code_size", "latent_families", "resolve_device"]
