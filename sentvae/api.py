@@ -170,7 +170,7 @@ def train(data=None, *, on_event=None, **options):
     if not resume:
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
     # what training cannot do with this latent: refused before anything is read or written
-    build_objective(cfg).check(*latent_families(model_cfg))
+    build_objective(cfg, model_cfg).check(*latent_families(model_cfg))
     refuse_contradictions(model_cfg.no_latent, cfg)        # now that an --init-from model's is known too
     train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors, text_field)
     if valid_paths:
@@ -229,7 +229,9 @@ class Model:
 
     @property
     def latent(self) -> int:
-        return self.config.latent
+        """The size of a code: nz, or for a categorical latent K (+ nz beside a Gaussian)."""
+        from sentvae.model import code_size
+        return code_size(self.config)
 
     @property
     def posterior_params(self) -> tuple:
@@ -268,16 +270,27 @@ class Model:
         if hasattr(z, "mean") and hasattr(z, "rsample"):          # a posterior from encode()
             z = z.mean()
         z = check_codes(z, self.latent).to(self.device)     # finite float32 values, (N, latent)
+        if hasattr(self.net.conditioner, "check"):          # a categorical part: on the simplex
+            self.net.conditioner.check(z)
         return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding)))
 
-    def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, component: int | None = None, **decoding):
-        """Yield n sentences from the prior z ~ p(z) (of one component of a mixture prior, if given),
-        batch_size codes at a time."""
+    def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, component: int | None = None,
+                    category: int | None = None, **decoding):
+        """Yield n sentences from the prior z ~ p(z) (of one component of a mixture prior, or with one
+        value of a categorical latent, if given), batch_size codes at a time."""
         import torch
-        o = GenerationConfig(n=n, seed=seed, batch_size=batch_size, component=component)
-        n, seed, batch_size, component = o.n, o.seed, o.batch_size, o.component
+        o = GenerationConfig(n=n, seed=seed, batch_size=batch_size, component=component, category=category)
+        n, seed, batch_size, component, category = o.n, o.seed, o.batch_size, o.component, o.category
         decode_config(**decoding)                # checked now, not after the first batch
         prior, where = self.net.prior, {}
+        if category is not None:
+            count = getattr(prior, "categories", None)
+            if count is None:
+                raise SentvaeError(f"--category: {self.source} has no categorical latent (--latent-type categorical) "
+                                   "to pick from")
+            if category >= count:
+                raise SentvaeError(f"--category: must be an integer in [0, {count - 1}], not {category!r}")
+            where = {"category": category}
         if component is not None:
             count = getattr(prior, "components", None)
             if count is None:
@@ -293,9 +306,10 @@ class Model:
             yield from self.decode(z, **{**decoding, "seed": stream_seed(seed, start)})
 
     def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, component: int | None = None,
-               **decoding) -> list[str]:
-        """n sentences from the prior z ~ p(z) (of one component of a mixture prior, if given)."""
-        return list(self.iter_sample(n, seed, batch_size, component, **decoding))
+               category: int | None = None, **decoding) -> list[str]:
+        """n sentences from the prior z ~ p(z) (of one component of a mixture prior, or with one value
+        of a categorical latent, if given)."""
+        return list(self.iter_sample(n, seed, batch_size, component, category, **decoding))
 
     def interpolate(self, a: str, b: str, steps: int = 8, method: str = "lerp", posterior: str = "mean",
                     seed: int = 0, **decoding) -> list[str]:
@@ -304,6 +318,9 @@ class Model:
         from sentvae.latent import lerp, slerp
         o = GenerationConfig(steps=steps, method=method, posterior=posterior, seed=seed)
         decode_config(**decoding)
+        if o.method == "slerp" and self.config.latent_type != "gaussian":
+            raise SentvaeError("--method slerp: a categorical code's category part lives on the simplex, which "
+                               "a great circle leaves; use lerp (it mixes the categories' embeddings)")
         for name, s in (("A", a), ("B", b)):
             if not s.strip():
                 raise SentvaeError(f"interpolate: sentence {name} is empty")

@@ -100,7 +100,7 @@ def train(
         progress.close()
     if not quiet:
         best = result.best or {}
-        latent = result.model.cfg.latent
+        latent = best.get("latent", result.model.cfg.latent)
         out = Path(given.get("out", RunConfig.out))
         console.note(f"done ({result.stopped}) at step {result.position.step}; best valid -ELBO "
                      f"{best.get('elbo', float('nan')):.2f} (KL {best.get('kl', float('nan')):.2f}, "

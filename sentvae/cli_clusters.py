@@ -25,7 +25,8 @@ def clusters(
     as_json: AsJson = False,
 ):
     """Each component's share of the sentences and its most typical ones (highest q(c|x)); with
-    labels, how the components agree with them. A model with a mixture prior (--prior gmm)."""
+    labels, how the components agree with them. A model with a mixture prior (--prior gmm) or a
+    categorical latent (--latent-type categorical...: its categories are the components)."""
     import json
 
     from sentvae import console

@@ -53,15 +53,16 @@ def sample(
     checkpoint: Checkpoint = DEFAULT_CKPT,
     seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
     component: declared_option(GenerationConfig, "component") = None,
+    category: declared_option(GenerationConfig, "category") = None,
     **decoding,
 ):
     """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told)."""
     from sentvae.streams import emit, emit_json
 
-    o = given(GenerationConfig, n=n, seed=seed, batch_size=batch_size, component=component)
+    o = given(GenerationConfig, n=n, seed=seed, batch_size=batch_size, component=component, category=category)
     opts = _decoding(decoding)
     model = load(checkpoint, device)
-    for text in model.iter_sample(o.n, o.seed, o.batch_size, component=o.component, **opts):
+    for text in model.iter_sample(o.n, o.seed, o.batch_size, component=o.component, category=o.category, **opts):
         emit_json({"text": text}) if as_json else emit(text)
 
 

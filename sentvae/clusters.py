@@ -47,7 +47,8 @@ def cluster_report(model, texts: list[str], labels: list | None = None, top: int
     top = ClustersConfig(top=top).top              # --top's domain
     q = model.encode(texts, stats=stats)
     if not hasattr(q, "components"):
-        raise SentvaeError(f"clusters: {model.source} has no discrete latent (train with --prior gmm)")
+        raise SentvaeError(f"clusters: {model.source} has no discrete latent (train with --prior gmm or "
+                           "--latent-type categorical)")
     probs = q.components().cpu().numpy()                              # (N, C)
     assigned = probs.argmax(axis=1)
     N, C = probs.shape

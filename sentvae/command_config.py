@@ -75,6 +75,9 @@ class GenerationConfig(_Config):
     batch_size: int = option(256, "sentences decoded together", Int(1), panel=None)
     component: int | None = option(None, "draw z from this component of a mixture prior (--prior gmm), 0-based",
                                    Domain(int, 0, INT_LIMIT, optional=True), panel=None)
+    category: int | None = option(None, "this value of a categorical latent (--latent-type categorical...), 0-based; "
+                                  "a Gaussian part is drawn from p(z)", Domain(int, 0, INT_LIMIT, optional=True),
+                                  panel=None)
 
 
 @dataclass

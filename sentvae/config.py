@@ -26,6 +26,8 @@ TRAIN_ONLY = ("all", "encoder")
 OBJECTIVES = ("elbo", "iwae")
 POSTERIORS = ("gaussian", "iaf", "vmf")
 PRIORS = ("normal", "gmm", "uniform")
+LATENT_TYPES = ("gaussian", "categorical", "categorical+gaussian")
+ESTIMATORS = ("exact", "reinforce", "gumbel")
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 ENCODING_ERRORS = ("strict", "replace")
 
@@ -97,6 +99,10 @@ class ModelConfig(_Config):
                                  "(e.g. kappa 35 in 32 dimensions: 8.59 nats)", Float(0.0, 1e5, lo_open=True,
                                                                                      optional=True),
                                  panel=LATENT, default_help="none: vmf needs one")
+    latent_type: str = option("gaussian", "z: gaussian; categorical, one of --categories values (the decoder sees a "
+                              "learned embedding of it, of size --latent); or categorical+gaussian, that embedding "
+                              "concatenated to a Gaussian z of size --latent", Choice(*LATENT_TYPES), panel=LATENT)
+    categories: int = option(10, "categorical: K, the values c takes (uniform prior)", Int(2, 100_000), panel=LATENT)
     enc_layers: int = option(1, "encoder layers", SIZE, panel=MODEL)
     dec_layers: int = option(1, "decoder layers", SIZE, panel=MODEL, tags=("decoder_shape",))
     bidirectional: bool = option(True, "encoder direction", BOOL, panel=MODEL,
@@ -145,6 +151,12 @@ class ModelConfig(_Config):
         if self.no_latent:
             require(self.posterior == "gaussian", "posterior", "a --no-latent model has no latent to give a posterior")
             require(self.prior == "normal", "prior", "a --no-latent model has no latent to give a prior")
+            require(self.latent_type == "gaussian", "latent_type", "a --no-latent model has no latent")
+        if self.latent_type != "gaussian":
+            require(self.posterior == "gaussian", "posterior", f"--latent-type {self.latent_type} takes the "
+                    "diagonal Gaussian only (no flow beside a categorical)")
+            require(self.prior == "normal", "prior", f"--latent-type {self.latent_type} has its own prior (uniform "
+                    "over the categories, N(0, I) for a Gaussian part); a mixture prior is the other discrete latent")
         if self.posterior == "vmf":
             require(self.prior == "uniform", "prior", f"--posterior vmf lives on the unit sphere, under the uniform "
                     f"prior there; leave --prior out, not {self.prior}")
@@ -237,6 +249,19 @@ class TrainConfig(_Config):
     train_only: str = option("all", "encoder: update only the encoder and posterior head of an --init-from "
                              "model (its decoder, and so p(x), kept; the bound tightens)", Choice(*TRAIN_ONLY),
                              panel=OBJECTIVE)
+    estimator: str | None = option(None, "categorical latent: how q(c|x) gets its gradient: exact (the sum over the "
+                                   "K values, K decoder passes), reinforce (the score function with a learned "
+                                   "baseline) or gumbel (the Gumbel-softmax relaxation)",
+                                   Domain(str, choices=ESTIMATORS, optional=True), panel=OBJECTIVE,
+                                   default_help="exact for a categorical latent")
+    tau: float = option(1.0, "gumbel: the relaxation's temperature at step 0", Float(0.0, 100.0, lo_open=True),
+                        panel=OBJECTIVE)
+    tau_min: float = option(0.5, "gumbel: the temperature's floor", Float(0.0, 100.0, lo_open=True), panel=OBJECTIVE)
+    tau_rate: float = option(3e-5, "gumbel: tau = max(--tau-min, --tau x exp(-rate x step)) (Jang et al. 2017's "
+                             "schedule; their notebook's rate)", Float(0.0, 1.0), panel=OBJECTIVE)
+    straight_through: bool = option(False, "gumbel: decode the one-hot argmax, back-propagate through the relaxed "
+                                     "sample (Jang et al.'s straight-through estimator)", BOOL, panel=OBJECTIVE,
+                                     flags=("--straight-through",))
     precision: str = option("fp32", "autocast precision (fp16: CUDA only, with a GradScaler)",
                             Choice(*PRECISIONS), panel=HARDWARE)
     eval_every: int = option(400, "validate and save every N steps", Int(1), panel=OUTPUT)
@@ -258,9 +283,16 @@ class TrainConfig(_Config):
         require(self.train_only == "all" or not self.aggressive, "train_only",
                 "encoder: cannot be combined with --aggressive, whose decoder steps it would skip")
         require(not (self.init_from and self.init_decoder), "init_from", "cannot be combined with --init-decoder: give one start")
+        if self.estimator != "gumbel":
+            for name in ("tau", "tau_min", "tau_rate", "straight_through"):
+                require(getattr(self, name) == _DEFAULTS[name], name, "applies to --estimator gumbel only")
+        require(self.tau_min <= self.tau, "tau_min", f"must be at most --tau {self.tau}, not {self.tau_min}")
         require(self.max_tokens >= self.train_samples * (self.max_len + 1), "max_tokens",
                 f"must be at least --train-samples x (--max-len + 1) ({self.train_samples * (self.max_len + 1)}) "
                 "so the longest sentence fits with all its copies")
+
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 @dataclass

@@ -13,8 +13,14 @@ drawn from a generator seeded by (seed, i, k // BLOCK) (sentvae.noise.SeededNois
 not depend on batch size, token budget or chunking, and the first K samples are the same for
 every larger K. Everything here asks the posterior and prior objects (sentvae/posteriors.py,
 priors.py, kl.py), never a family's formula: the KL is analytic where the pair has a closed form
-and a Monte Carlo estimate from the same K samples otherwise (`kl_exact` says which); a latent
-with a single value (the LM baseline) needs one sample and gives the exact NLL.
+and a Monte Carlo estimate from the same K samples otherwise (`kl_exact` says which).
+
+A latent that takes finitely many values (a posterior with `values`: the LM baseline's one, a
+categorical's K, sentvae/categorical.py) is summed over instead, with no sampling: log p(x) =
+logsumexp_v [log p(x|v) + log p(v)] and rec = -sum_v q(v|x) log p(x|v), exactly (`nll_exact`; SE 0,
+`iw_samples` = the number of values, ESS set to it), and MI is I(x; v) exactly under the empirical
+distribution of x. A categorical beside a Gaussian z is importance-weighted as any latent, c sampled
+with z from q(c|x) q(z|x) in each weight (one decoder pass per weight).
 """
 
 import math
@@ -50,7 +56,7 @@ class EvalResult:
     iw_samples: int
     seed: int
     kl_exact: bool = True   # KL (and so -ELBO) in closed form; False: a Monte Carlo estimate from the K samples
-    nll_exact: bool = False  # the NLL is exact (the latent has one value: the LM baseline), not an estimate
+    nll_exact: bool = False  # the NLL is exact (summed over the latent's iw_samples values), not an estimate
     # per sentence, in corpus order (evaluate(per_sentence=True)): words, elbo, iw_nll, ess, kl
     per_sentence: dict | None = field(default=None, repr=False, compare=False)
 
@@ -89,7 +95,13 @@ def mutual_information(q, seed: int = 0, chunk: int = 1024) -> float:
     estimated by the mixture of all N posteriors of `q` (He et al. 2019), one z per sentence.
     Lies in [0, log N]. The first term is the posterior's closed-form entropy where it has one
     (else its one-sample estimate). Where log q(z|x) must invert a flow (N^2 inversions), a seeded
-    subsample of MI_SENTENCES_SLOW sentences stands for the corpus."""
+    subsample of MI_SENTENCES_SLOW sentences stands for the corpus. A latent with finitely many
+    values: exactly, mean_x KL(q(v|x) || mean_x q(v|x))."""
+    if q.values is not None:
+        _, log_q = q.enumerate()                                                # (N, V)
+        p = log_q.exp()
+        log_agg = torch.log(p.mean(dim=0))                                      # (V,)
+        return float(torch.where(p > 0, p * (log_q - log_agg), 0.0).sum(dim=1).mean())
     if not getattr(q, "cheap_log_prob", True) and q.batch > MI_SENTENCES_SLOW:
         keep = np.sort(np.random.default_rng([seed, 31]).choice(q.batch, MI_SENTENCES_SLOW, replace=False))
         q = q.index(torch.as_tensor(keep))
@@ -123,8 +135,12 @@ def iw_plan(lengths: np.ndarray, K: int, max_tokens: int):
 
 @torch.inference_mode()
 def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 2000, device="cpu",
-             seed: int = 0, with_mi: bool = True, on_progress=None, per_sentence: bool = False) -> EvalResult:
+             seed: int = 0, with_mi: bool = True, on_progress=None, per_sentence: bool = False,
+             exact: bool = True) -> EvalResult:
     """All figures of the module docstring over `corpus`, K = iw_samples.
+
+    exact: sum over a latent that takes finitely many values (False: importance-weight it with K
+    samples like any other, to compare the two).
 
     per_sentence: also keep each sentence's figures (EvalResult.sentence_rows), for paired
     comparisons of two models on the same sentences.
@@ -137,8 +153,11 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
     model.eval()
     device = torch.device(device)
     n, K = len(corpus), iw_samples
-    if model.to_posterior.family.values == 1:
-        K = 1      # one value of z (the LM baseline): every weight is p(x), so one sample is exact
+    head = model.to_posterior
+    values = getattr(head, "values", head.family.values)
+    exact = exact and values is not None
+    if exact:
+        K = values       # every value once: the sum is p(x) itself
     posteriors, order = [], []
     log_px = torch.empty(n, dtype=torch.float64)      # IW estimate of log p(x)
     ess = torch.empty(n, dtype=torch.float64)
@@ -161,25 +180,29 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
         s2 = torch.zeros(B, device=device)
         rec_sum = torch.zeros(B, dtype=torch.float64, device=device)
         kl_sum = torch.zeros(B, dtype=torch.float64, device=device)
+        every = q.enumerate() if exact else None                               # (B, V, nz), (B, V)
         for start in range(0, K, chunk):
             kc = min(chunk, K - start)
-            z, log_qz = q.rsample(SeededNoise(seed, idx, start, kc, device))   # (B, kc, nz), (B, kc)
+            if exact:
+                z, log_qz = every[0][:, start:start + kc], every[1][:, start:start + kc]
+            else:
+                z, log_qz = q.rsample(SeededNoise(seed, idx, start, kc, device))   # (B, kc, nz), (B, kc)
             xr = x.repeat_interleave(kc, dim=0)                                # (B*kc, T+1)
             ll = model.log_likelihood(z.reshape(B * kc, -1), xr[:, :-1], xr[:, 1:]).view(B, kc).float()
             log_pz = model.prior.log_prob(z)                                   # (B, kc)
-            log_w = ll + log_pz - log_qz                                       # (B, kc)
+            log_w = ll + log_pz - (0.0 if exact else log_qz)                   # (B, kc)
             new_max = torch.maximum(run_max, log_w.max(dim=1).values)
             scale = torch.exp(run_max - new_max)
             s1 = s1 * scale + torch.exp(log_w - new_max.unsqueeze(1)).sum(dim=1)
             s2 = s2 * scale ** 2 + torch.exp(2 * (log_w - new_max.unsqueeze(1))).sum(dim=1)
             run_max = new_max
-            rec_sum -= ll.double().sum(dim=1)
+            rec_sum -= (ll.double() * (log_qz.double().exp() if exact else 1.0)).sum(dim=1)
             if kl_closed is None:
                 kl_sum += kl_divergence(q, model.prior, z, log_qz).total.double() * kc
         where = torch.as_tensor(idx)
-        log_px[where] = (run_max + torch.log(s1) - math.log(K)).double().cpu()
-        ess[where] = (s1.double() ** 2 / s2.double()).cpu()
-        rec[where] = (rec_sum / K).cpu()
+        log_px[where] = (run_max + torch.log(s1) - (0.0 if exact else math.log(K))).double().cpu()
+        ess[where] = float(K) if exact else (s1.double() ** 2 / s2.double()).cpu()
+        rec[where] = (rec_sum / (1 if exact else K)).cpu()
         kl[where] = kl_closed if kl_closed is not None else (kl_sum / K).cpu()
         kl_exact = kl_exact and kl_closed is not None
         posteriors.append(q.to("cpu"))
@@ -197,7 +220,7 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
         **summarize(rows, K), tokens=int(corpus.lengths.sum()) + n,
         mi=mutual_information(q64, seed) if with_mi else float("nan"),
         au=active_units(q_all.mean()), latent=q_all.dim, iw_samples=K, seed=seed, kl_exact=kl_exact,
-        nll_exact=model.to_posterior.family.values == 1,
+        nll_exact=exact,
         per_sentence=rows if per_sentence else None)
 
 

@@ -49,6 +49,13 @@ def word_dropout(inp: torch.Tensor, p: float, generator=None) -> torch.Tensor:
     return inp.masked_fill(drop, UNK)
 
 
+def refuse_estimator(cfg: TrainConfig) -> None:
+    """--estimator is for a categorical latent (sentvae/estimators.py), whose objectives are built instead."""
+    if cfg.estimator is not None:
+        raise SentvaeError(f"--estimator {cfg.estimator}: applies to a categorical latent (--latent-type "
+                           "categorical or categorical+gaussian); a Gaussian is reparameterised")
+
+
 class ELBO:
     """The evidence lower bound from one z per sentence, with its training knobs.
 
@@ -60,12 +67,20 @@ class ELBO:
     code is informative in that dimension pay for it. Both need a KL that splits by dimension.
     """
 
+    draw = None                                 # codes from q.rsample (sentvae/estimators.py draws its own)
+
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.samples = cfg.train_samples        # z per sentence; with several, rec is their mean
+        self.copies = self.samples              # decoder copies of a sentence per step (the token budget's)
 
     def check(self, posterior_family: type, prior_family: type) -> None:
         """Refuse, with one line, knobs this posterior x prior pair cannot honour."""
+        refuse_estimator(self.cfg)
+        self.check_kl_knobs(posterior_family, prior_family)
+
+    def check_kl_knobs(self, posterior_family: type, prior_family: type) -> None:
+        """Free bits and the dispersion term: what this pair's KL must allow."""
         if self.cfg.free_bits > 0 and posterior_family.fixed_kl:
             raise SentvaeError(f"--free-bits: the KL of this posterior is a constant ({posterior_family.fixed_kl}): "
                                "there is nothing to floor")
@@ -117,6 +132,7 @@ class IWAE(ELBO):
     The figures keep the true -ELBO (from the same samples) beside the -IWAE bound (`iwae`)."""
 
     def check(self, posterior_family: type, prior_family: type) -> None:
+        refuse_estimator(self.cfg)
         if self.cfg.free_bits > 0:
             raise SentvaeError("--free-bits: applies to --objective elbo (the IWAE bound has no KL term to floor)")
         if self.cfg.dispersion > 0:
@@ -142,6 +158,12 @@ class IWAE(ELBO):
 OBJECTIVES = {"elbo": ELBO, "iwae": IWAE}
 
 
-def build_objective(cfg: TrainConfig) -> ELBO:
+def build_objective(cfg: TrainConfig, model_cfg=None, step: int = 0) -> ELBO:
+    """The objective of a run (model_cfg: the model's config; its latent type decides, where it is
+    categorical, for one of --estimator's, sentvae/estimators.py). step: the update it serves
+    (a schedule of its own, e.g. the Gumbel-softmax temperature's, follows it)."""
+    if model_cfg is not None and model_cfg.latent_type != "gaussian":
+        from sentvae.estimators import ESTIMATORS      # (it imports this module: loaded when needed)
+        return ESTIMATORS[cfg.estimator or "exact"](cfg, model_cfg.categories, step)
     return OBJECTIVES[cfg.objective](cfg)
 

@@ -89,6 +89,10 @@ class Point(Posterior):
         at = (z == self.z0).all(dim=-1)
         return torch.where(at, 0.0, -math.inf).to(z.dtype)
 
+    def enumerate(self, noise=None):
+        """Its one value: z0 (B, 1, nz), log q = 0 (B, 1)."""
+        return self.z0.unsqueeze(1), self.z0.new_zeros(self.batch, 1)
+
     def mean(self) -> torch.Tensor:
         return self.z0
 

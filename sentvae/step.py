@@ -19,19 +19,21 @@ def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def train_step(model, opt, batch, weight: float, cfg: TrainConfig, scaler=None, only: list | None = None) -> dict:
+def train_step(model, opt, batch, weight: float, cfg: TrainConfig, scaler=None, only: list | None = None,
+               step: int = 0) -> dict:
     """One update on one batch: word dropout, forward, the objective (--objective, annealed), backward,
     clip, update. Returns the batch's figures as tensors (read them later: no host sync here).
 
     With cfg.precision bf16/fp16 the forward runs under autocast (the loss itself is summed in
     float32); fp16 needs `scaler` (a torch.amp.GradScaler) against gradient underflow.
     only: update just these parameters (the others' gradients are dropped, and the optimizer skips a
-    parameter without one) — for aggressive training's encoder-only and decoder-only steps."""
-    objective = build_objective(cfg)
+    parameter without one) — for aggressive training's encoder-only and decoder-only steps.
+    step: the update's index (an objective's own schedule follows it: the Gumbel temperature)."""
+    objective = build_objective(cfg, getattr(model, "module", model).cfg, step)
     x = batch.tokens
     dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
     with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):
-        terms = model(batch, dec_inp, samples=objective.samples)
+        terms = model(batch, dec_inp, samples=objective.samples, draw=objective.draw)
     loss, figs = objective.loss(terms, weight)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:

@@ -101,10 +101,10 @@ class Trainer:
         self.opt = build_optimizer(self.raw.parameters(), cfg)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.pos = Position()
-        self.objective = build_objective(cfg)
+        self.objective = build_objective(cfg, model_cfg)
         self.objective.check(self.raw.to_posterior.family, type(self.raw.prior))
         # --max-tokens counts every copy of a sentence that the objective decodes
-        self.batch_tokens = cfg.max_tokens // self.objective.samples
+        self.batch_tokens = cfg.max_tokens // self.objective.copies
         self.n_batches = len(self.epoch_batches(0))    # the same every epoch
         if self.n_batches == 0:
             raise SentvaeError(f"--data: too little data for {self.world} processes at --max-tokens {cfg.max_tokens}")
@@ -279,9 +279,9 @@ class Trainer:
             enc, dec = self.enc_dec
             update = functools.partial(self.encoder_update, weight=w, params=enc)
             inner = aggressive.inner_loop(update, batches, cfg.seed, pos.step, self.device)
-            figs = train_step(self.model, self.opt, batch, w, cfg, self.scaler, dec)
+            figs = train_step(self.model, self.opt, batch, w, cfg, self.scaler, dec, pos.step)
         else:
-            figs = train_step(self.model, self.opt, batch, w, cfg, self.scaler, self.only)
+            figs = train_step(self.model, self.opt, batch, w, cfg, self.scaler, self.only, pos.step)
         self.meter.add(figs, int(self.train_data.lengths[idx].sum()) + len(idx), inner)  # host side: no sync
         pos.step += 1
         pos.batch += 1
@@ -290,7 +290,7 @@ class Trainer:
     def encoder_update(self, idx, weight: float, params: list):
         """Aggressive training's inner step: the encoder alone, on batch idx; -> its loss."""
         return train_step(self.model, self.opt, collate(self.train_data, idx).to(self.device), weight,
-                          self.cfg, self.scaler, params)["loss"]
+                          self.cfg, self.scaler, params, self.pos.step)["loss"]
 
     def reset_decoder(self) -> None:
         """Li et al. 2019: the encoder is now a good autoencoder's; start the decoder afresh (and

@@ -37,18 +37,22 @@ class TrainResult:
 
 
 class Meter:
-    """Training figures summed since the last log, kept on the device (read at log time only)."""
+    """Training figures summed since the last log, kept on the device (read at log time only):
+    KEYS always, and any other figure an objective gives (the IWAE bound, a baseline's error, ...)."""
 
     KEYS = ("loss", "elbo", "rec", "kl")
 
     def __init__(self, device):
+        self.device = device
         self.sums = {k: torch.zeros((), device=device) for k in self.KEYS}
         self.steps = self.tokens = self.inner = 0
         self.since = time.perf_counter()
 
     def add(self, figures: dict, tokens: int, inner: int = 0) -> None:
-        for k in self.KEYS:
-            self.sums[k] += figures[k]
+        for k, v in figures.items():
+            if k not in self.sums:
+                self.sums[k] = torch.zeros((), device=self.device)
+            self.sums[k] += v
         self.steps += 1
         self.tokens += tokens
         self.inner += inner

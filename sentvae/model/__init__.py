@@ -1,8 +1,12 @@
 """The networks. `build_model(config)` is the one place that looks at the architecture."""
 
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 
+from sentvae.categorical import (Categorical, CategoricalAndNormal, CategoricalHead, CategoryCode, CategoryHead,
+                                 UniformCategorical, WithCategory)
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
 from sentvae.model.cnn import CNNDecoder, receptive_field
@@ -43,6 +47,15 @@ def build_model(cfg: ModelConfig) -> SentenceVAE:
     nz = cfg.latent
     if cfg.no_latent:        # the LM baseline: a point latent at 0, read from nothing
         return SentenceVAE(cfg, NoEncoder(), _decoder(cfg), lambda summary: PointHead(nz), PointPrior(nz), NoCode())
+    if cfg.latent_type != "gaussian":   # a code [one-hot c ; z], seen by the decoder as [embedding of c ; z]
+        K, rest = cfg.categories, (nz if cfg.latent_type == "categorical+gaussian" else 0)
+        encoder, decoder = _encoder(cfg), _decoder(replace(cfg, latent=nz + rest))
+        conditioner = CategoryCode(K, nz, rest)
+        if rest:
+            head = lambda summary: CategoryHead(GaussianHead(summary, nz), summary, K, cfg.vocab_size)   # noqa: E731
+            return SentenceVAE(cfg, encoder, decoder, head, CategoricalAndNormal(K, nz), conditioner)
+        return SentenceVAE(cfg, encoder, decoder, lambda summary: CategoricalHead(summary, K, cfg.vocab_size),
+                           UniformCategorical(K), conditioner)
     encoder, decoder = _encoder(cfg), _decoder(cfg)
     posterior = {"gaussian": lambda summary: GaussianHead(summary, nz),
                  "iaf": lambda summary: IAFHead(summary, nz, cfg.flow_steps),
@@ -58,6 +71,10 @@ def latent_families(cfg: ModelConfig) -> tuple[type, type]:
     """The posterior and prior types a model of this config has (without building it)."""
     if cfg.no_latent:
         return Point, PointPrior
+    if cfg.latent_type == "categorical":
+        return Categorical, UniformCategorical
+    if cfg.latent_type == "categorical+gaussian":
+        return WithCategory, CategoricalAndNormal
     posterior = {"gaussian": Gaussian, "iaf": IAF, "vmf": VonMisesFisher}[cfg.posterior]
     if cfg.prior == "gmm":
         return WithComponent, GaussianMixture
@@ -73,6 +90,14 @@ def facts(cfg: ModelConfig) -> dict:
     if cfg.posterior == "vmf" and not cfg.no_latent:
         out["kl_fixed"] = vmf_constants(cfg.kappa, cfg.latent)["kl"]
     return out
+
+
+def code_size(cfg: ModelConfig) -> int:
+    """The size of a code z, as posteriors sample it and `encode`/`decode` write and read it: nz, or
+    for a categorical latent its one-hot (K), beside the Gaussian's nz where there is one."""
+    if cfg.latent_type == "gaussian":
+        return cfg.latent
+    return cfg.categories + (cfg.latent if cfg.latent_type == "categorical+gaussian" else 0)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -93,4 +118,4 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
-__all__ = ["SentenceVAE", "build_model", "facts", "latent_families", "resolve_device"]
+__all__ = ["SentenceVAE", "build_model", "code_size", "facts", "latent_families", "resolve_device"]

@@ -36,6 +36,8 @@ class Terms:
     bow: torch.Tensor         # (B,) bag-of-words NLL of z_1 (zeros without a bow head)
     posterior: object         # q(z|x) of the batch
     components: torch.Tensor | None = None   # (B, S, C) p(c|z_s) under a mixture prior, else None
+    z: torch.Tensor | None = None            # (B, S, D) the codes decoded
+    tokens: torch.Tensor | None = None       # (B,) target tokens per sentence (pieces + EOS)
 
 
 class Code(nn.Module):
@@ -118,9 +120,11 @@ class SentenceVAE(nn.Module):
                               ignore_index=PAD, reduction="none")
         return -nll.view(tgt.shape).sum(dim=1)
 
-    def forward(self, batch, dec_inp: torch.Tensor | None = None, samples: int = 1, noise=None) -> Terms:
+    def forward(self, batch, dec_inp: torch.Tensor | None = None, samples: int = 1, noise=None, draw=None) -> Terms:
         """A Batch (tokens x (B, T+1)) -> Terms of `samples` draws z ~ q(z|x) per sentence (from
-        `noise`, by default the device's generator).
+        `noise`, by default the device's generator). draw(q, noise) -> (codes (B, S', D), log q (B, S')),
+        if given, replaces q.rsample: an estimator's own codes (sentvae/estimators.py: every value
+        of a categorical, a Gumbel-softmax sample).
 
         dec_inp replaces x[:, :-1] as decoder input (word dropout is applied by the caller). Every
         term an objective needs comes out of forward(), so DistributedDataParallel sees every
@@ -129,7 +133,8 @@ class SentenceVAE(nn.Module):
         x = batch.tokens
         B = x.size(0)
         q = self.encode(x[:, 1:], batch.lengths)
-        z, log_q = q.rsample(noise or StreamNoise(B, samples, x.device))          # (B, S, nz), (B, S)
+        noise = noise or StreamNoise(B, samples, x.device)
+        z, log_q = q.rsample(noise) if draw is None else draw(q, noise)          # (B, S, nz), (B, S)
         S = z.size(1)
         inp = x[:, :-1] if dec_inp is None else dec_inp
         tgt = x[:, 1:]
@@ -140,7 +145,7 @@ class SentenceVAE(nn.Module):
         log_p = self.prior.log_prob(zf)
         kl = kl_divergence(q.to(dtype=torch.float32), self.prior, zf, log_q)
         components = self.prior.responsibilities(zf) if hasattr(self.prior, "responsibilities") else None
-        return Terms(ll, log_q, log_p, kl, self.bow_nll(z[:, 0], x[:, 1:]).float(), q, components)
+        return Terms(ll, log_q, log_p, kl, self.bow_nll(z[:, 0], x[:, 1:]).float(), q, components, z, batch.lengths)
 
     def bow_nll(self, z: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """-sum over the sentence's pieces (EOS and PAD excluded) of log softmax(W z): (B,)."""
@@ -171,7 +176,7 @@ class SentenceVAE(nn.Module):
         with the decoder's weights on z zeroed, so the VAE starts out predicting exactly what the
         LM predicts and leaves it only as far as using z pays. The encoder keeps its fresh weights.
         Weights that do not fit this model: one line naming --init-decoder."""
-        fresh = ("encoder.", "to_posterior.", "bow.", "prior.")
+        fresh = ("encoder.", "to_posterior.", "bow.", "prior.", "conditioner.")
         try:
             missing, unexpected = self.load_state_dict(
                 {k: v for k, v in state.items() if not k.startswith(fresh)}, strict=False)
