@@ -16,8 +16,9 @@ import typer
 from sentvae import __version__
 from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Checkpoint, Device, EncErr, EncodingErrors, ModelType,
                                  Quiet, TextField, load, with_options)
-from sentvae.config import ModelConfig, RunConfig, TrainConfig
+from sentvae.config import SVI_LR, ModelConfig, RunConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
+from sentvae.options import domain_of
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -153,6 +154,8 @@ def eval_(
     text_field: TextField = "text",
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
     per_sentence: Annotated[Optional[Path], typer.Option(help="also write one JSON line per sentence here (index, words, elbo, iw_nll, ess, kl): for paired comparisons")] = None,
+    svi_steps: Annotated[int, typer.Option(help="refine each sentence's posterior by N gradient steps on its own ELBO first (semi-amortized inference; the change is the amortisation gap)")] = 0,
+    svi_lr: Annotated[float, typer.Option(help="--svi-steps: the step size, per sentence (momentum 0.5, norm clipped at 5)")] = SVI_LR,
     quiet: Quiet = False,
 ):
     """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units."""
@@ -164,17 +167,20 @@ def eval_(
         raise SentvaeError(f"--iw-samples: must be >= 1, not {iw_samples}")
     if max_tokens < 1:
         raise SentvaeError(f"--max-tokens: must be >= 1, not {max_tokens}")
+    for name, value in (("svi_steps", svi_steps), ("svi_lr", svi_lr)):    # as train checks them
+        domain_of(TrainConfig, name).check(name, value)
     if per_sentence is not None and output_problem(per_sentence):   # said now, not after the eval
         raise SentvaeError(f"--per-sentence {per_sentence}: {output_problem(per_sentence)}")
     paths = data or [bundled("test")]
     model = load(checkpoint, device)
+    model.check_svi(svi_steps)
     corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors.value, text_field)
     corpus.check_coverage()
     if not quiet:
         console.input_warnings(corpus.n_truncated, corpus.n_unk, f"--max-len {max_len}")
     with console.Counter("eval", len(corpus), disable=quiet) as progress:
         result = model.evaluate(corpus, iw_samples, seed, max_tokens, per_sentence=per_sentence is not None,
-                                on_progress=progress)
+                                on_progress=progress, svi_steps=svi_steps, svi_lr=svi_lr)
     if per_sentence is not None:
         _write_lines(per_sentence, (json.dumps(r) for r in result.sentence_rows()))
     if result.iw_samples > 1 and result.ess < ESS_WARN_FRACTION * result.iw_samples:

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from sentvae import svi
 from sentvae.config import TrainConfig
 from sentvae.errors import SentvaeError
 from sentvae.kl import per_dimension
@@ -66,6 +67,7 @@ class ELBO:
 
     def check(self, posterior_family: type, prior_family: type) -> None:
         """Refuse, with one line, knobs this posterior x prior pair cannot honour."""
+        svi.check(self.cfg.svi_steps, posterior_family)
         if self.cfg.free_bits > 0 and self.cfg.free_bits_over != "latent" and \
                 not per_dimension(posterior_family, prior_family):
             raise SentvaeError(f"--free-bits: needs a KL that splits by latent dimension; "
@@ -114,6 +116,7 @@ class IWAE(ELBO):
     The figures keep the true -ELBO (from the same samples) beside the -IWAE bound (`iwae`)."""
 
     def check(self, posterior_family: type, prior_family: type) -> None:
+        svi.check(self.cfg.svi_steps, posterior_family)
         if self.cfg.free_bits > 0:
             raise SentvaeError("--free-bits: applies to --objective elbo (the IWAE bound has no KL term to floor)")
         if self.cfg.dispersion > 0:
