@@ -76,6 +76,8 @@ def test_the_steps_are_momentum_sgd_on_each_sentences_own_elbo_clipped_per_sente
     q = Refiner(steps, lr, seed=seed).refine(toy, Gaussian(mu, logvar), t, None, sentences=idx)
     assert isinstance(q, Gaussian)
     eps = SeededNoise(seed + SEED_OFFSET, idx, 0, steps).normal(nz)            # (B, steps, nz): step k = sample k
+    # not the samples evaluation then measures the refined posterior with (an optimistic -ELBO)
+    assert SEED_OFFSET > 2 ** 32 - 1 and not torch.allclose(eps, SeededNoise(seed, idx, 0, steps).normal(nz))
     clipped = 0
     for i in range(B):
         m, lv = by_hand(mu[i], logvar[i], t[i], eps[i], lr, a)
