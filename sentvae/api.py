@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from sentvae.command_config import DecodeConfig, EvalConfig, GenerationConfig, check_option, stream_seed
-from sentvae.config import ModelConfig, RunConfig, TrainConfig
+from sentvae.config import SVI_LR, ModelConfig, RunConfig, TrainConfig
 from sentvae.errors import SentvaeError
 from sentvae.options import declared, domain_of, tagged
 
@@ -239,6 +239,11 @@ class Model:
         head = self.net.to_posterior
         return getattr(head, "param_names", None) or head.family.param_names
 
+    def check_svi(self, svi_steps: int) -> None:
+        """Refuse (one line naming --svi-steps) a refinement this model's posterior cannot take."""
+        from sentvae.svi import check
+        check(svi_steps, self.net.to_posterior.family)
+
     def __repr__(self) -> str:
         return (f"sentvae.Model({self.source!r}: {self.config.encoder} encoder, {self.config.decoder} decoder, "
                 f"{self.config.posterior} latent {self.latent}, "
@@ -340,23 +345,26 @@ class Model:
 
     # --- scores
     def score(self, texts: list[str], k: int = 500, seed: int = 0, max_tokens: int = 2000,
-              max_len: int = 100) -> list[dict]:
+              max_len: int = 100, svi_steps: int = 0, svi_lr: float = SVI_LR) -> list[dict]:
         """Per sentence, as `sentvae eval --per-sentence`: index, words (+EOS), elbo (-ELBO),
         iw_nll (importance-weighted -log p(x), K = k), ess, kl; nats."""
-        return list(self.evaluate(texts, k, seed, max_tokens, max_len, per_sentence=True).sentence_rows())
+        return list(self.evaluate(texts, k, seed, max_tokens, max_len, per_sentence=True, svi_steps=svi_steps,
+                                  svi_lr=svi_lr).sentence_rows())
 
     def evaluate(self, texts, k: int = 500, seed: int = 0, max_tokens: int = 2000, max_len: int = 100,
-                 per_sentence: bool = False, on_progress=None):
-        """Every eval figure over texts (a list of strings, or a Corpus): -> EvalResult."""
+                 per_sentence: bool = False, on_progress=None, svi_steps: int = 0, svi_lr: float = SVI_LR):
+        """Every eval figure over texts (a list of strings, or a Corpus): -> EvalResult.
+        svi_steps: first refine each sentence's posterior by that many gradient steps of size
+        svi_lr on its own ELBO (semi-amortized inference, sentvae/svi.py)."""
         from sentvae.data import Corpus, corpus_from_texts
         from sentvae.evaluate import evaluate
-        o = EvalConfig(iw_samples=k, max_tokens=max_tokens, seed=seed)
+        o = EvalConfig(iw_samples=k, max_tokens=max_tokens, seed=seed, svi_steps=svi_steps, svi_lr=svi_lr)
         max_len = check_option(TrainConfig, "max_len", max_len)
         corpus = texts if isinstance(texts, Corpus) else corpus_from_texts(_texts(texts), self.tokenizer, max_len)
         if len(corpus) == 0:
             raise SentvaeError("texts: no sentence to evaluate (the list is empty)")
         return evaluate(self.net, corpus, o.iw_samples, o.max_tokens, self.device, o.seed, on_progress=on_progress,
-                        per_sentence=per_sentence)
+                        per_sentence=per_sentence, svi_steps=o.svi_steps, svi_lr=o.svi_lr)
 
 
 DECODE_OPTIONS = tuple(f.name for f in fields(DecodeConfig))

@@ -168,6 +168,8 @@ def eval_(
     text_field: TextField = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
     per_sentence: Annotated[Optional[Path], typer.Option(help="also write one JSON line per sentence here (index, words, elbo, iw_nll, ess, kl): for paired comparisons")] = None,
+    svi_steps: declared_option(EvalConfig, "svi_steps") = None,
+    svi_lr: declared_option(EvalConfig, "svi_lr") = None,
     quiet: Quiet = False,
 ):
     """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units."""
@@ -175,20 +177,22 @@ def eval_(
     from sentvae.atomic import output_problem
     from sentvae.data import bundled, load_corpus
 
-    o = given(EvalConfig, iw_samples=iw_samples, max_tokens=max_tokens, seed=seed)
+    o = given(EvalConfig, iw_samples=iw_samples, max_tokens=max_tokens, seed=seed, svi_steps=svi_steps,
+              svi_lr=svi_lr)
     max_len = check_option(TrainConfig, "max_len", TrainConfig.max_len if max_len is None else max_len)
     encoding_errors = encoding_errors or RunConfig.encoding_errors
     if per_sentence is not None and output_problem(per_sentence):   # said now, not after the eval
         raise SentvaeError(f"--per-sentence {per_sentence}: {output_problem(per_sentence)}")
     paths = data or [bundled("test")]
     model = load(checkpoint, device)
+    model.check_svi(o.svi_steps)
     corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors, text_field or RunConfig.text_field)
     corpus.check_coverage()
     if not quiet:
         console.input_warnings(corpus.n_truncated, corpus.n_unk, f"--max-len {max_len}")
     with console.Counter("eval", len(corpus), disable=quiet) as progress:
         result = model.evaluate(corpus, o.iw_samples, o.seed, o.max_tokens, per_sentence=per_sentence is not None,
-                                on_progress=progress)
+                                on_progress=progress, svi_steps=o.svi_steps, svi_lr=o.svi_lr)
     if per_sentence is not None:
         _write_lines(per_sentence, (json.dumps(r) for r in result.sentence_rows()))
     if result.iw_samples > 1 and result.ess < ESS_WARN_FRACTION * result.iw_samples:

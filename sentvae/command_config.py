@@ -26,7 +26,7 @@ No torch and no typer here: `sentvae --help` imports this module.
 
 from dataclasses import dataclass
 
-from sentvae.config import _Config
+from sentvae.config import SVI_LR, _Config
 from sentvae.errors import SentvaeError
 from sentvae.options import BOOL, INT_LIMIT, SEED, SEED_LIMIT, Choice, Domain, Float, Int, declared, flag_of, option
 
@@ -87,6 +87,12 @@ class EvalConfig(_Config):
                              flags=("--iw-samples", "-k"))
     max_tokens: int = option(2000, "decoder tokens per call (bounds memory for any K)", Int(1), panel=None)
     seed: int = option(0, "random seed for z ~ q(z|x)", SEED, panel=None)
+    # the same domains as train's --svi-steps/--svi-lr, but here refining at evaluation only
+    svi_steps: int = option(0, "refine each sentence's posterior by N gradient steps on its own ELBO first "
+                            "(semi-amortized inference; the change is the amortisation gap)", Int(0, 10_000),
+                            panel=None)
+    svi_lr: float = option(SVI_LR, "--svi-steps: the step size, per sentence (momentum 0.5, norm clipped at 5)",
+                           Float(0.0, 1e3, lo_open=True), panel=None)
 
 
 @dataclass

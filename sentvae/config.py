@@ -39,6 +39,7 @@ PANELS = (DATA, TOKENIZER, MODEL, LATENT, OBJECTIVE, OPTIMISATION, STOPPING, HAR
 SIZE = Int(1, 65_536)              # widths and depths of the networks
 RATE = Float(0.0, 1.0, hi_open=True)   # dropout probabilities
 PATH = Domain(str, optional=True)  # a file; None: not given
+SVI_LR = 0.03                      # --svi-lr's default, in training and in eval (sentvae/svi.py): about the paper's per-sentence step (lr 1 on a batch mean of 32)
 
 
 class _Config:
@@ -262,6 +263,12 @@ class TrainConfig(_Config):
     straight_through: bool = option(False, "gumbel: decode the one-hot argmax, back-propagate through the relaxed "
                                      "sample (Jang et al.'s straight-through estimator)", BOOL, panel=OBJECTIVE,
                                      flags=("--straight-through",))
+    svi_steps: int = option(0, "semi-amortized inference (Kim et al. 2018): refine each sentence's posterior by N "
+                            "gradient steps on its own ELBO before the loss, backpropagating through them into the "
+                            "encoder (each step costs about a forward and backward pass more)", Int(0, 10_000),
+                            panel=OBJECTIVE)
+    svi_lr: float = option(SVI_LR, "--svi-steps: the step size, per sentence (momentum 0.5, each gradient's norm "
+                           "clipped at 5)", Float(0.0, 1e3, lo_open=True), panel=OBJECTIVE)
     precision: str = option("fp32", "autocast precision (fp16: CUDA only, with a GradScaler)",
                             Choice(*PRECISIONS), panel=HARDWARE)
     eval_every: int = option(400, "validate and save every N steps", Int(1), panel=OUTPUT)

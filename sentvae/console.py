@@ -129,6 +129,8 @@ def eval_table(r: dict) -> None:
         ("MI", f"{r['mi']:.3f}", "I(x; z) under q, nats" + (", exact" if r.get("nll_exact") else "")),
         ("AU", f"{r['au']} / {r['latent']}", "active units, Cov_x(code) > 0.01 (E_q[z]; a category's one-hot)"),
     ]
+    if r.get("svi_steps"):
+        rows.insert(1, ("posteriors", f"{r['svi_steps']} SVI steps", f"each refined on its own ELBO, lr {r['svi_lr']:g}"))
     for row in rows:
         t.add_row(*(Text(cell) for cell in row))     # Text: "[z]" is not rich markup
     err.print(t)

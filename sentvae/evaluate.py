@@ -21,6 +21,12 @@ logsumexp_v [log p(x|v) + log p(v)] and rec = -sum_v q(v|x) log p(x|v), exactly 
 `iw_samples` = the number of values, ESS set to it), and MI is I(x; v) exactly under the empirical
 distribution of x. A categorical beside a Gaussian z is importance-weighted as any latent, c sampled
 with z from q(c|x) q(z|x) in each weight (one decoder pass per weight).
+
+svi_steps > 0 (semi-amortized inference, sentvae/svi.py): each sentence's posterior is first
+refined by that many gradient steps on its own ELBO, and every figure is that of the refined
+posterior; the difference from svi_steps = 0 is the amortisation gap. The refinement's noise is
+seeded per sentence too, apart from the importance samples', so the figures still do not depend on
+batching.
 """
 
 import math
@@ -30,9 +36,11 @@ import numpy as np
 import torch
 
 from sentvae.command_config import EvalConfig
+from sentvae.config import SVI_LR
 from sentvae.data import Corpus, collate, make_batches
 from sentvae.kl import NeedsSamples, kl_divergence
 from sentvae.noise import BLOCK, SeededNoise, StreamNoise
+from sentvae.svi import refine_corpus
 
 AU_THRESHOLD = 0.01
 
@@ -57,6 +65,8 @@ class EvalResult:
     seed: int
     kl_exact: bool = True   # KL (and so -ELBO) in closed form; False: a Monte Carlo estimate from the K samples
     nll_exact: bool = False  # the NLL is exact (summed over the latent's iw_samples values), not an estimate
+    svi_steps: int = 0       # gradient steps refining each posterior before the figures (0: the encoder's)
+    svi_lr: float | None = None   # their step size (None when svi_steps is 0)
     # per sentence, in corpus order (evaluate(per_sentence=True)): words, elbo, iw_nll, ess, kl
     per_sentence: dict | None = field(default=None, repr=False, compare=False)
 
@@ -136,8 +146,9 @@ def iw_plan(lengths: np.ndarray, K: int, max_tokens: int):
 @torch.inference_mode()
 def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 2000, device="cpu",
              seed: int = 0, with_mi: bool = True, on_progress=None, per_sentence: bool = False,
-             exact: bool = True) -> EvalResult:
-    """All figures of the module docstring over `corpus`, K = iw_samples.
+             exact: bool = True, svi_steps: int = 0, svi_lr: float = SVI_LR) -> EvalResult:
+    """All figures of the module docstring over `corpus`, K = iw_samples, of the posteriors
+    refined by svi_steps steps of size svi_lr (0: the encoder's).
 
     exact: sum over a latent that takes finitely many values (False: importance-weight it with K
     samples like any other, to compare the two).
@@ -158,6 +169,7 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
     exact = exact and values is not None
     if exact:
         K = values       # every value once: the sum is p(x) itself
+    refined = refine_corpus(model, corpus, svi_steps, svi_lr, seed, max_tokens, device) if svi_steps else None
     posteriors, order = [], []
     log_px = torch.empty(n, dtype=torch.float64)      # IW estimate of log p(x)
     ess = torch.empty(n, dtype=torch.float64)
@@ -169,7 +181,8 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
         batch = collate(corpus, idx).to(device)
         x = batch.tokens
         B = x.size(0)
-        q = model.encode(x[:, 1:], batch.lengths).to(dtype=torch.float32)
+        q = model.encode(x[:, 1:], batch.lengths).to(dtype=torch.float32) if refined is None else \
+            refined.index(torch.as_tensor(idx)).to(device)
         try:                  # in closed form (in float64, from the float32 parameters), or from the samples
             kl_closed = kl_divergence(q.to(dtype=torch.float64), model.prior).total.cpu()
         except NeedsSamples:
@@ -221,6 +234,7 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
         mi=mutual_information(q64, seed) if with_mi else float("nan"),
         au=active_units(q_all.mean()), latent=q_all.dim, iw_samples=K, seed=seed, kl_exact=kl_exact,
         nll_exact=exact,
+        svi_steps=svi_steps, svi_lr=svi_lr if svi_steps else None,
         per_sentence=rows if per_sentence else None)
 
 
@@ -241,8 +255,11 @@ def summarize(rows: dict, K: int) -> dict:
                 ppl_elbo=math.exp(min(float(elbo.sum()) / n_words, 700.0)))
 
 
-def evaluate_elbo(model, corpus: Corpus, max_tokens: int = 8000, device="cpu", seed: int = 0) -> dict:
-    """The cheap validation pass used during training: one z ~ q(z|x) per sentence."""
-    r = evaluate(model, corpus, iw_samples=1, max_tokens=max_tokens, device=device, seed=seed, with_mi=False)
+def evaluate_elbo(model, corpus: Corpus, max_tokens: int = 8000, device="cpu", seed: int = 0,
+                  svi_steps: int = 0, svi_lr: float = SVI_LR) -> dict:
+    """The cheap validation pass used during training: one z ~ q(z|x) per sentence (of the
+    posterior refined as training refines it, with --svi-steps)."""
+    r = evaluate(model, corpus, iw_samples=1, max_tokens=max_tokens, device=device, seed=seed, with_mi=False,
+                 svi_steps=svi_steps, svi_lr=svi_lr)
     return {k: getattr(r, k) for k in ("sentences", "words", "tokens", "elbo", "rec", "kl", "au",
                                        "latent", "ppl_elbo")}

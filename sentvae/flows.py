@@ -109,6 +109,7 @@ class IAF(Posterior):
     """A Gaussian base (mu, logvar (B, nz)) through an IAF with context h (B, ctx)."""
     param_names = ("z", "mu", "logvar", "context")
     cheap_log_prob = False
+    refinable = True        # the base's mu, logvar and the context; the flow's weights are the family's
 
     def __init__(self, base: Gaussian, context: torch.Tensor, flow: IAFFlow, code=None):
         self.base, self.context, self.flow = base, context, flow
@@ -140,6 +141,12 @@ class IAF(Posterior):
 
     def params(self):
         return {"z": self.mean(), **self.base.params(), "context": self.context}
+
+    def free_params(self):
+        return {**self.base.free_params(), "context": self.context}
+
+    def with_params(self, p: dict) -> "IAF":
+        return IAF(self.base.with_params(p), p["context"], self.flow)
 
     def index(self, rows):
         return IAF(self.base.index(rows), self.context[rows], self.flow,

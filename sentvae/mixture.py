@@ -79,6 +79,7 @@ class GaussianMixture(nn.Module):
 
 class WithComponent(Posterior):
     """q(z|x) q(c|x): any posterior over z beside a categorical over the prior's components."""
+    refinable = True        # where its q(z|x) is (every family that a mixture prior takes)
 
     def __init__(self, inner, logits: torch.Tensor):
         self.inner, self.logits = inner, logits          # logits (B, C)
@@ -110,6 +111,12 @@ class WithComponent(Posterior):
         inner = self.inner.params()
         return {"z": self.mean(), **inner, "components": self.components()} if "z" not in inner \
             else {**inner, "components": self.components()}
+
+    def free_params(self) -> dict:
+        return {**self.inner.free_params(), "logits": self.logits}
+
+    def with_params(self, p: dict) -> "WithComponent":
+        return WithComponent(self.inner.with_params(p), p["logits"])
 
     def index(self, rows):
         return WithComponent(self.inner.index(rows), self.logits[rows])

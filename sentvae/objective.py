@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from sentvae import svi
 from sentvae.config import TrainConfig
 from sentvae.errors import SentvaeError
 from sentvae.kl import per_dimension
@@ -77,6 +78,7 @@ class ELBO:
     def check(self, posterior_family: type, prior_family: type) -> None:
         """Refuse, with one line, knobs this posterior x prior pair cannot honour."""
         refuse_estimator(self.cfg)
+        svi.check(self.cfg.svi_steps, posterior_family)
         self.check_kl_knobs(posterior_family, prior_family)
 
     def check_kl_knobs(self, posterior_family: type, prior_family: type) -> None:
@@ -133,6 +135,7 @@ class IWAE(ELBO):
 
     def check(self, posterior_family: type, prior_family: type) -> None:
         refuse_estimator(self.cfg)
+        svi.check(self.cfg.svi_steps, posterior_family)
         if self.cfg.free_bits > 0:
             raise SentvaeError("--free-bits: applies to --objective elbo (the IWAE bound has no KL term to floor)")
         if self.cfg.dispersion > 0:

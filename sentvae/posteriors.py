@@ -9,6 +9,8 @@ ask which family they hold:
     q.entropy()                     # (B,) where it has a closed form, else None
     q.params()                      # {name: (B, ...)}: what `sentvae encode` writes
     q.index(rows), Posterior.cat([...]), q.to(device, dtype)
+    q.free_params(), q.with_params(p)   # the tensors that define q ({name: (B, ...)}), and the same
+                                    # family rebuilt from new ones (semi-amortized inference, svi.py)
 
 The noise (sentvae/noise.py) decides where randomness comes from; a posterior only says how base
 noise becomes z. A head (an nn.Module) turns the encoder's summary h (B, S) into a posterior.
@@ -26,6 +28,7 @@ class Posterior:
     factorized = False      # its KL to a factorised prior splits by dimension (free bits per dimension)
     values = None           # the number of values z takes where it can be enumerated, else None
     fixed_kl = None         # where its KL to its prior is a constant: what fixes it (nothing to floor)
+    refinable = False       # free_params/with_params exist: its parameters can be refined by gradient steps
 
     def entropy(self):
         return None
@@ -34,6 +37,7 @@ class Posterior:
 class Gaussian(Posterior):
     """N(mu, diag(exp(logvar))): mu, logvar (B, nz)."""
     factorized = True
+    refinable = True
     param_names = ("mu", "logvar")
 
     def __init__(self, mu: torch.Tensor, logvar: torch.Tensor):
@@ -58,6 +62,12 @@ class Gaussian(Posterior):
 
     def params(self) -> dict:
         return {"mu": self.mu, "logvar": self.logvar}
+
+    def free_params(self) -> dict:
+        return {"mu": self.mu, "logvar": self.logvar}
+
+    def with_params(self, p: dict) -> "Gaussian":
+        return Gaussian(p["mu"], p["logvar"])
 
     def index(self, rows):
         return Gaussian(self.mu[rows], self.logvar[rows])

@@ -8,6 +8,7 @@ import torch
 
 from sentvae.config import TrainConfig
 from sentvae.objective import build_objective, kl_weight, word_dropout
+from sentvae.svi import Refiner
 
 
 def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -32,8 +33,10 @@ def train_step(model, opt, batch, weight: float, cfg: TrainConfig, scaler=None, 
     objective = build_objective(cfg, getattr(model, "module", model).cfg, step)
     x = batch.tokens
     dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
+    # --svi-steps: the posterior refined on each sentence's annealed ELBO, the loss backpropagated through it
+    refiner = Refiner(cfg.svi_steps, cfg.svi_lr, cfg.beta * weight, through=True) if cfg.svi_steps else None
     with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):
-        terms = model(batch, dec_inp, samples=objective.samples, draw=objective.draw)
+        terms = model(batch, dec_inp, samples=objective.samples, draw=objective.draw, svi=refiner)
     loss, figs = objective.loss(terms, weight)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:

@@ -356,7 +356,7 @@ class Trainer:
         decision, figures, improved = schedule.CONTINUE, {}, False
         if self.lead:
             figures = evaluate_elbo(self.raw, self.valid_data, max_tokens=self.eval_tokens,
-                                    device=self.device, seed=cfg.seed)
+                                    device=self.device, seed=cfg.seed, svi_steps=cfg.svi_steps, svi_lr=cfg.svi_lr)
             if not math.isfinite(figures["elbo"]):
                 raise SentvaeError(f"non-finite validation ELBO at step {pos.step}; {self.kept()}", 1)
             figures = {"step": pos.step, **figures, "lr": self.opt.param_groups[0]["lr"]}

@@ -120,11 +120,13 @@ class SentenceVAE(nn.Module):
                               ignore_index=PAD, reduction="none")
         return -nll.view(tgt.shape).sum(dim=1)
 
-    def forward(self, batch, dec_inp: torch.Tensor | None = None, samples: int = 1, noise=None, draw=None) -> Terms:
+    def forward(self, batch, dec_inp: torch.Tensor | None = None, samples: int = 1, noise=None, draw=None,
+                svi=None) -> Terms:
         """A Batch (tokens x (B, T+1)) -> Terms of `samples` draws z ~ q(z|x) per sentence (from
         `noise`, by default the device's generator). draw(q, noise) -> (codes (B, S', D), log q (B, S')),
         if given, replaces q.rsample: an estimator's own codes (sentvae/estimators.py: every value
-        of a categorical, a Gumbel-softmax sample).
+        of a categorical, a Gumbel-softmax sample). svi: a sentvae.svi.Refiner, whose refinement of
+        the encoder's posterior the samples are then drawn from (semi-amortized inference).
 
         dec_inp replaces x[:, :-1] as decoder input (word dropout is applied by the caller). Every
         term an objective needs comes out of forward(), so DistributedDataParallel sees every
@@ -133,11 +135,13 @@ class SentenceVAE(nn.Module):
         x = batch.tokens
         B = x.size(0)
         q = self.encode(x[:, 1:], batch.lengths)
+        inp = x[:, :-1] if dec_inp is None else dec_inp
+        tgt = x[:, 1:]
+        if svi is not None:
+            q = svi.refine(self, q, inp, tgt)
         noise = noise or StreamNoise(B, samples, x.device)
         z, log_q = q.rsample(noise) if draw is None else draw(q, noise)          # (B, S, nz), (B, S)
         S = z.size(1)
-        inp = x[:, :-1] if dec_inp is None else dec_inp
-        tgt = x[:, 1:]
         if S > 1:          # the decoder reads each sentence S times, once per sample
             inp, tgt = inp.repeat_interleave(S, dim=0), tgt.repeat_interleave(S, dim=0)
         ll = self.log_likelihood(z.reshape(B * S, -1), inp, tgt).view(B, S).float()
