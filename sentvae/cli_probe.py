@@ -61,6 +61,7 @@ def probe(
     if not quiet:
         console.input_warnings(stats.get("truncated", 0), stats.get("unk", 0), f"--max-len {max_len}")
         table(report)
+        _notes(report)
     if as_json or console.stdout_is_pipe():
         print(json.dumps(report))
 
@@ -104,20 +105,35 @@ def table(r: dict) -> None:
     t = Table(title=Text(f"{r['checkpoint']}: {how}; {len(r['classes'])} classes"),
               title_justify="left")
     for name, justify in (("features", "left"), ("dim", "right"), ("accuracy", "right"),
-                          ("± std over folds" if r["protocol"] == "cross-validation" else "± s.e.", "right"),
+                          ("std" if r["protocol"] == "cross-validation" else "s.e.", "right"),
                           ("min-max", "right"), ("C", "right")):
         t.add_column(name, justify=justify)
     for k, v in r["results"].items():
         spread = v.get("std") if r["protocol"] == "cross-validation" else v.get("se")
         chosen = v.get("C")
-        t.add_row(Text(NAMES.get(k, k) + (f" ({r['lm']})" if k == "lm" else "")), Text(str(v.get("dim", ""))),
+        t.add_row(Text(NAMES.get(k, k)), Text(str(v.get("dim", ""))),
                   Text(f"{v['accuracy']:.4f}"), Text("" if spread is None else f"{spread:.4f}"),
                   Text(f"{v['min']:.3f}-{v['max']:.3f}" if "min" in v else ""),
                   Text("" if chosen is None else (f"{chosen:g}" if not isinstance(chosen, list) else
-                                                   "/".join(f"{c:g}" for c in sorted(set(chosen))))))
+                                                   f"{min(chosen):g}-{max(chosen):g}")))
     err.print(t)
 
 
 def _cell(v: dict) -> str:
     std = "" if v["std"] is None else f" ± {v['std']:.3f}"
     return f"{v['accuracy']:.3f}{std} ({v['min']:.3f}-{v['max']:.3f})"
+
+
+def _notes(r: dict) -> None:
+    """Which LM the baseline is; fits lbfgs stopped before converging (said, not hidden)."""
+    from sentvae import console
+
+    if r.get("lm"):
+        console.note(f"LM final state: {r['lm']}")
+    rows = r["curve"] if r["protocol"] == "few-label" else [r["results"]]
+    for k in NAMES:
+        fits = [row[k] for row in rows if k in row and "fits" in row[k]]
+        bad = sum(f["unconverged"] for f in fits)
+        if bad:
+            console.warn(f"{NAMES[k]}: {bad} of {sum(f['fits'] for f in fits)} fits stopped at lbfgs's "
+                         "iteration limit before converging")

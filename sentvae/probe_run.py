@@ -64,6 +64,13 @@ def run(model, train, test=None, dev=None, lm=None, folds: int = 10, inner: int 
             raise SentvaeError(f"--draws: must be >= 1, not {draws}")
         sizes = sorted(set(few))
         chosen = draws_of(len(train.texts), sizes, draws, seed)
+        for n in sizes:          # every draw must hold every class, inner-folds times
+            for d in chosen:
+                counts = np.bincount(y_train[d[:n]], minlength=len(classes))
+                if counts.min() < inner:
+                    c = int(counts.argmin())
+                    raise SentvaeError(f"--few {n}: a draw of {n} sentences holds {counts[c]} of label "
+                                       f"{classes[c]!r}, fewer than --inner-folds {inner}; draw more")
         # only the sentences some draw holds are encoded (a pool of 180k costs minutes)
         used = np.unique(np.concatenate(chosen))
         where = np.full(len(train.texts), -1)
