@@ -58,6 +58,16 @@ def test_the_probe_finds_a_linear_separator_and_is_at_chance_on_shuffled_labels(
     assert abs(chance["x"]["accuracy"] - 0.5) < 0.06
 
 
+def test_a_dense_features_units_do_not_matter():
+    """Posterior means mix units of scale 1 with inactive ones of scale 1e-3: standardised, the
+    probe (and the C it chooses) is the same whatever unit each dimension is in."""
+    X, y = _separable(300, 4)
+    scaled = X * np.array([1e-3, 1, 1e2, 1, 1e-2, 1])
+    a = cross_validate([FeatureSet("x", DENSE, X)], y, folds=3, inner=2, seed=0)["x"]
+    b = cross_validate([FeatureSet("x", DENSE, scaled)], y, folds=3, inner=2, seed=0)["x"]
+    assert a["runs"] == b["runs"] and a["C"] == b["C"]
+
+
 def test_folds_cover_every_example_exactly_once_and_are_stratified_and_seeded():
     y = np.array([0] * 70 + [1] * 30 + [2] * 20)
     splits = folds_of(y, 10, seed=3)
