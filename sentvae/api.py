@@ -258,6 +258,13 @@ class Model:
         max_len = check_option(TrainConfig, "max_len", max_len)
         return encode_texts(self.net, self.tokenizer, _texts(texts), max_len, self.device, stats=stats)
 
+    def final_states(self, texts: list[str], max_len: int = 100, stats: dict | None = None):
+        """(N, hidden) float32: each text's decoder state after its last word, the decoder
+        conditioned on the posterior mean; for a --no-latent LM, its final hidden state. Features
+        for `sentvae probe` (sentvae/features.py)."""
+        from sentvae.features import final_states
+        return final_states(self.net, self.tokenizer, _texts(texts), max_len, self.device, stats=stats)
+
     def codes(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
               first: int = 0):
         """One code per text (N, latent): the posterior mean, or a sample z ~ q(z|x), seeded by

@@ -233,12 +233,14 @@ def _register_commands() -> None:
     from sentvae import cli_generate
     from sentvae.cli_clusters import clusters
     from sentvae.cli_plot import plot
+    from sentvae.cli_probe import probe
 
     if "sample" not in {c.name or c.callback.__name__ for c in app.registered_commands}:
         for fn in cli_generate.COMMANDS:
             app.command()(fn)
         app.command()(plot)
         app.command()(clusters)
+        app.command()(probe)
 
 
 def build_command():

@@ -112,9 +112,21 @@ class SentenceVAE(nn.Module):
             return F.linear(self.proj(hidden), self.emb.weight, self.out_bias)
         return self.out(hidden)
 
+    def hidden_states(self, z: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+        """The decoder's top-layer states: z (B, nz), inp (B, T) -> (B, T, H); position t has read
+        inp[:, :t+1] and predicts the next token."""
+        return self.decoder(self.drop(self.emb(inp)), self.condition(z))
+
+    def final_hidden(self, z: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Each sentence's decoder state after its last word (the state that predicts EOS): tokens
+        (B, T+1) as a Batch holds them, lengths (B,) words + EOS -> (B, H). The decoders are causal,
+        so the padding after a sentence cannot change it. A sentence representation for probing."""
+        hidden = self.hidden_states(z, tokens[:, :-1])                       # (B, T, H)
+        return hidden[torch.arange(tokens.size(0), device=tokens.device), lengths - 1]
+
     def log_likelihood(self, z: torch.Tensor, inp: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """Sum over target tokens (EOS included, PAD excluded) of log p(tgt | inp, z): (B,)."""
-        hidden = self.decoder(self.drop(self.emb(inp)), self.condition(z))   # (B, T, H)
+        hidden = self.hidden_states(z, inp)                          # (B, T, H)
         logits = self.logits(hidden)                                 # (B, T, V)
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt.reshape(-1),
                               ignore_index=PAD, reduction="none")
