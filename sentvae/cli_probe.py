@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from sentvae.cli_options import DEFAULT_CKPT, AsJson, Device, EncErr, EncodingErrors, Quiet, load
+from sentvae.cli_options import DEFAULT_CKPT, AsJson, Device, EncErr, Quiet, declared_option, load
+from sentvae.command_config import ProbeConfig, check_option, given
+from sentvae.config import RunConfig, TrainConfig
 from sentvae.errors import SentvaeError
 
 NAMES = {"majority": "majority class", "vae": "posterior mean", "lm": "LM final state", "bow": "bag of pieces (tf-idf)"}
@@ -22,15 +24,15 @@ def probe(
     dev: Annotated[Optional[list[str]], typer.Option(help="with --test: labelled sentences that choose C (repeatable) \\[default: inner cross-validation]")] = None,
     lm: Annotated[Optional[Path], typer.Option(help="a --no-latent LM checkpoint: its final hidden state is the second baseline")] = None,
     label_field: Annotated[Optional[str], typer.Option(help="the field of .jsonl/.csv files holding the label")] = None,
-    folds: Annotated[int, typer.Option(help="cross-validation folds (without --test)")] = 10,
-    inner_folds: Annotated[int, typer.Option(help="inner cross-validation folds that choose C")] = 5,
+    folds: declared_option(ProbeConfig, "folds") = None,
+    inner_folds: declared_option(ProbeConfig, "inner_folds") = None,
     few: Annotated[Optional[str], typer.Option(help="the few-label curve: training sizes N,N,... drawn from --task, tested on --test")] = None,
-    draws: Annotated[int, typer.Option(help="--few: random draws of each size")] = 5,
-    seed: Annotated[int, typer.Option(help="random seed (folds, draws)")] = 0,
+    draws: declared_option(ProbeConfig, "draws") = None,
+    seed: declared_option(ProbeConfig, "seed") = None,
     encoding: Annotated[str, typer.Option(help="the task files' encoding (latin-1 for MR's rt-polarity.all)")] = "utf-8",
-    encoding_errors: EncErr = EncodingErrors.strict,
-    max_len: Annotated[int, typer.Option(help="pieces per sentence; longer ones are truncated")] = 100,
-    device: Device = "auto",
+    encoding_errors: EncErr = None,
+    max_len: declared_option(TrainConfig, "max_len", panel=None) = None,
+    device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout (also when stdout is not a terminal)")] = False,
     quiet: Quiet = False,
 ):
@@ -46,18 +48,18 @@ def probe(
     sizes = parse_sizes(few) if few is not None else None
     if not task:
         raise SentvaeError("--task: give the labelled sentences to probe with (--task FILE)")
-    if not 2 <= folds <= 1000:
-        raise SentvaeError(f"--folds: must be in [2, 1000], not {folds}")
-    if max_len < 1:
-        raise SentvaeError(f"--max-len: must be >= 1, not {max_len}")
-    read = dict(label_field=label_field, encoding=encoding, encoding_errors=encoding_errors.value)
+    o = given(ProbeConfig, folds=folds, inner_folds=inner_folds, draws=draws, seed=seed)
+    max_len = check_option(TrainConfig, "max_len", TrainConfig.max_len if max_len is None else max_len)
+    read = dict(label_field=label_field, encoding=encoding,
+                encoding_errors=encoding_errors or RunConfig.encoding_errors)
     train_set = read_set(task, "--task", **read)
     test_set = read_set(test, "--test", **read) if test else None
     dev_set = read_set(dev, "--dev", **read) if dev else None
     model = load(checkpoint, device)
     lm_model = load(lm, device) if lm is not None else None
     stats = {}
-    report = run(model, train_set, test_set, dev_set, lm_model, folds, inner_folds, sizes, draws, seed, max_len, stats)
+    report = run(model, train_set, test_set, dev_set, lm_model, o.folds, o.inner_folds, sizes, o.draws, o.seed, max_len,
+                 stats)
     if not quiet:
         console.input_warnings(stats.get("truncated", 0), stats.get("unk", 0), f"--max-len {max_len}")
         table(report)

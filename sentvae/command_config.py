@@ -107,7 +107,16 @@ class ClustersConfig(_Config):
     top: int = option(5, "typical sentences shown per component", Int(0, 10_000), panel=None)
 
 
-COMMAND_CONFIGS = (DecodeConfig, GenerationConfig, EvalConfig, PlotConfig, ClustersConfig)
+@dataclass
+class ProbeConfig(_Config):
+    """The numbers of `sentvae probe` (sentvae/probe_run.run checks the same)."""
+    folds: int = option(10, "cross-validation folds (without --test)", Int(2, 1000), panel=None)
+    inner_folds: int = option(5, "inner cross-validation folds that choose C", Int(2, 1000), panel=None)
+    draws: int = option(5, "--few: random draws of each size", Int(1, 10_000), panel=None)
+    seed: int = option(0, "random seed (folds, draws)", SEED, panel=None)
+
+
+COMMAND_CONFIGS = (DecodeConfig, GenerationConfig, EvalConfig, PlotConfig, ClustersConfig, ProbeConfig)
 
 
 def stream_seed(seed: int, offset: int) -> int:

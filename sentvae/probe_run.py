@@ -16,6 +16,8 @@ checkpoint's own tokenisation), beside "majority" (the most frequent training cl
 import numpy as np
 
 from sentvae.errors import SentvaeError
+from sentvae.command_config import ProbeConfig, check_option
+from sentvae.config import TrainConfig
 from sentvae.probe import DENSE, SPARSE, FeatureSet, cross_validate, draws_of, few_label, split
 from sentvae.probe_tasks import classes_of, encode_labels
 
@@ -36,8 +38,9 @@ def run(model, train, test=None, dev=None, lm=None, folds: int = 10, inner: int 
     """train, test, dev: TaskSets (sentvae/probe_tasks.py). Without test: `folds`-fold CV on train;
     with test: train/test, C on dev (or inner CV); with few (sizes): the few-label curve, `draws`
     draws of each size from train, tested on test. -> the report (plain data, JSON-ready)."""
-    if inner < 2:
-        raise SentvaeError(f"--inner-folds: must be >= 2, not {inner}")
+    o = ProbeConfig(folds=folds, inner_folds=inner, draws=draws, seed=seed)        # each its flag's domain
+    folds, inner, draws, seed = o.folds, o.inner_folds, o.draws, o.seed
+    max_len = check_option(TrainConfig, "max_len", max_len)
     if few and test is None:
         raise SentvaeError("--few: the few-label curve needs a held-out --test set")
     if dev is not None and test is None:
@@ -60,8 +63,6 @@ def run(model, train, test=None, dev=None, lm=None, folds: int = 10, inner: int 
     y_test = encode_labels(test, classes, "--test")
     report.update(test=test.source, test_examples=len(test.texts))
     if few:
-        if draws < 1:
-            raise SentvaeError(f"--draws: must be >= 1, not {draws}")
         sizes = sorted(set(few))
         chosen = draws_of(len(train.texts), sizes, draws, seed)
         for n in sizes:          # every draw must hold every class, inner-folds times

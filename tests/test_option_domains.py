@@ -39,6 +39,7 @@ BASE = {
     "info": ["info", "run/best.pt"],
     "plot": ["plot", "run", "-o", "run/curves.png"],
     "clusters": ["clusters", "run/best.pt", "-d", "text.txt"],
+    "probe": ["probe", "run/best.pt", "--task", "labelled.txt", "-q"],
 }
 CASES = [(command, flag, domain) for command, flag, domain in declared_flags()
          if domain.kind in (int, float) or domain.choices]
@@ -108,6 +109,7 @@ def work(trained, tmp_path_factory):
     assert {"last.pt", "best.pt", "metrics.jsonl", "tokenizer.model"} <= {p.name for p in (w / "run").iterdir()}
     (w / "text.txt").write_text(SENTENCES)
     (w / "codes.jsonl").write_text('{"z": [0, 0, 0, 0, 0, 0, 0, 0]}\n')
+    (w / "labelled.txt").write_text("".join(f"{i % 2} {line}\n" for i, line in enumerate(SENTENCES.splitlines() * 4)))
     return w
 
 
