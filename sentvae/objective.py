@@ -14,6 +14,7 @@ import torch
 from sentvae.config import TrainConfig
 from sentvae.errors import SentvaeError
 from sentvae.kl import per_dimension
+from sentvae.semisup import label_loss, refuse
 from sentvae.tokenizer import PAD, UNK
 
 
@@ -64,8 +65,8 @@ class ELBO:
         self.cfg = cfg
         self.samples = cfg.train_samples        # z per sentence; with several, rec is their mean
 
-    def check(self, posterior_family: type, prior_family: type) -> None:
-        """Refuse, with one line, knobs this posterior x prior pair cannot honour."""
+    def check(self, posterior_family: type, prior_family: type, labelled: bool = False) -> None:
+        """Refuse, with one line, knobs this posterior x prior pair (and labels) cannot honour."""
         if self.cfg.free_bits > 0 and self.cfg.free_bits_over != "latent" and \
                 not per_dimension(posterior_family, prior_family):
             raise SentvaeError(f"--free-bits: needs a KL that splits by latent dimension; "
@@ -101,7 +102,12 @@ class ELBO:
     def _finish(self, loss, rec, kl, terms, **extra):
         if self.cfg.bow_weight > 0:
             loss = loss + self.cfg.bow_weight * terms.bow.mean()
-        figures = {"loss": loss.detach(), "elbo": (rec + kl).mean().detach(),
+        elbo = rec + kl
+        if terms.labels is not None:     # a labelled model: M2's terms (sentvae/semisup.py)
+            more, kl_labels, figures = label_loss(terms.labels, self.cfg.classifier_weight)
+            loss, elbo = loss + more, elbo + kl_labels
+            extra.update(figures)
+        figures = {"loss": loss.detach(), "elbo": elbo.mean().detach(),
                    "rec": rec.mean().detach(), "kl": kl.mean().detach(), **extra}
         return loss, figures
 
@@ -113,7 +119,9 @@ class IWAE(ELBO):
     temper the prior-to-posterior ratio inside each weight (w = 1, beta = 1: the bound itself).
     The figures keep the true -ELBO (from the same samples) beside the -IWAE bound (`iwae`)."""
 
-    def check(self, posterior_family: type, prior_family: type) -> None:
+    def check(self, posterior_family: type, prior_family: type, labelled: bool = False) -> None:
+        if labelled:
+            refuse(self.cfg.objective)
         if self.cfg.free_bits > 0:
             raise SentvaeError("--free-bits: applies to --objective elbo (the IWAE bound has no KL term to floor)")
         if self.cfg.dispersion > 0:

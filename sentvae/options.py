@@ -47,6 +47,8 @@ class Domain:
             return "a string"
         if self.kind is list:
             return "a file name or a list of them"
+        if self.kind is dict:
+            return "a table"
         what = "an integer" if self.kind is int else "a finite number"
         if self.lo is not None and self.hi is not None:
             return f"{what} in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
@@ -81,6 +83,10 @@ class Domain:
             if not all(isinstance(v, str) for v in values):
                 raise bad
             return values
+        if self.kind is dict:           # plain data (a checkpoint's label vocabulary); its owner checks inside
+            if not isinstance(value, dict):
+                raise bad
+            return value
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise bad
         if self.kind is int:

@@ -40,15 +40,20 @@ class Meter:
     """Training figures summed since the last log, kept on the device (read at log time only)."""
 
     KEYS = ("loss", "elbo", "rec", "kl")
+    LABELS = ("kl_labels", "class_ce")      # a labelled model's (sentvae/semisup.py)
 
     def __init__(self, device):
         self.sums = {k: torch.zeros((), device=device) for k in self.KEYS}
+        self.device = device
         self.steps = self.tokens = self.inner = 0
         self.since = time.perf_counter()
 
     def add(self, figures: dict, tokens: int, inner: int = 0) -> None:
         for k in self.KEYS:
             self.sums[k] += figures[k]
+        for k in self.LABELS:
+            if k in figures:
+                self.sums[k] = self.sums.get(k, torch.zeros((), device=self.device)) + figures[k]
         self.steps += 1
         self.tokens += tokens
         self.inner += inner

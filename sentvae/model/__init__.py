@@ -6,6 +6,7 @@ from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
 from sentvae.model.vae import NoCode, NoEncoder, SentenceVAE
 from sentvae.flows import IAF, IAFHead
+from sentvae.labelled import LabelClassifier, LabelCode
 from sentvae.mixture import ComponentHead, GaussianMixture, WithComponent
 from sentvae.posteriors import Gaussian, GaussianHead, Point, PointHead
 from sentvae.priors import PointPrior, StandardNormal
@@ -22,13 +23,20 @@ def build_model(cfg: ModelConfig) -> SentenceVAE:
     nz = cfg.latent
     if cfg.no_latent:        # the LM baseline: a point latent at 0, read from nothing
         return SentenceVAE(cfg, NoEncoder(), Decoder(cfg), lambda summary: PointHead(nz), PointPrior(nz), NoCode())
-    encoder, decoder = Encoder(cfg), Decoder(cfg)
+    conditioner = classifier = None
+    if cfg.labels is not None:   # the decoder reads [z; the labels' embeddings]; q(c|x) beside q(z|x)
+        sizes = [len(values) for _, values in cfg.labels["attributes"]]
+        encoder, decoder = Encoder(cfg), Decoder(cfg, cond_dim=nz + len(sizes) * cfg.label_dim)
+        conditioner = LabelCode(sizes, cfg.label_dim)
+        classifier = lambda summary: LabelClassifier(summary, sizes)   # noqa: E731
+    else:
+        encoder, decoder = Encoder(cfg), Decoder(cfg)
     posterior = {"gaussian": lambda summary: GaussianHead(summary, nz),
                  "iaf": lambda summary: IAFHead(summary, nz, cfg.flow_steps)}[cfg.posterior]
     if cfg.prior == "gmm":   # the components need q(c|x) beside q(z|x)
         head = lambda summary: ComponentHead(posterior(summary), summary, cfg.components)   # noqa: E731
-        return SentenceVAE(cfg, encoder, decoder, head, GaussianMixture(nz, cfg.components))
-    return SentenceVAE(cfg, encoder, decoder, posterior, StandardNormal(nz))
+        return SentenceVAE(cfg, encoder, decoder, head, GaussianMixture(nz, cfg.components), conditioner, classifier)
+    return SentenceVAE(cfg, encoder, decoder, posterior, StandardNormal(nz), conditioner, classifier)
 
 
 def latent_families(cfg: ModelConfig) -> tuple[type, type]:
