@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from sentvae.cli_options import (DEFAULT_CKPT, AsJson, BatchSize, Beam, Checkpoint, Device, EncErr, EncodingErrors,
-                                 InputFile, LengthPenalty, MaxLen, Method, Posterior, PosteriorOpt, Sample, Seed,
+                                 InputFile, Label, LengthPenalty, MaxLen, Method, Posterior, PosteriorOpt, Sample, Seed,
                                  Temperature, Texts, TopK, TopP, load)
 from sentvae.errors import SentvaeError
 
@@ -53,15 +53,17 @@ def sample(
     top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
     seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
     component: Annotated[Optional[int], typer.Option(help="draw z from this component of a mixture prior (--prior gmm), 0-based")] = None,
+    label: Label = None,
 ):
-    """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told)."""
+    """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told). A labelled
+    model's attributes not set by --label are drawn from p(c)."""
     from sentvae.streams import emit, emit_json
 
     if n < 1:
         raise SentvaeError(f"-n: must be >= 1, not {n}")
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     model = load(checkpoint, device)
-    for text in model.iter_sample(n, seed, batch_size, component=component, **opts):
+    for text in model.iter_sample(n, seed, batch_size, component=component, label=label, **opts):
         emit_json({"text": text}) if as_json else emit(text)
 
 
@@ -75,8 +77,10 @@ def interpolate(
     max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
     top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
     seed: Seed = 0, device: Device = "auto", as_json: AsJson = False,
+    label: Label = None,
 ):
-    """Decode points on the path from z(a) to z(b), endpoints included."""
+    """Decode points on the path from z(a) to z(b), endpoints included. A labelled model's labels
+    move from A's (q(c|x)'s most likely) to B's with z, but for those --label holds."""
     from sentvae.streams import emit, emit_json
 
     if steps < 2:
@@ -86,7 +90,7 @@ def interpolate(
             raise SentvaeError(f"interpolate: sentence {name} is empty")
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     model = load(checkpoint, device)
-    texts = model.interpolate(a, b, steps, method.value, posterior.value, seed, **opts)
+    texts = model.interpolate(a, b, steps, method.value, posterior.value, seed, label=label, **opts)
     for i, text in enumerate(texts):
         emit_json({"t": round(i / (steps - 1), 6), "text": text}) if as_json else emit(text)
 
@@ -101,20 +105,24 @@ def reconstruct(
     top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
     seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
     encoding_errors: EncErr = EncodingErrors.strict,
+    label: Label = None,
 ):
     """Encode then decode each input line; one output line per input line, in order.
 
-    A blank input line gives a blank output line (JSON: "reconstruction": null).
+    A blank input line gives a blank output line (JSON: "reconstruction": null). A labelled model
+    decodes with q(c|x)'s most likely labels, but for those --label sets: transfer.
     """
     from sentvae.streams import Held, batches, source_name, text_source
 
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     lines = text_source(texts, input_file, encoding_errors.value, "reconstruct")
     model = load(checkpoint, device)
+    _check_labels(model, label)
     refs, hyps, stats, held = [], [], {}, Held()
     for i, chunk in enumerate(batches(lines, batch_size)):
         outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, posterior.value, seed, stats,
-                                                                        i * batch_size, seed + i, **opts))
+                                                                        i * batch_size, seed + i, label=label,
+                                                                        **opts))
         for src, out in zip(chunk, outs):
             held.write(json.dumps({"text": src, "reconstruction": out}) if as_json else out or "", out is not None)
             if bleu and out is not None:
@@ -140,24 +148,37 @@ def encode(
     encoding_errors: EncErr = EncodingErrors.strict,
 ):
     """Latent codes: one JSON object per input line with the text and its posterior's parameters
-    ({"text", "mu", "logvar"} for the Gaussian; null for blank lines)."""
+    ({"text", "mu", "logvar"} for the Gaussian; null for blank lines), and a labelled model's most
+    likely labels ("label": {NAME: VALUE}), which `decode` reads back."""
     from sentvae.streams import Held, batches, source_name, text_source
 
     lines = text_source(texts, input_file, encoding_errors.value, "encode")
     model = load(checkpoint, device)
     stats, held = {}, Held()
     blank = dict.fromkeys(model.posterior_params, None)
+    if model.labels is not None:
+        blank["label"] = None
     for chunk in batches(lines, batch_size):
-        outs = _in_place(chunk, str.strip, lambda ts: _param_rows(model.encode(ts, stats=stats)))
+        outs = _in_place(chunk, str.strip, lambda ts: _param_rows(*model.infer(ts, stats=stats)))
         for src, out in zip(chunk, outs):
             held.write(json.dumps({"text": src, **(out or blank)}), out is not None)
     _input_report(stats, source_name(texts, input_file))
 
 
-def _param_rows(posterior) -> list[dict]:
-    """A posterior's parameters as one dict per sentence; .tolist() keeps the exact float32 values."""
+def _param_rows(posterior, labels=None) -> list[dict]:
+    """A posterior's parameters as one dict per sentence; .tolist() keeps the exact float32 values.
+    labels: a labelled model's q(c|x) per sentence (Model.infer): its most likely labels are added."""
     params = {k: v.cpu().tolist() for k, v in posterior.params().items()}
-    return [dict(zip(params, row)) for row in zip(*params.values())]
+    rows = [dict(zip(params, row)) for row in zip(*params.values())]
+    for row, described in zip(rows, labels or ()):
+        row["label"] = described["label"]
+    return rows
+
+
+def _check_labels(model, label) -> None:
+    """--label checked against the model now, before any input is read."""
+    from sentvae.label_codes import request
+    request(label, model.labels, model.source)
 
 
 def decode(
@@ -166,20 +187,32 @@ def decode(
     max_len: MaxLen = 60, sample_: Sample = False, temperature: Temperature = None, top_k: TopK = None,
     top_p: TopP = None, beam: Beam = 1, length_penalty: LengthPenalty = 1.0,
     seed: Seed = 0, batch_size: BatchSize = 256, device: Device = "auto", as_json: AsJson = False,
+    label: Label = None,
 ):
-    """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line."""
+    """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line. A
+    labelled model decodes with --label, else the line's own "label" (as `encode` writes it), else
+    labels drawn from p(c)."""
     from sentvae.streams import Held, batches, code_source
 
     opts = _decoding(max_len, sample_, temperature, top_k, top_p, beam, length_penalty)
     model = load(checkpoint, device)
+    _check_labels(model, label)
     held = Held()
-    for i, chunk in enumerate(batches(code_source(input_file, model.latent), batch_size)):
-        outs = _in_place(chunk, lambda z: z is not None, lambda zs: model.decode(zs, **opts, seed=seed + i))
+    codes = code_source(input_file, model.latent, labels=model.labels is not None)
+    for i, chunk in enumerate(batches(codes, batch_size)):
+        outs = _in_place(chunk, lambda z: z is not None, lambda zs: _decode_codes(model, zs, label, **opts, seed=seed + i))
         for out in outs:
             held.write(json.dumps({"text": out}) if as_json else out or "", out is not None)
     if not held.real:
         name = "<stdin>" if input_file in (None, "-") else input_file
         raise SentvaeError(f"{name}: no code to decode (the input is empty, or blank lines and nulls only)")
+
+
+def _decode_codes(model, items: list, label, **decoding) -> list[str]:
+    """Codes from code_source (a labelled model's: (z, (where, the line's "label"))) -> sentences."""
+    if model.labels is None:
+        return model.decode(items, label, **decoding)
+    return model.decode([z for z, _ in items], label, code_labels=[row for _, row in items], **decoding)
 
 
 COMMANDS = [sample, interpolate, reconstruct, encode, decode]
