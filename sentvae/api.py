@@ -160,7 +160,7 @@ def train(data=None, *, on_event=None, **options):
     valid_paths = run.valid or ([bundled("valid", bundled_kind)] if run.data is None else None)
     # labelled data (or text in another encoding) is read in memory, with its labels (label_data.py)
     labelled = label_data.wanted(train_paths, label_opts) or label_opts.encoding.lower() not in ("utf-8", "utf8")
-    if labelled and not resume:
+    if label_data.wanted(train_paths, label_opts) and not resume:     # not for mere --encoding
         _refuse_with_labels(model_opts, cfg)
     init_weights = None
     start = next((k for k in START_OPTIONS if getattr(cfg, k)), None)

@@ -298,3 +298,18 @@ def test_training_refusals_name_the_option_or_file(tmp_path, monkeypatch, capsys
         assert code == 2 and needle in err, (args, err)
         assert len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "run").exists()
+
+
+def test_encoding_alone_is_not_labels(tmp_path, monkeypatch, capsys):
+    """--encoding latin-1 without a label option reads the bytes, and trains an unlabelled model:
+    --no-latent is not refused as it is with labels."""
+    f = tmp_path / "latin1.txt"
+    f.write_bytes("\n".join(["le caf\u00e9 est chaud ."] * 20 + ["the dog walked ."] * 20).encode("latin-1") + b"\n")
+    code, out, err = run_cli(["train", "--data", f, "--encoding", "latin-1", "--no-latent", "--model-type", "word",
+                              "--emb-dim", "16", "--hidden", "16", "--max-steps", "2", "--eval-every", "2",
+                              "--out", tmp_path / "run"], monkeypatch, capsys)
+    assert code == 0, err
+    import sentvae
+    model = sentvae.load(tmp_path / "run" / "best.pt")
+    assert model.labels is None
+    assert "caf\u00e9" in "".join(model.tokenizer.pieces("le caf\u00e9"))     # the bytes read as latin-1
