@@ -156,7 +156,7 @@ def test_samples_follow_the_asked_label_by_the_rule_judge(labelled_run, attr):
     model = sentvae.load(labelled_run / "run" / "best.pt")
     values = model.labels.values[attr]
     outputs = {(attr, v): model.sample(30, seed=1, label={attr: v}) for v in values}
-    assert _balanced_accuracy(outputs) >= 1 / len(values) + 0.4, outputs      # measured 0.89-1.0
+    assert _balanced_accuracy(outputs) >= 1 / len(values) + 0.4, outputs      # measured 0.82-1.0 (seeds 0-4)
 
 
 @pytest.mark.parametrize("attr", ATTRS)
