@@ -44,8 +44,9 @@ class InnerLoopRule:
 
 
 def split_parameters(model) -> tuple[list, list]:
-    """(encoder side: encoder + posterior head, decoder side: everything else)."""
-    enc = [*model.encoder.parameters(), *model.to_posterior.parameters()]
+    """(encoder side: encoder + posterior head (+ a labelled model's q(c|x)), decoder side: everything else)."""
+    classifier = model.classifier.parameters() if model.classifier is not None else ()
+    enc = [*model.encoder.parameters(), *model.to_posterior.parameters(), *classifier]
     ids = {id(p) for p in enc}
     return enc, [p for p in model.parameters() if id(p) not in ids]
 

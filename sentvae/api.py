@@ -90,6 +90,19 @@ def _refuse_frozen(last: Path, was: dict, given: dict) -> None:
                                f"change on --resume (start a new run, or --overwrite this one)")
 
 
+def _refuse_with_labels(model_opts: dict, cfg) -> None:
+    """What a labelled model cannot be, refused before any input is read."""
+    from sentvae.semisup import refuse
+
+    if model_opts.get("no_latent"):
+        raise SentvaeError("--no-latent: a labelled model needs an encoder for q(c|x); leave out --no-latent "
+                           "(or the label options)")
+    if cfg.init_decoder:
+        raise SentvaeError("--init-decoder: a labelled model's decoder reads the labels beside z, which the "
+                           "checkpoint's does not; train without it")
+    refuse(cfg.objective)
+
+
 def train(data=None, *, on_event=None, **options):
     """Train a sentence VAE as `sentvae train` does; -> sentvae.train.TrainResult.
 
@@ -101,8 +114,9 @@ def train(data=None, *, on_event=None, **options):
     on_event(kind, info): "input" (what reading changed), "note" (a killed run's leftovers put right:
     info["message"]), "start", "step", "log", "valid", "end".
     """
-    from sentvae import distributed
+    from sentvae import distributed, label_data
     from sentvae.data import bundled, load_corpus, read_texts, split_corpus
+    from sentvae.label_vocab import LabelVocab
     from sentvae.model import latent_families, resolve_device
     from sentvae.objective import build_objective
     from sentvae.rundir import RunDir
@@ -145,8 +159,15 @@ def train(data=None, *, on_event=None, **options):
         cfg = TrainConfig(**train_opts)
     # before any input is read (an --init-from checkpoint's own --no-latent: by the trainer)
     refuse_contradictions(model_cfg.no_latent if resume else bool(model_opts.get("no_latent")), cfg)
-    train_paths = run.data or [bundled("train")]
-    valid_paths = run.valid or ([bundled("valid")] if run.data is None else None)
+    label_opts = label_data.options_of(run)
+    # labels asked for without --data: the bundled corpus's, from its .jsonl files
+    bundled_kind = ".jsonl" if label_data.wanted([], label_opts) else ".txt"
+    train_paths = run.data or [bundled("train", bundled_kind)]
+    valid_paths = run.valid or ([bundled("valid", bundled_kind)] if run.data is None else None)
+    # labelled data (or text in another encoding) is read in memory, with its labels (label_data.py)
+    labelled = label_data.wanted(train_paths, label_opts) or label_opts.encoding.lower() not in ("utf-8", "utf8")
+    if label_data.wanted(train_paths, label_opts) and not resume:     # not for mere --encoding
+        _refuse_with_labels(model_opts, cfg)
     init_weights = None
     start = next((k for k in START_OPTIONS if getattr(cfg, k)), None)
     if not resume and start:
@@ -155,9 +176,26 @@ def train(data=None, *, on_event=None, **options):
             raise SentvaeError(f"--{start.replace('_', '-')}: {path} belongs to the run in {out} that "
                                "--overwrite would remove; copy it out of that folder first")
         tok, model_opts, init_weights = _start_source(start, path, run.tokenizer, model_opts)
-    elif not resume:
+    # the vocabulary the labels must keep: a resumed or --init-from model's
+    kept = (model_cfg.labels if resume else model_opts.get("labels"))
+    kept_vocab = LabelVocab.from_dict(kept) if kept is not None else None
+    if kept_vocab is not None and not labelled:
+        raise SentvaeError(f"{'--resume' if resume else '--init-from'}: the model was trained with the labels "
+                           f"{', '.join(kept_vocab.attributes)}; give the same label options")
+    texts = None
+    if labelled:
+        if (resume or start) and kept_vocab is None and label_data.wanted(train_paths, label_opts):
+            raise SentvaeError(f"{'--resume' if resume else '--init-from'}: the model was trained without labels")
+        texts, labels, vocab = label_data.read(train_paths, label_opts, kept_vocab)
+    if not resume and not start:
         if run.tokenizer is not None:
             tok = Tokenizer.load(run.tokenizer)
+        elif texts is not None:          # read once, in memory (stdin too)
+            proto = None
+            if rank == 0:
+                proto = train_tokenizer(label_data.tokenizer_texts(texts, train_paths, MAX_SENTENCE_BYTES),
+                                        run.model_type, run.vocab_size, source=", ".join(train_paths)).proto
+            tok = Tokenizer(distributed.broadcast_bytes(proto))
         else:
             if "-" in train_paths:
                 raise SentvaeError("--data -: training from stdin needs --tokenizer (make one with "
@@ -168,12 +206,21 @@ def train(data=None, *, on_event=None, **options):
                                         run.model_type, run.vocab_size, source=", ".join(train_paths)).proto
             tok = Tokenizer(distributed.broadcast_bytes(proto))   # rank 0's, byte for byte
     if not resume:
+        if texts is not None and len(vocab):
+            model_opts["labels"] = vocab.to_dict()
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
     # what training cannot do with this latent: refused before anything is read or written
-    build_objective(cfg, model_cfg).check(*latent_families(model_cfg))
+    build_objective(cfg, model_cfg).check(*latent_families(model_cfg), model_cfg.labels is not None)
     refuse_contradictions(model_cfg.no_latent, cfg)        # now that an --init-from model's is known too
-    train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors, text_field)
-    if valid_paths:
+    if texts is not None:
+        train_data = label_data.corpus(texts, labels, vocab, tok, cfg.max_len, train_paths)
+        del texts
+    else:
+        train_data = load_corpus(train_paths, tok, cfg.max_len, encoding_errors, text_field)
+    if valid_paths and labelled:
+        valid_texts, valid_labels = label_data.read_held_out(valid_paths, label_opts, vocab)
+        valid_data = label_data.corpus(valid_texts, valid_labels, vocab, tok, cfg.max_len, valid_paths)
+    elif valid_paths:
         valid_data = load_corpus(valid_paths, tok, cfg.max_len, encoding_errors, text_field)
     else:
         train_data, valid_data = split_corpus(train_data, seed=cfg.seed)
@@ -234,6 +281,12 @@ class Model:
         return code_size(self.config)
 
     @property
+    def labels(self):
+        """A labelled model's label vocabulary (sentvae.label_vocab.LabelVocab: .attributes, .values),
+        or None."""
+        return self.net.labels
+
+    @property
     def posterior_params(self) -> tuple:
         """The names of q(z|x)'s parameters, as `encode` writes them (mu, logvar for the Gaussian)."""
         head = self.net.to_posterior
@@ -241,7 +294,9 @@ class Model:
 
     def check_svi(self, svi_steps: int) -> None:
         """Refuse (one line naming --svi-steps) a refinement this model's posterior cannot take."""
-        from sentvae.svi import check
+        from sentvae.svi import check, refuse_labels
+        if self.net.classifier is not None:
+            refuse_labels(svi_steps)
         check(svi_steps, self.net.to_posterior.family)
 
     def __repr__(self) -> str:
@@ -273,27 +328,68 @@ class Model:
         o = GenerationConfig(posterior=posterior, seed=seed)
         return codes(self.net, self.tokenizer, _texts(texts), o.posterior, o.seed, self.device, stats, first)
 
+    def infer(self, texts: list[str], max_len: int = 100, stats: dict | None = None):
+        """-> (q(z|x) of each text, as `encode`; and a labelled model's q(c|x) of each text as
+        `classify` gives it, or None)."""
+        from sentvae.label_codes import described
+        from sentvae.latent import infer_texts
+        q, log_qc = infer_texts(self.net, self.tokenizer, _texts(texts), max_len, self.device, stats=stats)
+        return q, None if log_qc is None else described(self.labels, log_qc)
+
+    def classify(self, texts: list[str], max_len: int = 100, stats: dict | None = None) -> list[dict]:
+        """A labelled model's q(c|x) of each text: {"label": {NAME: most likely VALUE},
+        "probabilities": {NAME: {VALUE: probability}}}."""
+        if self.labels is None:
+            raise SentvaeError(f"classify: {self.source} has no labels (train it with --label-field, "
+                               "--label-first-token or PATH@NAME=VALUE data)")
+        return self.infer(texts, max_len, stats)[1]
+
     # --- codes -> sentences
-    def decode(self, z, **decoding) -> list[str]:
+    def decode(self, z, label=None, code_labels: list | None = None, **decoding) -> list[str]:
         """Sentences from codes z (N, latent) (a tensor or nested lists), or from a posterior (its
-        means)."""
+        means). A labelled model decodes with `label` ({NAME: VALUE} or ["NAME=VALUE"]), else each
+        code's own labels if given (code_labels: per code, a {NAME: VALUE} dict as `encode` writes
+        it, or None; or (where, dict) pairs, where naming the code in messages), else labels drawn
+        from p(c), seeded by `seed`."""
+        import torch
         from sentvae.codes import check_codes
-        from sentvae.decode import decode
+        from sentvae.label_codes import from_prior, from_rows, request
+        asked = request(label, self.labels, self.source)
         if hasattr(z, "mean") and hasattr(z, "rsample"):          # a posterior from encode()
             z = z.mean()
         z = check_codes(z, self.latent).to(self.device)     # finite float32 values, (N, latent)
         if hasattr(self.net.conditioner, "check"):          # a categorical part: on the simplex
             self.net.conditioner.check(z)
-        return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding)))
+        c = None
+        if self.labels is not None:
+            gen = torch.Generator().manual_seed(decoding.get("seed", 0))
+            if code_labels is None:
+                c = from_prior(self.labels, asked, z.size(0), gen)
+            else:
+                rows = [row if isinstance(row, tuple) else (f"code {i + 1}", row) for i, row in enumerate(code_labels)]
+                c = from_rows(self.labels, asked, rows, gen)
+        return self._decode(z, c, **decoding)
+
+    def _decode(self, z, c, **decoding) -> list[str]:
+        """Codes z (N, latent) on the device and labels c (or None) -> sentences."""
+        from sentvae.decode import decode
+        if isinstance(c, list):
+            c = [p.to(self.device) for p in c]
+        elif c is not None:
+            c = c.to(self.device)
+        return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding), c))
 
     def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, component: int | None = None,
-                    category: int | None = None, **decoding):
+                    category: int | None = None, label=None, **decoding):
         """Yield n sentences from the prior z ~ p(z) (of one component of a mixture prior, or with one
-        value of a categorical latent, if given), batch_size codes at a time."""
+        value of a categorical latent, if given), batch_size codes at a time; a labelled model's with
+        `label` ({NAME: VALUE} or ["NAME=VALUE"]), the attributes not given drawn from p(c)."""
         import torch
+        from sentvae.label_codes import from_prior, request
         o = GenerationConfig(n=n, seed=seed, batch_size=batch_size, component=component, category=category)
         n, seed, batch_size, component, category = o.n, o.seed, o.batch_size, o.component, o.category
         decode_config(**decoding)                # checked now, not after the first batch
+        asked = request(label, self.labels, self.source)
         prior, where = self.net.prior, {}
         if category is not None:
             count = getattr(prior, "categories", None)
@@ -312,43 +408,59 @@ class Model:
             where = {"component": component}
         gen = torch.Generator().manual_seed(seed)
         for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
             with torch.inference_mode():
-                z = prior.sample(min(batch_size, n - start), gen, **where).to(self.device)
+                z = prior.sample(count, gen, **where).to(self.device)
+            # after z, from the same stream: the same z whatever labels are asked for
+            c = None if self.labels is None else from_prior(self.labels, asked, count, gen)
             # each batch its own sampling stream, reproducibly
-            yield from self.decode(z, **{**decoding, "seed": stream_seed(seed, start)})
+            yield from self._decode(z, c, **{**decoding, "seed": stream_seed(seed, start)})
 
     def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, component: int | None = None,
-               category: int | None = None, **decoding) -> list[str]:
+               category: int | None = None, label=None, **decoding) -> list[str]:
         """n sentences from the prior z ~ p(z) (of one component of a mixture prior, or with one value
-        of a categorical latent, if given)."""
-        return list(self.iter_sample(n, seed, batch_size, component, category, **decoding))
+        of a categorical latent, if given); a labelled model's with `label` ({NAME: VALUE} or
+        ["NAME=VALUE"]), the others drawn from p(c)."""
+        return list(self.iter_sample(n, seed, batch_size, component, category, label, **decoding))
 
     def interpolate(self, a: str, b: str, steps: int = 8, method: str = "lerp", posterior: str = "mean",
-                    seed: int = 0, **decoding) -> list[str]:
-        """Sentences decoded at `steps` points from z(a) to z(b), endpoints included."""
+                    seed: int = 0, label=None, **decoding) -> list[str]:
+        """Sentences decoded at `steps` points from z(a) to z(b), endpoints included. A labelled
+        model's labels move from q(c|a)'s most likely values to q(c|b)'s with z, but for those
+        `label` holds ({NAME: VALUE} or ["NAME=VALUE"])."""
         import torch
-        from sentvae.latent import lerp, slerp
+        from sentvae.label_codes import from_classifier, path, request
+        from sentvae.latent import code_of, infer_texts, lerp, slerp
         o = GenerationConfig(steps=steps, method=method, posterior=posterior, seed=seed)
         decode_config(**decoding)
+        asked = request(label, self.labels, self.source)
         if o.method == "slerp" and self.config.latent_type != "gaussian":
             raise SentvaeError("--method slerp: a categorical code's category part lives on the simplex, which "
                                "a great circle leaves; use lerp (it mixes the categories' embeddings)")
         for name, s in (("A", a), ("B", b)):
             if not s.strip():
                 raise SentvaeError(f"interpolate: sentence {name} is empty")
-        z_ab = self.codes([a, b], o.posterior, o.seed)
+        q, log_qc = infer_texts(self.net, self.tokenizer, [a, b], device=self.device)
+        z_ab = code_of(q, o.posterior, o.seed, 0, self.device)
         t = torch.linspace(0, 1, o.steps, device=self.device)
         z = (slerp if o.method == "slerp" else lerp)(z_ab[0], z_ab[1], t)
-        return self.decode(z, **{**decoding, "seed": o.seed})
+        c = None if log_qc is None else path(self.labels, asked, from_classifier(self.labels, {}, log_qc), t)
+        return self._decode(z, c, **{**decoding, "seed": o.seed})
 
     def reconstruct(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
-                    first: int = 0, decode_seed: int | None = None, **decoding) -> list[str]:
+                    first: int = 0, decode_seed: int | None = None, label=None, **decoding) -> list[str]:
         """Encode then decode each text (a sampled code seeded as in `codes`; sampled words from
-        decode_seed, by default seed)."""
-        GenerationConfig(posterior=posterior, seed=seed)          # --posterior, --seed: before decode_seed
+        decode_seed, by default seed). A labelled model decodes with q(c|x)'s most likely labels,
+        but for those `label` sets ({NAME: VALUE} or ["NAME=VALUE"]): transfer, z from the text."""
+        from sentvae.label_codes import from_classifier, request
+        from sentvae.latent import code_of, infer_texts
+        o = GenerationConfig(posterior=posterior, seed=seed)          # --posterior, --seed: before decode_seed
         decode_config(**{**decoding, "seed": seed if decode_seed is None else decode_seed})
-        return self.decode(self.codes(texts, posterior, seed, stats, first),
-                           **{**decoding, "seed": seed if decode_seed is None else decode_seed})
+        asked = request(label, self.labels, self.source)
+        q, log_qc = infer_texts(self.net, self.tokenizer, _texts(texts), device=self.device, stats=stats)
+        z = code_of(q, o.posterior, o.seed, first, self.device)
+        c = None if log_qc is None else from_classifier(self.labels, asked, log_qc)
+        return self._decode(z, c, **{**decoding, "seed": seed if decode_seed is None else decode_seed})
 
     # --- scores
     def score(self, texts: list[str], k: int = 500, seed: int = 0, max_tokens: int = 2000,

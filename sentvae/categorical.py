@@ -298,7 +298,7 @@ class CategoryCode(nn.Module):
         self.embed = nn.Linear(categories, size, bias=False)
         nn.init.normal_(self.embed.weight)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c=None) -> torch.Tensor:       # c: labels, refused beside a categorical
         return torch.cat([self.embed(z[..., :self.categories]), z[..., self.categories:]], dim=-1)
 
     def check(self, z: torch.Tensor) -> None:

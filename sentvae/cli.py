@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from sentvae import __version__
-from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Checkpoint, Device, EncErr, Quiet, TextField,
-                                 declared_option, load, with_options)
+from sentvae.cli_options import (DEFAULT_CKPT, DEFAULT_OUT, Checkpoint, Device, EncErr, Encoding, LabelFirstToken,
+                                 Quiet, TextField, declared_option, load, with_options)
 from sentvae.command_config import EvalConfig, check_option, given
 from sentvae.config import ModelConfig, RunConfig, TrainConfig
 from sentvae.errors import SentvaeError, TrainingInterrupted
@@ -171,8 +171,12 @@ def eval_(
     svi_steps: declared_option(EvalConfig, "svi_steps") = None,
     svi_lr: declared_option(EvalConfig, "svi_lr") = None,
     quiet: Quiet = False,
+    label_first_token: LabelFirstToken = None,
+    encoding: Encoding = "utf-8",
 ):
-    """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units."""
+    """ELBO, rec, KL, importance-weighted NLL and perplexity, mutual information, active units;
+    for a labelled model, q(c|x)'s accuracy on labelled data (.jsonl/.csv fields named as its
+    attributes, PATH@NAME=VALUE files, or --label-first-token lines)."""
     from sentvae import console
     from sentvae.atomic import output_problem
     from sentvae.data import bundled, load_corpus
@@ -183,10 +187,19 @@ def eval_(
     encoding_errors = encoding_errors or RunConfig.encoding_errors
     if per_sentence is not None and output_problem(per_sentence):   # said now, not after the eval
         raise SentvaeError(f"--per-sentence {per_sentence}: {output_problem(per_sentence)}")
-    paths = data or [bundled("test")]
     model = load(checkpoint, device)
     model.check_svi(o.svi_steps)
-    corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors, text_field or RunConfig.text_field)
+    paths = data or [bundled("test", ".txt" if model.labels is None else ".jsonl")]
+    if model.labels is None and label_first_token is not None:
+        raise SentvaeError(f"--label-first-token: {checkpoint} has no labels")
+    if model.labels is not None:       # the labels the data has, for q(c|x)'s accuracy
+        from sentvae import label_data
+        opts = label_data.eval_options(model.labels, paths, label_first_token, text_field or RunConfig.text_field, encoding,
+                                       encoding_errors)
+        texts, labels = label_data.read_held_out(paths, opts, model.labels, "--data")
+        corpus = label_data.corpus(texts, labels, model.labels, model.tokenizer, max_len, paths)
+    else:
+        corpus = load_corpus(paths, model.tokenizer, max_len, encoding_errors, text_field or RunConfig.text_field)
     corpus.check_coverage()
     if not quiet:
         console.input_warnings(corpus.n_truncated, corpus.n_unk, f"--max-len {max_len}")
@@ -232,12 +245,14 @@ def _with_recipe(args: list[str], command) -> list[str]:
 def _register_commands() -> None:
     from sentvae import cli_generate
     from sentvae.cli_clusters import clusters
+    from sentvae.cli_labels import classify
     from sentvae.cli_plot import plot
     from sentvae.cli_probe import probe
 
     if "sample" not in {c.name or c.callback.__name__ for c in app.registered_commands}:
         for fn in cli_generate.COMMANDS:
             app.command()(fn)
+        app.command()(classify)
         app.command()(plot)
         app.command()(clusters)
         app.command()(probe)

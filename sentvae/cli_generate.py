@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from sentvae.cli_options import (DEFAULT_CKPT, AsJson, BatchSize, Checkpoint, Device, EncErr, InputFile, PosteriorOpt,
-                                 Seed, Texts, declared_option, load, with_options)
+from sentvae.cli_options import (DEFAULT_CKPT, AsJson, BatchSize, Checkpoint, Device, EncErr, InputFile, Label,
+                                 PosteriorOpt, Seed, Texts, declared_option, load, with_options)
 from sentvae.command_config import DecodeConfig, GenerationConfig, given, stream_seed
 from sentvae.config import RunConfig
 from sentvae.errors import SentvaeError
@@ -54,15 +54,18 @@ def sample(
     seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
     component: declared_option(GenerationConfig, "component") = None,
     category: declared_option(GenerationConfig, "category") = None,
+    label: Label = None,
     **decoding,
 ):
-    """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told)."""
+    """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told). A labelled
+    model's attributes not set by --label are drawn from p(c)."""
     from sentvae.streams import emit, emit_json
 
     o = given(GenerationConfig, n=n, seed=seed, batch_size=batch_size, component=component, category=category)
     opts = _decoding(decoding)
     model = load(checkpoint, device)
-    for text in model.iter_sample(o.n, o.seed, o.batch_size, component=o.component, category=o.category, **opts):
+    for text in model.iter_sample(o.n, o.seed, o.batch_size, component=o.component, category=o.category,
+                                  label=label, **opts):
         emit_json({"text": text}) if as_json else emit(text)
 
 
@@ -75,9 +78,11 @@ def interpolate(
     posterior: PosteriorOpt = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
     seed: Seed = None, device: Device = None, as_json: AsJson = False,
+    label: Label = None,
     **decoding,
 ):
-    """Decode points on the path from z(a) to z(b), endpoints included."""
+    """Decode points on the path from z(a) to z(b), endpoints included. A labelled model's labels
+    move from A's (q(c|x)'s most likely) to B's with z, but for those --label holds."""
     from sentvae.streams import emit, emit_json
 
     o = given(GenerationConfig, steps=steps, method=method, posterior=posterior, seed=seed)
@@ -86,7 +91,7 @@ def interpolate(
             raise SentvaeError(f"interpolate: sentence {name} is empty")
     opts = _decoding(decoding)
     model = load(checkpoint, device)
-    texts = model.interpolate(a, b, o.steps, o.method, o.posterior, o.seed, **opts)
+    texts = model.interpolate(a, b, o.steps, o.method, o.posterior, o.seed, label=label, **opts)
     for i, text in enumerate(texts):
         emit_json({"t": round(i / (o.steps - 1), 6), "text": text}) if as_json else emit(text)
 
@@ -100,11 +105,13 @@ def reconstruct(
     checkpoint: Checkpoint = DEFAULT_CKPT,
     seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
     encoding_errors: EncErr = None,
+    label: Label = None,
     **decoding,
 ):
     """Encode then decode each input line; one output line per input line, in order.
 
-    A blank input line gives a blank output line (JSON: "reconstruction": null).
+    A blank input line gives a blank output line (JSON: "reconstruction": null). A labelled model
+    decodes with q(c|x)'s most likely labels, but for those --label sets: transfer.
     """
     from sentvae.streams import Held, batches, source_name, text_source
 
@@ -112,10 +119,12 @@ def reconstruct(
     opts = _decoding(decoding)
     lines = text_source(texts, input_file, encoding_errors or RunConfig.encoding_errors, "reconstruct")
     model = load(checkpoint, device)
+    _check_labels(model, label)
     refs, hyps, stats, held = [], [], {}, Held()
     for i, chunk in enumerate(batches(lines, o.batch_size)):
         outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, o.posterior, o.seed, stats,
                                                                         i * o.batch_size, stream_seed(o.seed, i),
+                                                                        label=label,
                                                                         **opts))
         for src, out in zip(chunk, outs):
             held.write(json.dumps({"text": src, "reconstruction": out}) if as_json else out or "", out is not None)
@@ -142,7 +151,8 @@ def encode(
     encoding_errors: EncErr = None,
 ):
     """Latent codes: one JSON object per input line with the text and its posterior's parameters
-    ({"text", "mu", "logvar"} for the Gaussian; null for blank lines)."""
+    ({"text", "mu", "logvar"} for the Gaussian; null for blank lines), and a labelled model's most
+    likely labels ("label": {NAME: VALUE}), which `decode` reads back."""
     from sentvae.streams import Held, batches, source_name, text_source
 
     o = given(GenerationConfig, batch_size=batch_size)
@@ -150,17 +160,29 @@ def encode(
     model = load(checkpoint, device)
     stats, held = {}, Held()
     blank = dict.fromkeys(model.posterior_params, None)
+    if model.labels is not None:
+        blank["label"] = None
     for chunk in batches(lines, o.batch_size):
-        outs = _in_place(chunk, str.strip, lambda ts: _param_rows(model.encode(ts, stats=stats)))
+        outs = _in_place(chunk, str.strip, lambda ts: _param_rows(*model.infer(ts, stats=stats)))
         for src, out in zip(chunk, outs):
             held.write(json.dumps({"text": src, **(out or blank)}), out is not None)
     _input_report(stats, source_name(texts, input_file))
 
 
-def _param_rows(posterior) -> list[dict]:
-    """A posterior's parameters as one dict per sentence; .tolist() keeps the exact float32 values."""
+def _param_rows(posterior, labels=None) -> list[dict]:
+    """A posterior's parameters as one dict per sentence; .tolist() keeps the exact float32 values.
+    labels: a labelled model's q(c|x) per sentence (Model.infer): its most likely labels are added."""
     params = {k: v.cpu().tolist() for k, v in posterior.params().items()}
-    return [dict(zip(params, row)) for row in zip(*params.values())]
+    rows = [dict(zip(params, row)) for row in zip(*params.values())]
+    for row, described in zip(rows, labels or ()):
+        row["label"] = described["label"]
+    return rows
+
+
+def _check_labels(model, label) -> None:
+    """--label checked against the model now, before any input is read."""
+    from sentvae.label_codes import request
+    request(label, model.labels, model.source)
 
 
 @with_options(DecodeConfig)
@@ -168,22 +190,35 @@ def decode(
     input_file: InputFile = None,
     checkpoint: Checkpoint = DEFAULT_CKPT,
     seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
+    label: Label = None,
     **decoding,
 ):
-    """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line."""
+    """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line. A
+    labelled model decodes with --label, else the line's own "label" (as `encode` writes it), else
+    labels drawn from p(c)."""
     from sentvae.streams import Held, batches, code_source
 
     o = given(GenerationConfig, seed=seed, batch_size=batch_size)
     opts = _decoding(decoding)
     model = load(checkpoint, device)
+    _check_labels(model, label)
     held = Held()
-    for i, chunk in enumerate(batches(code_source(input_file, model.latent), o.batch_size)):
-        outs = _in_place(chunk, lambda z: z is not None, lambda zs: model.decode(zs, **opts, seed=stream_seed(o.seed, i)))
+    codes = code_source(input_file, model.latent, labels=model.labels is not None)
+    for i, chunk in enumerate(batches(codes, o.batch_size)):
+        outs = _in_place(chunk, lambda z: z is not None,
+                         lambda zs: _decode_codes(model, zs, label, **opts, seed=stream_seed(o.seed, i)))
         for out in outs:
             held.write(json.dumps({"text": out}) if as_json else out or "", out is not None)
     if not held.real:
         name = "<stdin>" if input_file in (None, "-") else input_file
         raise SentvaeError(f"{name}: no code to decode (the input is empty, or blank lines and nulls only)")
+
+
+def _decode_codes(model, items: list, label, **decoding) -> list[str]:
+    """Codes from code_source (a labelled model's: (z, (where, the line's "label"))) -> sentences."""
+    if model.labels is None:
+        return model.decode(items, label, **decoding)
+    return model.decode([z for z, _ in items], label, code_labels=[row for _, row in items], **decoding)
 
 
 COMMANDS = [sample, interpolate, reconstruct, encode, decode]

@@ -24,6 +24,13 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or t
 AsJson = Annotated[bool, typer.Option("--json", help="JSON lines instead of plain text")]
 InputFile = Annotated[Optional[str], typer.Option("--input", "-i", help="read lines from this file (- for stdin)")]
 Texts = Annotated[Optional[list[str]], typer.Argument(help="sentences; none: -i FILE or stdin")]
+# a labelled model's labels (sentvae/label_codes.py)
+LABELS = "Labels"
+Label = Annotated[Optional[list[str]], typer.Option("--label", metavar="NAME=VALUE", rich_help_panel=LABELS,
+                                                    help="a labelled model: decode with this value of the attribute NAME (repeatable)")]
+LabelFirstToken = Annotated[Optional[str], typer.Option(metavar="NAME", rich_help_panel=LABELS,
+                                                        help="a labelled model's data: text files hold 'VALUE sentence' lines, the first token NAME's value")]
+Encoding = Annotated[str, typer.Option(rich_help_panel=LABELS, help="the text encoding of labelled --data (latin-1 for MR)")]
 
 
 def load(checkpoint: Path, device: str | None):

@@ -20,8 +20,10 @@ def plot(
     x: declared_option(PlotConfig, "x") = None,
     latent: Annotated[bool, typer.Option("--latent", help="map encoded sentences instead: posterior means on their two leading principal components", rich_help_panel=LATENT_MAP)] = False,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="the model \\[default: RUN/best.pt]", rich_help_panel=LATENT_MAP)] = None,
-    data: Annotated[Optional[str], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv \\[default: the bundled data/test.txt]", rich_help_panel=LATENT_MAP)] = None,
-    color_by: Annotated[str, typer.Option(help="colour by 'length' (words), or a field of .jsonl/.csv --data", rich_help_panel=LATENT_MAP)] = "length",
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="sentences: text, .jsonl or .csv; labelled text files as PATH@NAME=VALUE (repeatable) \\[default: the bundled data/test.txt]", rich_help_panel=LATENT_MAP)] = None,
+    color_by: Annotated[str, typer.Option(help="colour by 'length' (words), a field of .jsonl/.csv --data, or a label of PATH@NAME=VALUE or --label-first-token data", rich_help_panel=LATENT_MAP)] = "length",
+    label_first_token: Annotated[Optional[str], typer.Option(metavar="NAME", help="--data text files hold 'VALUE sentence' lines, the first token NAME's value", rich_help_panel=LATENT_MAP)] = None,
+    encoding: Annotated[str, typer.Option(help="the text encoding of labelled --data (latin-1 for MR)", rich_help_panel=LATENT_MAP)] = "utf-8",
     path: Annotated[Optional[list[str]], typer.Option("--path", help="give twice: draw the interpolation path between these two sentences", rich_help_panel=LATENT_MAP)] = None,
     max_sentences: declared_option(PlotConfig, "max_sentences") = None,
     text_field: TextField = None,
@@ -51,7 +53,7 @@ def plot(
     out = figures.check_output(output or Path("latent.png"))
     ckpt = checkpoint or runs[0] / "best.pt"
     texts, values, source = _sentences(data, color_by, text_field or RunConfig.text_field, encoding_errors,
-                                       o.max_sentences)
+                                       o.max_sentences, label_first_token, encoding)
     model = load(ckpt, device)
     stats = {}
     mu = model.encode(texts, stats=stats).mean()
@@ -65,15 +67,21 @@ def plot(
     label = "words" if color_by == "length" else color_by
     name = f"{Path(ckpt).resolve().parent.name}/{Path(ckpt).name}"
     figures.latent_figure(mu.cpu().numpy(), values, label, out, f"{name}: posterior means of {len(texts):,} "
-                          f"sentences of {Path(source).name}", points, path)
+                          f"sentences of {', '.join(Path(s).name for s in source.split(', '))}", points, path)
     console.note(f"wrote {out}: {len(texts):,} sentences of {source}, coloured by {label}")
 
 
-def _sentences(data, color_by, text_field, errors, limit):
+def _sentences(data, color_by, text_field, errors, limit, first_token=None, encoding="utf-8"):
     """-> (texts, colour values, source name): the first `limit` non-blank sentences."""
     from sentvae.data import bundled, iter_records, iter_texts
+    from sentvae.labels import LabelOptions, split_source
 
-    source = data or bundled("test")
+    sources = data or [bundled("test")]
+    if first_token is not None or any(split_source(s)[1] for s in sources) or len(sources) > 1 \
+            or encoding.lower() not in ("utf-8", "utf8"):
+        return _labelled_sentences(sources, color_by, LabelOptions(first_token=first_token, text_field=text_field,
+                                                                   encoding=encoding, encoding_errors=errors), limit)
+    source = sources[0]
     suffix = Path(source).suffix.lower()
     if color_by == "length":
         texts = []
@@ -104,3 +112,30 @@ def _sentences(data, color_by, text_field, errors, limit):
         raise SentvaeError(f"{source}: fewer than 3 sentences to map")
     return texts, values, source
 
+
+
+def _labelled_sentences(sources, color_by, options, limit):
+    """The label formats (sentvae/labels.py: PATH@NAME=VALUE files, 'VALUE sentence' lines), several
+    sources, or another encoding: -> (texts, colour values, source names). A sentence without the
+    label is coloured "(none)"."""
+    from dataclasses import replace
+    from itertools import islice
+
+    from sentvae.labels import attributes_of, read_labelled, split_source
+
+    if color_by != "length":
+        if any(Path(split_source(s)[0]).suffix.lower() in (".jsonl", ".json", ".csv") for s in sources):
+            options = replace(options, fields=(color_by,))         # a field of the rows, as a label
+        if color_by not in attributes_of(sources, options):
+            raise SentvaeError(f"--color-by {color_by}: not a label of --data (its labels: "
+                               f"{', '.join(attributes_of(sources, options)) or 'none'})")
+    texts, values = [], []
+    try:
+        for text, row in islice(read_labelled(sources, options), limit):
+            texts.append(text)
+            values.append(len(text.split()) if color_by == "length" else (row.get(color_by) or "(none)"))
+    except SentvaeError as e:
+        raise SentvaeError(str(e).replace("--label-field", "--color-by")) from None
+    if len(texts) < 3:
+        raise SentvaeError(f"{', '.join(sources)}: fewer than 3 sentences to map")
+    return texts, values, ", ".join(sources)

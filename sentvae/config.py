@@ -32,9 +32,9 @@ MODEL_TYPES = ("unigram", "bpe", "word", "char")
 ENCODING_ERRORS = ("strict", "replace")
 
 # help panels of `sentvae train --help`
-DATA, TOKENIZER, MODEL, LATENT, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT = (
-    "Data", "Tokenizer", "Model", "Latent", "Objective", "Optimisation", "Stopping", "Hardware", "Output")
-PANELS = (DATA, TOKENIZER, MODEL, LATENT, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT)   # in --help's order
+DATA, LABELS, TOKENIZER, MODEL, LATENT, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT = (
+    "Data", "Labels", "Tokenizer", "Model", "Latent", "Objective", "Optimisation", "Stopping", "Hardware", "Output")
+PANELS = (DATA, LABELS, TOKENIZER, MODEL, LATENT, OBJECTIVE, OPTIMISATION, STOPPING, HARDWARE, OUTPUT)   # in --help's order
 
 SIZE = Int(1, 65_536)              # widths and depths of the networks
 RATE = Float(0.0, 1.0, hi_open=True)   # dropout probabilities
@@ -135,6 +135,10 @@ class ModelConfig(_Config):
     kernel_size: int | None = option(None, "cnn: the width of each dilated convolution",
                                      Domain(int, 1, 64, optional=True), panel=MODEL, tags=("decoder_shape",),
                                      default_help="3 with --decoder cnn")
+    labels: dict | None = option(None, "the label vocabulary (set from the labelled data: sentvae/label_vocab.py)",
+                                 Domain(dict, optional=True), panel=LABELS, cli=False)
+    label_dim: int = option(16, "labels: the size of each attribute's value embedding, which the decoder reads beside z",
+                            SIZE, panel=LABELS)
 
     def __post_init__(self):
         # Shorthands and family defaults, filled in before the checks, so that a saved config says what was
@@ -149,11 +153,20 @@ class ModelConfig(_Config):
         super().__post_init__()
 
     def check_rules(self):
+        if self.labels is not None:
+            from sentvae.label_vocab import LabelVocab
+            vocab = LabelVocab.from_dict(self.labels, "labels")     # its shape, or one line
+            require(len(vocab) > 0 and all(len(v) >= 2 for v in vocab.values.values()), "labels",
+                    "each attribute needs two values or more")
+            require(not self.no_latent, "label_field", "a --no-latent model has no encoder to read labels with "
+                    "(q(c|x)); leave out --no-latent")
         if self.no_latent:
             require(self.posterior == "gaussian", "posterior", "a --no-latent model has no latent to give a posterior")
             require(self.prior == "normal", "prior", "a --no-latent model has no latent to give a prior")
             require(self.latent_type == "gaussian", "latent_type", "a --no-latent model has no latent")
         if self.latent_type != "gaussian":
+            require(self.labels is None, "latent_type", f"--latent-type {self.latent_type}: not with labels "
+                    "(--label-field ...): the labels are the model's discrete code; use the Gaussian z beside them")
             require(self.posterior == "gaussian", "posterior", f"--latent-type {self.latent_type} takes the "
                     "diagonal Gaussian only (no flow beside a categorical)")
             require(self.prior == "normal", "prior", f"--latent-type {self.latent_type} has its own prior (uniform "
@@ -274,6 +287,9 @@ class TrainConfig(_Config):
     eval_every: int = option(400, "validate and save every N steps", Int(1), panel=OUTPUT)
     log_every: int = option(50, "log figures every N steps", Int(1), panel=OUTPUT)
     seed: int = option(0, "random seed", SEED, panel=OPTIMISATION)
+    classifier_weight: float = option(0.1, "labels: alpha, the weight of q(c|x)'s cross-entropy on the labelled "
+                                      "sentences of a batch (their mean; Kingma et al. 2014's M2: 0.1)", Float(0.0),
+                                      panel=LABELS)
 
     def check_rules(self):
         require(self.epochs > 0 or self.max_steps > 0 or self.time_budget > 0, "epochs",
@@ -314,6 +330,13 @@ class RunConfig(_Config):
     encoding_errors: str = option("strict", "on invalid UTF-8: stop (strict) or use U+FFFD", Choice(*ENCODING_ERRORS),
                                   panel=DATA)
     text_field: str = option("text", "the field holding the text in .jsonl/.csv/hf: data", TEXT, panel=DATA)
+    label_field: list | None = option(None, "labels: the .jsonl/.csv field holding an attribute's value (repeatable: "
+                                      "several attributes); a row without it is unlabelled for it",
+                                      Domain(list, optional=True), panel=LABELS, metavar="NAME")
+    label_first_token: str | None = option(None, "labels: text files hold 'VALUE sentence' lines; the first token is "
+                                           "this attribute's value (SentEval's format)", Domain(str, optional=True),
+                                           panel=LABELS, metavar="NAME")
+    encoding: str = option("utf-8", "labels: the text encoding of labelled --data (latin-1 for MR)", TEXT, panel=LABELS)
     tokenizer: str | None = option(None, "a tokenizer from `sentvae tokenize`", PATH, panel=TOKENIZER,
                                    default_help="train one", metavar="FILE")
     model_type: str = option("bpe", "tokenizer type when training one", Choice(*MODEL_TYPES), panel=TOKENIZER)

@@ -36,6 +36,7 @@ def input_warnings(n_truncated: int, n_unk: int, limit: str, what: str = "") -> 
 def format_valid(f: dict) -> str:
     return (f"step {f['step']:>6}  valid  -ELBO {f['elbo']:.2f}  rec {f['rec']:.2f}  KL {f['kl']:.2f}  "
             f"AU {f['au']}/{f['latent']}  PPL<= {f['ppl_elbo']:.2f}  lr {f.get('lr', 0):.2g}"
+            + "".join(f"  acc({a}) {v:.3f}" for a, v in (f.get("accuracy") or {}).items() if v is not None)
             + ("  (best)" if f.get("best") else "")
             + ("  -> lr decayed" if f.get("decision") == "decay" else "")
             + ("  -> stop" if f.get("decision") == "stop" else ""))
@@ -131,6 +132,12 @@ def eval_table(r: dict) -> None:
     ]
     if r.get("svi_steps"):
         rows.insert(1, ("posteriors", f"{r['svi_steps']} SVI steps", f"each refined on its own ELBO, lr {r['svi_lr']:g}"))
+    if r.get("accuracy") is not None:       # a labelled model (sentvae/labelled.py)
+        rows[1] = (*rows[1][:2], rows[1][2] + f"; of p(x | labels) for the {r['conditioned']:,} labelled")
+        rows.insert(4, ("KL (labels)", f"{r['kl_labels']:.3f}", "KL(q(c|x) || p(c)) of the labels a sentence lacks"))
+        for a, acc in r["accuracy"].items():
+            n = r["labelled"][a]
+            rows.append((f"acc({a})", "-" if acc is None else f"{acc:.3f}", f"q(c|x)'s argmax, {n:,} labelled sentences"))
     for row in rows:
         t.add_row(*(Text(cell) for cell in row))     # Text: "[z]" is not rich markup
     err.print(t)

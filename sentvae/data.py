@@ -24,8 +24,9 @@ from sentvae.tokenizer import BOS, ENCODING, EOS, PAD, Tokenizer
 BUNDLED = Path(__file__).resolve().parent.parent / "data"
 
 
-def bundled(split: str) -> str:
-    path = BUNDLED / f"{split}.txt"
+def bundled(split: str, suffix: str = ".txt") -> str:
+    """The bundled corpus's split: .txt (sentences), or .jsonl (sentences with their labels)."""
+    path = BUNDLED / f"{split}{suffix}"
     if not path.is_file():
         raise SentvaeError(f"no --data given and the bundled corpus ({path}) is missing")
     return str(path)
@@ -188,6 +189,7 @@ class Corpus:
     rows: np.ndarray | None = None   # a view: these sentences of ids/offsets, in this order
     unknown: np.ndarray | None = None    # (n,) each sentence's unknown words, as `words`
     truncated: np.ndarray | None = None  # (n,) each sentence cut to max_len, as `words`
+    labels: np.ndarray | None = None     # (n, A) int64 label value indices, -1 unlabelled, as `words`
 
     def __post_init__(self):
         starts, ends = self.offsets[:-1], self.offsets[1:]
@@ -403,7 +405,7 @@ class Batch:
 
 
 def collate(corpus: Corpus, idx: np.ndarray) -> Batch:
-    """The sentences idx of a corpus as a Batch (tokens, lengths, index)."""
+    """The sentences idx of a corpus as a Batch (tokens, lengths, index, and labels if it has them)."""
     idx = np.asarray(idx)
     lens = corpus.lengths[idx]                                   # (B,)
     B, T = len(idx), int(lens.max()) + 1
@@ -415,7 +417,8 @@ def collate(corpus: Corpus, idx: np.ndarray) -> Batch:
     src = np.repeat(corpus.starts[idx], lens) + col
     tokens[row, col + 1] = corpus.ids[src]
     tokens[np.arange(B), lens + 1] = EOS
-    return Batch(torch.from_numpy(tokens), torch.from_numpy(lens + 1), idx)
+    labels = None if corpus.labels is None else torch.from_numpy(np.ascontiguousarray(corpus.labels[idx]))
+    return Batch(torch.from_numpy(tokens), torch.from_numpy(lens + 1), idx, labels)
 
 
 def subset(corpus: Corpus, idx: np.ndarray) -> Corpus:
@@ -427,7 +430,8 @@ def subset(corpus: Corpus, idx: np.ndarray) -> Corpus:
     return Corpus(ids=corpus.ids, offsets=corpus.offsets, words=corpus.words[idx],
                   n_truncated=corpus.n_truncated if truncated is None else int(truncated.sum()),
                   n_unk=corpus.n_unk if unknown is None else int(unknown.sum()), source=corpus.source,
-                  rows=base[np.asarray(idx)], unknown=unknown, truncated=truncated)
+                  rows=base[np.asarray(idx)], unknown=unknown, truncated=truncated,
+                  labels=None if corpus.labels is None else corpus.labels[idx])
 
 
 def split_corpus(corpus: Corpus, seed: int = 0, fraction: float = 0.05, max_held: int = 1000):

@@ -15,35 +15,37 @@ import torch.nn.functional as F
 
 from sentvae.command_config import DecodeConfig
 from sentvae.data import collate, corpus_from_ids
+from sentvae.labelled import index_labels
 from sentvae.tokenizer import BOS, EOS, PAD
 
 NEVER = [PAD, BOS]
 
 
-def decode(model, z: torch.Tensor, cfg: DecodeConfig) -> list[list[int]]:
+def decode(model, z: torch.Tensor, cfg: DecodeConfig, c=None) -> list[list[int]]:
     """z (B, nz) -> piece ids per code, as cfg says (DecodeConfig, declared and checked in
-    sentvae/command_config.py; a filter not given is off)."""
+    sentvae/command_config.py; a filter not given is off). c: a labelled model's labels (value
+    indices (B, A), or A probability tensors (B, V_a))."""
     if cfg.beam > 1:
-        return beam_search(model, z, cfg.beam, cfg.max_len, cfg.length_penalty)[0]
+        return beam_search(model, z, cfg.beam, cfg.max_len, cfg.length_penalty, c)[0]
     if cfg.sampling:
         gen = torch.Generator(device=z.device).manual_seed(cfg.seed)
         return sample(model, z, cfg.max_len, 1.0 if cfg.temperature is None else cfg.temperature,
-                      cfg.top_k or 0, 1.0 if cfg.top_p is None else cfg.top_p, gen)
-    return greedy(model, z, cfg.max_len)
+                      cfg.top_k or 0, 1.0 if cfg.top_p is None else cfg.top_p, gen, c)
+    return greedy(model, z, cfg.max_len, c)
 
 
-def greedy(model, z: torch.Tensor, max_len: int = 60) -> list[list[int]]:
-    """z (B, nz) -> the argmax continuation of each code."""
-    return _run(model, z, max_len, lambda logits: logits.argmax(dim=-1))
+def greedy(model, z: torch.Tensor, max_len: int = 60, c=None) -> list[list[int]]:
+    """z (B, nz) (and labels c) -> the argmax continuation of each code."""
+    return _run(model, z, max_len, lambda logits: logits.argmax(dim=-1), c)
 
 
 def sample(model, z: torch.Tensor, max_len: int = 60, temperature: float = 1.0, top_k: int = 0,
-           top_p: float = 1.0, generator=None) -> list[list[int]]:
-    """Ancestral sampling from p(x|z) with temperature, then top-k and nucleus (top-p) filters."""
+           top_p: float = 1.0, generator=None, c=None) -> list[list[int]]:
+    """Ancestral sampling from p(x|z, c) with temperature, then top-k and nucleus (top-p) filters."""
     def pick(logits):
         probs = F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-    return _run(model, z, max_len, pick)
+    return _run(model, z, max_len, pick, c)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -74,9 +76,9 @@ def _nucleus(logits: torch.Tensor, top_p: float, first: int = 256) -> torch.Tens
 
 
 @torch.inference_mode()
-def _run(model, z, max_len, pick) -> list[list[int]]:
+def _run(model, z, max_len, pick, c=None) -> list[list[int]]:
     B = z.size(0)
-    state = model.init_state(z)
+    state = model.init_state(z, c)
     tok = torch.full((B,), BOS, dtype=torch.long, device=z.device)
     out = torch.full((B, max_len), PAD, dtype=torch.long, device=z.device)
     done = torch.zeros(B, dtype=torch.bool, device=z.device)
@@ -93,7 +95,7 @@ def _run(model, z, max_len, pick) -> list[list[int]]:
 
 
 @torch.inference_mode()
-def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length_penalty: float = 1.0):
+def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length_penalty: float = 1.0, c=None):
     """Batched beam search. -> (best piece ids per code, their total log-probabilities).
 
     Hypotheses are ranked by log p / length ** length_penalty, length counting EOS. A
@@ -101,7 +103,8 @@ def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length
     PAD at no cost), so finished and live hypotheses compete on equal terms.
     """
     B, V = z.size(0), None
-    state = model.init_state(z.repeat_interleave(beam, dim=0))         # (B*beam, ...)
+    copies = torch.arange(B, device=z.device).repeat_interleave(beam)
+    state = model.init_state(z.repeat_interleave(beam, dim=0), index_labels(c, copies))   # (B*beam, ...)
     tok = torch.full((B * beam,), BOS, dtype=torch.long, device=z.device)
     score = torch.full((B, beam), -math.inf, device=z.device)
     score[:, 0] = 0.0                                                  # one live start per code
@@ -140,11 +143,11 @@ def beam_search(model, z: torch.Tensor, beam: int = 5, max_len: int = 60, length
     return [strip(r) for r in rows], score.gather(1, best.unsqueeze(1)).squeeze(1).tolist()
 
 
-def sequence_logprob(model, z: torch.Tensor, ids: list[list[int]]) -> torch.Tensor:
-    """Total log p(ids + EOS | z) for each code: how decoders' outputs are compared."""
+def sequence_logprob(model, z: torch.Tensor, ids: list[list[int]], c=None) -> torch.Tensor:
+    """Total log p(ids + EOS | z, c) for each code: how decoders' outputs are compared."""
     x = collate(corpus_from_ids(ids), np.arange(len(ids))).tokens
     with torch.inference_mode():
-        return model.log_likelihood(z, x[:, :-1].to(z.device), x[:, 1:].to(z.device))
+        return model.log_likelihood(z, x[:, :-1].to(z.device), x[:, 1:].to(z.device), c)
 
 
 def strip(ids: list[int]) -> list[int]:

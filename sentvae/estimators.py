@@ -32,6 +32,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from sentvae import svi
 from sentvae.categorical import Categorical
 from sentvae.errors import SentvaeError
 from sentvae.objective import ELBO
@@ -52,8 +53,8 @@ class CategoricalELBO(ELBO):
         self.draw = None                        # how codes are drawn (None: q.rsample, exact samples)
         self.use_baseline = True
 
-    def check(self, posterior_family: type, prior_family: type) -> None:
-        cfg = self.cfg
+    def check(self, posterior_family: type, prior_family: type, labelled: bool = False) -> None:
+        cfg = self.cfg            # labelled: refused with a categorical latent (ModelConfig's rules)
         if not hasattr(posterior_family, "category_log_prob"):
             raise SentvaeError("--estimator: applies to a categorical latent (--latent-type categorical or "
                                "categorical+gaussian)")
@@ -62,6 +63,7 @@ class CategoricalELBO(ELBO):
                                "says how)")
         if cfg.bow_weight > 0:
             raise SentvaeError("--bow-weight: not offered with a categorical latent")
+        svi.check(cfg.svi_steps, posterior_family)              # a categorical's parameters do not refine
         self.check_kl_knobs(posterior_family, prior_family)     # free bits per dimension, dispersion
         if cfg.max_tokens < self.copies * (cfg.max_len + 1):
             raise SentvaeError(f"--max-tokens: must be at least {self.copies * (cfg.max_len + 1)}, the decoder "
@@ -95,8 +97,8 @@ class Exact(CategoricalELBO):
         self.copies = self.samples * categories
         self.draw = _enumerate
 
-    def check(self, posterior_family, prior_family):
-        super().check(posterior_family, prior_family)
+    def check(self, posterior_family, prior_family, labelled: bool = False):
+        super().check(posterior_family, prior_family, labelled)
         if self.samples > 1 and issubclass(posterior_family, Categorical):
             raise SentvaeError("--train-samples: the exact estimator sums over a categorical latent's K values; "
                                "there is nothing to sample (leave it at 1)")

@@ -39,6 +39,7 @@ from sentvae.command_config import EvalConfig
 from sentvae.config import SVI_LR
 from sentvae.data import Corpus, collate, make_batches
 from sentvae.kl import NeedsSamples, kl_divergence
+from sentvae.labelled import correct, given, kl_labels, label_terms
 from sentvae.noise import BLOCK, SeededNoise, StreamNoise
 from sentvae.svi import refine_corpus
 
@@ -67,6 +68,13 @@ class EvalResult:
     nll_exact: bool = False  # the NLL is exact (summed over the latent's iw_samples values), not an estimate
     svi_steps: int = 0       # gradient steps refining each posterior before the figures (0: the encoder's)
     svi_lr: float | None = None   # their step size (None when svi_steps is 0)
+    # a labelled model's (sentvae/labelled.py): KL(q(c|x) || p(c)) over the labels each sentence lacks
+    # (in elbo, not in kl); the sentences with a label, whose elbo and iw_nll are of p(x | their labels);
+    # q(c|x)'s accuracy and the labelled sentences, per attribute
+    kl_labels: float = 0.0
+    conditioned: int = 0
+    accuracy: dict | None = None
+    labelled: dict | None = None
     # per sentence, in corpus order (evaluate(per_sentence=True)): words, elbo, iw_nll, ess, kl
     per_sentence: dict | None = field(default=None, repr=False, compare=False)
 
@@ -80,8 +88,11 @@ class EvalResult:
         IW-NLL estimate, ESS, KL; their means are the summary figures."""
         p = self.per_sentence
         for i in range(self.sentences):
-            yield {"index": i, "words": int(p["words"][i]), "elbo": float(p["elbo"][i]),
+            row = {"index": i, "words": int(p["words"][i]), "elbo": float(p["elbo"][i]),
                    "iw_nll": float(p["iw_nll"][i]), "ess": float(p["ess"][i]), "kl": float(p["kl"][i])}
+            if "kl_labels" in p:
+                row["kl_labels"] = float(p["kl_labels"][i])
+            yield row
 
 
 def active_units(mu: torch.Tensor, threshold: float = AU_THRESHOLD) -> int:
@@ -175,14 +186,26 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
     ess = torch.empty(n, dtype=torch.float64)
     rec = torch.empty(n, dtype=torch.float64)         # -mean_k log p(x|z_k)
     kl = torch.empty(n, dtype=torch.float64)          # KL(q || p): closed form, or its estimate from the K samples
+    labelled = model.classifier is not None
+    kl_c = torch.zeros(n, dtype=torch.float64)        # KL(q(c|x) || p(c)) of the labels a sentence lacks
+    conditioned, hits, known = 0, 0, 0                # q(c|x)'s accuracy, per attribute (tensors)
     kl_exact = True
     done = 0
     for idx, chunk in iw_plan(corpus.lengths, K, max_tokens):
         batch = collate(corpus, idx).to(device)
         x = batch.tokens
         B = x.size(0)
-        q = model.encode(x[:, 1:], batch.lengths).to(dtype=torch.float32) if refined is None else \
-            refined.index(torch.as_tensor(idx)).to(device)
+        if refined is None:
+            q, log_qc = model.infer(x[:, 1:], batch.lengths)
+            q = q.to(dtype=torch.float32)
+        else:                 # svi: refused for a labelled model, so no q(c|x) to keep
+            q, log_qc = refined.index(torch.as_tensor(idx)).to(device), None
+        if labelled:
+            labels = given(batch.labels, B, len(log_qc), device)
+            kl_c[torch.as_tensor(idx)] = kl_labels(log_qc, labels).double().cpu()
+            h, k = correct(log_qc, labels)
+            hits, known = hits + h.cpu(), known + k.cpu()
+            conditioned += int((labels >= 0).any(dim=1).sum())
         try:                  # in closed form (in float64, from the float32 parameters), or from the samples
             kl_closed = kl_divergence(q.to(dtype=torch.float64), model.prior).total.cpu()
         except NeedsSamples:
@@ -200,8 +223,13 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
                 z, log_qz = every[0][:, start:start + kc], every[1][:, start:start + kc]
             else:
                 z, log_qz = q.rsample(SeededNoise(seed, idx, start, kc, device))   # (B, kc, nz), (B, kc)
-            xr = x.repeat_interleave(kc, dim=0)                                # (B*kc, T+1)
-            ll = model.log_likelihood(z.reshape(B * kc, -1), xr[:, :-1], xr[:, 1:]).view(B, kc).float()
+            if labelled:      # log p(x|z) with the missing labels marginalised; M2's E_q(c|x) for rec
+                terms = label_terms(model, log_qc, z, x[:, :-1], x[:, 1:], labels)
+                ll, ll_rec = terms.marginal(), terms.expected()                # (B, kc) each
+            else:
+                xr = x.repeat_interleave(kc, dim=0)                            # (B*kc, T+1)
+                ll = model.log_likelihood(z.reshape(B * kc, -1), xr[:, :-1], xr[:, 1:]).view(B, kc).float()
+                ll_rec = ll
             log_pz = model.prior.log_prob(z)                                   # (B, kc)
             log_w = ll + log_pz - (0.0 if exact else log_qz)                   # (B, kc)
             new_max = torch.maximum(run_max, log_w.max(dim=1).values)
@@ -209,7 +237,7 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
             s1 = s1 * scale + torch.exp(log_w - new_max.unsqueeze(1)).sum(dim=1)
             s2 = s2 * scale ** 2 + torch.exp(2 * (log_w - new_max.unsqueeze(1))).sum(dim=1)
             run_max = new_max
-            rec_sum -= (ll.double() * (log_qz.double().exp() if exact else 1.0)).sum(dim=1)
+            rec_sum -= (ll_rec.double() * (log_qz.double().exp() if exact else 1.0)).sum(dim=1)
             if kl_closed is None:
                 kl_sum += kl_divergence(q, model.prior, z, log_qz).total.double() * kc
         where = torch.as_tensor(idx)
@@ -227,9 +255,16 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
     # every sentence's posterior, in corpus order
     q_all = type(posteriors[0]).cat(posteriors).index(torch.as_tensor(np.argsort(np.concatenate(order))))
     q64 = q_all.to(dtype=torch.float64)
-    rows = {"words": corpus.words + 1, "elbo": (rec + kl).numpy(), "iw_nll": (-log_px).numpy(),
+    rows = {"words": corpus.words + 1, "elbo": (rec + kl + kl_c).numpy(), "iw_nll": (-log_px).numpy(),
             "ess": ess.numpy(), "kl": kl.numpy()}
+    extra = {}
+    if labelled:
+        rows["kl_labels"] = kl_c.numpy()
+        names = model.labels.attributes
+        extra = dict(conditioned=conditioned, labelled={a: int(k) for a, k in zip(names, known)},
+                     accuracy={a: (float(h) / int(k) if k else None) for a, h, k in zip(names, hits, known)})
     return EvalResult(
+        **extra,
         **summarize(rows, K), tokens=int(corpus.lengths.sum()) + n,
         mi=mutual_information(q64, seed) if with_mi else float("nan"),
         au=active_units(q_all.mean()), latent=q_all.dim, iw_samples=K, seed=seed, kl_exact=kl_exact,
@@ -241,16 +276,18 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
 def summarize(rows: dict, K: int) -> dict:
     """The summary figures of EvalResult that come from the sentences' own figures.
 
-    rows: per sentence, arrays of equal length: words (+EOS), elbo, iw_nll, ess, kl. Shared by
+    rows: per sentence, arrays of equal length: words (+EOS), elbo, iw_nll, ess, kl, and a labelled
+    model's kl_labels (KL(q(c|x) || p(c)), part of elbo, not of kl or rec). Shared by
     `evaluate` and by whoever evaluates a corpus in parts and merges them (bench/ptb_merge.py),
     so that a merged figure is computed exactly as a whole one."""
     words, elbo, iw_nll, ess, kl = (np.asarray(rows[k], dtype=np.float64)
                                     for k in ("words", "elbo", "iw_nll", "ess", "kl"))
     n, n_words = len(elbo), int(words.sum())
+    kl_c = np.asarray(rows.get("kl_labels", np.zeros(n)), dtype=np.float64)
     # Var[log mean w] ~= Var[w] / (K E[w]^2) = 1/ESS - 1/K per sentence (delta method)
     var = np.clip(1.0 / ess - 1.0 / K, 0.0, None).sum()
-    return dict(sentences=n, words=n_words, elbo=float(elbo.mean()), rec=float((elbo - kl).mean()),
-                kl=float(kl.mean()), iw_nll=float(iw_nll.mean()), iw_nll_se=math.sqrt(var) / n,
+    return dict(sentences=n, words=n_words, elbo=float(elbo.mean()), rec=float((elbo - kl - kl_c).mean()),
+                kl=float(kl.mean()), kl_labels=float(kl_c.mean()), iw_nll=float(iw_nll.mean()), iw_nll_se=math.sqrt(var) / n,
                 ess=float(ess.mean()), ppl=math.exp(min(float(iw_nll.sum()) / n_words, 700.0)),
                 ppl_elbo=math.exp(min(float(elbo.sum()) / n_words, 700.0)))
 
@@ -261,5 +298,8 @@ def evaluate_elbo(model, corpus: Corpus, max_tokens: int = 8000, device="cpu", s
     posterior refined as training refines it, with --svi-steps)."""
     r = evaluate(model, corpus, iw_samples=1, max_tokens=max_tokens, device=device, seed=seed, with_mi=False,
                  svi_steps=svi_steps, svi_lr=svi_lr)
-    return {k: getattr(r, k) for k in ("sentences", "words", "tokens", "elbo", "rec", "kl", "au",
-                                       "latent", "ppl_elbo")}
+    figures = {k: getattr(r, k) for k in ("sentences", "words", "tokens", "elbo", "rec", "kl", "au",
+                                          "latent", "ppl_elbo")}
+    if r.accuracy is not None:       # a labelled model: q(c|x)'s accuracy on the labelled sentences
+        figures.update(kl_labels=r.kl_labels, accuracy=r.accuracy)
+    return figures

@@ -13,17 +13,29 @@ def encode_texts(model, tokenizer, texts: list[str], max_len: int = 100, device=
     """-> the posterior q(z|x) of each text (a posterior object of batch N, float32), in input order.
 
     stats, if given, accumulates "truncated" (sentences cut to max_len) and "unk" counts."""
+    return infer_texts(model, tokenizer, texts, max_len, device, max_tokens, stats)[0]
+
+
+@torch.inference_mode()
+def infer_texts(model, tokenizer, texts: list[str], max_len: int = 100, device="cpu",
+                max_tokens: int = 8000, stats: dict | None = None):
+    """-> (q(z|x) of each text, a labelled model's log q(c_a|x): A tensors (N, V_a), or None), in input order."""
     corpus = corpus_from_texts(texts, tokenizer, max_len)
     if stats is not None:
         stats["truncated"] = stats.get("truncated", 0) + corpus.n_truncated
         stats["unk"] = stats.get("unk", 0) + corpus.n_unk
-    parts, order = [], []
+    parts, labels, order = [], [], []
     for idx in make_batches(corpus.lengths, max_tokens, shuffle=False):
         batch = collate(corpus, idx).to(device)
-        parts.append(model.encode(batch.tokens[:, 1:], batch.lengths).to(dtype=torch.float32))
+        q, log_qc = model.infer(batch.tokens[:, 1:], batch.lengths)
+        parts.append(q.to(dtype=torch.float32))
+        labels.append(log_qc)
         order.append(idx)
     where = torch.as_tensor(np.argsort(np.concatenate(order)), device=device)
-    return type(parts[0]).cat(parts).index(where)
+    log_qc = None
+    if labels[0] is not None:
+        log_qc = [torch.cat([lp[a] for lp in labels])[where] for a in range(len(labels[0]))]
+    return type(parts[0]).cat(parts).index(where), log_qc
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -47,10 +59,15 @@ def codes(model, tokenizer, texts: list[str], posterior: str = "mean", seed: int
     """One latent code per text: the posterior mean, or a sample z ~ q(z|x). A sample is drawn as
     evaluation draws it, seeded by (seed, the text's position): it does not depend on how many
     texts are encoded together. first: the position of texts[0] in a longer stream."""
-    q = encode_texts(model, tokenizer, texts, device=device, stats=stats)
+    return code_of(encode_texts(model, tokenizer, texts, device=device, stats=stats), posterior, seed, first, device)
+
+
+def code_of(q, posterior: str = "mean", seed: int = 0, first: int = 0, device="cpu"):
+    """A posterior's codes (N, nz): its mean, or one sample per sentence seeded by (seed, first + i)."""
     if posterior == "mean":
         return q.mean()
-    z, _ = q.rsample(SeededNoise(seed, np.arange(first, first + len(texts)), 0, 1, device))
+    n = q.mean().shape[0]                     # the sentences (posteriors have no common batch attribute)
+    z, _ = q.rsample(SeededNoise(seed, np.arange(first, first + n), 0, 1, device))
     return z[:, 0]
 
 

@@ -15,6 +15,7 @@ from sentvae import svi
 from sentvae.config import TrainConfig
 from sentvae.errors import SentvaeError
 from sentvae.kl import per_dimension
+from sentvae.semisup import label_loss, refuse
 from sentvae.tokenizer import PAD, UNK
 
 
@@ -75,8 +76,8 @@ class ELBO:
         self.samples = cfg.train_samples        # z per sentence; with several, rec is their mean
         self.copies = self.samples              # decoder copies of a sentence per step (the token budget's)
 
-    def check(self, posterior_family: type, prior_family: type) -> None:
-        """Refuse, with one line, knobs this posterior x prior pair cannot honour."""
+    def check(self, posterior_family: type, prior_family: type, labelled: bool = False) -> None:
+        """Refuse, with one line, knobs this posterior x prior pair (and labels) cannot honour."""
         refuse_estimator(self.cfg)
         svi.check(self.cfg.svi_steps, posterior_family)
         self.check_kl_knobs(posterior_family, prior_family)
@@ -121,7 +122,12 @@ class ELBO:
     def _finish(self, loss, rec, kl, terms, **extra):
         if self.cfg.bow_weight > 0:
             loss = loss + self.cfg.bow_weight * terms.bow.mean()
-        figures = {"loss": loss.detach(), "elbo": (rec + kl).mean().detach(),
+        elbo = rec + kl
+        if terms.labels is not None:     # a labelled model: M2's terms (sentvae/semisup.py)
+            more, kl_labels, figures = label_loss(terms.labels, self.cfg.classifier_weight)
+            loss, elbo = loss + more, elbo + kl_labels
+            extra.update(figures)
+        figures = {"loss": loss.detach(), "elbo": elbo.mean().detach(),
                    "rec": rec.mean().detach(), "kl": kl.mean().detach(), **extra}
         return loss, figures
 
@@ -133,7 +139,10 @@ class IWAE(ELBO):
     temper the prior-to-posterior ratio inside each weight (w = 1, beta = 1: the bound itself).
     The figures keep the true -ELBO (from the same samples) beside the -IWAE bound (`iwae`)."""
 
-    def check(self, posterior_family: type, prior_family: type) -> None:
+    def check(self, posterior_family: type, prior_family: type, labelled: bool = False) -> None:
+        if labelled:
+            refuse(self.cfg.objective)
+            svi.refuse_labels(self.cfg.svi_steps)
         refuse_estimator(self.cfg)
         svi.check(self.cfg.svi_steps, posterior_family)
         if self.cfg.free_bits > 0:

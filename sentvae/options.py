@@ -51,6 +51,8 @@ class Domain:
         if self.kind is tuple:
             bound = f" in [{_num(self.lo)}, {_num(self.hi)}]" if self.hi is not None else f" >= {_num(self.lo)}"
             return f"integers{bound}, separated by commas (1,2,4)"
+        if self.kind is dict:
+            return "a table"
         what = "an integer" if self.kind is int else "a finite number"
         if self.lo is not None and self.hi is not None:
             return f"{what} in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
@@ -87,6 +89,10 @@ class Domain:
             return values
         if self.kind is tuple:          # of ints: "1,2,4" (a flag, a recipe) or a sequence (the API, a checkpoint)
             return self._int_tuple(value, bad)
+        if self.kind is dict:           # plain data (a checkpoint's label vocabulary); its owner checks inside
+            if not isinstance(value, dict):
+                raise bad
+            return value
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise bad
         if self.kind is int:

@@ -41,8 +41,9 @@ def batches(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-def code_source(input_file: str | None, dim: int) -> Iterator[list[float] | None]:
-    """Latent codes from JSON lines with "z" (or "mu"): a list of `dim` numbers, or null."""
+def code_source(input_file: str | None, dim: int, labels: bool = False) -> Iterator:
+    """Latent codes from JSON lines with "z" (or "mu"): a list of `dim` numbers, or null. With
+    labels (a labelled model's): (code, (where, the line's "label" or None)) for each code."""
     if input_file is None and (sys.stdin is None or sys.stdin.isatty()):
         raise SentvaeError("decode: give -i FILE or pipe JSON lines on stdin")
     path = input_file or "-"
@@ -63,7 +64,8 @@ def code_source(input_file: str | None, dim: int) -> Iterator[list[float] | None
         if z is None:
             yield None
             continue
-        yield check_code(z, dim, f"{name} line {lineno}: \"{key}\"")
+        code = check_code(z, dim, f"{name} line {lineno}: \"{key}\"")
+        yield (code, (f"{name} line {lineno}", obj.get("label"))) if labels else code
 
 
 class Held:

@@ -43,6 +43,13 @@ SAMPLES = 1                 # z per sentence per step, as the paper
 SEED_OFFSET = 0x9E3779B9
 
 
+def refuse_labels(steps: int) -> None:
+    """A labelled model's ELBO sums over the labels a sentence lacks; the refinement's does not."""
+    if steps > 0:
+        raise SentvaeError("--svi-steps: not with labels (--label-field ...): the refinement's ELBO does not "
+                           "sum over the labels a sentence lacks")
+
+
 def check(steps: int, posterior_family: type) -> None:
     """Refuse, with one line, --svi-steps for a posterior with nothing to refine."""
     if steps and not getattr(posterior_family, "refinable", False):

@@ -102,7 +102,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.pos = Position()
         self.objective = build_objective(cfg, model_cfg)
-        self.objective.check(self.raw.to_posterior.family, type(self.raw.prior))
+        self.objective.check(self.raw.to_posterior.family, type(self.raw.prior), self.raw.classifier is not None)
         # --max-tokens counts every copy of a sentence that the objective decodes
         self.batch_tokens = cfg.max_tokens // self.objective.copies
         self.n_batches = len(self.epoch_batches(0))    # the same every epoch

@@ -40,6 +40,7 @@ BASE = {
     "plot": ["plot", "run", "-o", "run/curves.png"],
     "clusters": ["clusters", "run/best.pt", "-d", "text.txt"],
     "probe": ["probe", "run/best.pt", "--task", "labelled.txt", "-q"],
+    "classify": ["classify", "-i", "text.txt", "-c", "run/best.pt"],
 }
 CASES = [(command, flag, domain) for command, flag, domain in declared_flags()
          if domain.kind in (int, float) or domain.choices]

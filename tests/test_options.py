@@ -26,8 +26,8 @@ def test_every_config_field_has_a_flag_with_help_and_every_flag_a_field():
     cli_only = {"config", "quiet", "help"}           # about this invocation, not the run
     for cls in CONFIGS:
         for f, opt in declared(cls):
-            if not opt.cli:                           # set by the program (the tokenizer's size, the bow head)
-                assert f.name in ("vocab_size", "bow") and cls is ModelConfig, f.name
+            if not opt.cli:           # set by the program (the tokenizer's size, the bow head, the data's labels)
+                assert f.name in ("vocab_size", "bow", "labels") and cls is ModelConfig, f.name
                 continue
             assert f.name in params, f"{cls.__name__}.{f.name} has no flag"
             p = params[f.name]

@@ -12,6 +12,7 @@ from sentvae.errors import SentvaeError
 from sentvae.model.cnn import CNNDecoder, receptive_field
 from sentvae.model.vae import NoCode, NoEncoder, SentenceVAE
 from sentvae.flows import IAF, IAFHead
+from sentvae.labelled import LabelClassifier, LabelCode
 from sentvae.mixture import ComponentHead, GaussianMixture, WithComponent
 from sentvae.posteriors import Gaussian, GaussianHead, Point, PointHead
 from sentvae.priors import PointPrior, StandardNormal
@@ -28,17 +29,18 @@ def _encoder(cfg: ModelConfig) -> nn.Module:
     raise SentvaeError(f"--encoder: unknown architecture {cfg.encoder!r}")
 
 
-def _decoder(cfg: ModelConfig) -> nn.Module:
+def _decoder(cfg: ModelConfig, cond_dim: int | None = None) -> nn.Module:
+    """cond_dim: the size of the conditioning the decoder reads (default z's; a labelled model's is larger)."""
     if cfg.decoder == "lstm":
         from sentvae.model.lstm import LSTMDecoder
-        return LSTMDecoder(cfg)
+        return LSTMDecoder(cfg, cond_dim)
     if cfg.decoder == "transformer":
         from sentvae.model.transformer import TransformerDecoder
-        return TransformerDecoder(cfg)
+        return TransformerDecoder(cfg, cond_dim)
     if cfg.decoder == "cnn":
         # no dropout inside the blocks: cfg.dropout already acts on the decoder's input embeddings and
         # outputs (SentenceVAE), as for the LSTM decoder, whose own dropout acts only between layers
-        return CNNDecoder(cfg.emb_dim, cfg.latent, cfg.hidden, cfg.dilations, cfg.kernel_size)
+        return CNNDecoder(cfg.emb_dim, cond_dim or cfg.latent, cfg.hidden, cfg.dilations, cfg.kernel_size)
     raise SentvaeError(f"--decoder: unknown architecture {cfg.decoder!r}")
 
 
@@ -56,15 +58,22 @@ def build_model(cfg: ModelConfig) -> SentenceVAE:
             return SentenceVAE(cfg, encoder, decoder, head, CategoricalAndNormal(K, nz), conditioner)
         return SentenceVAE(cfg, encoder, decoder, lambda summary: CategoricalHead(summary, K, cfg.vocab_size),
                            UniformCategorical(K), conditioner)
-    encoder, decoder = _encoder(cfg), _decoder(cfg)
+    conditioner = classifier = None
+    if cfg.labels is not None:   # the decoder reads [z; the labels' embeddings]; q(c|x) beside q(z|x)
+        sizes = [len(values) for _, values in cfg.labels["attributes"]]
+        encoder, decoder = _encoder(cfg), _decoder(cfg, cond_dim=nz + len(sizes) * cfg.label_dim)
+        conditioner = LabelCode(sizes, cfg.label_dim)
+        classifier = lambda summary: LabelClassifier(summary, sizes)   # noqa: E731
+    else:
+        encoder, decoder = _encoder(cfg), _decoder(cfg)
     posterior = {"gaussian": lambda summary: GaussianHead(summary, nz),
                  "iaf": lambda summary: IAFHead(summary, nz, cfg.flow_steps),
                  "vmf": lambda summary: VMFHead(summary, nz, cfg.kappa)}[cfg.posterior]
     if cfg.prior == "gmm":   # the components need q(c|x) beside q(z|x)
         head = lambda summary: ComponentHead(posterior(summary), summary, cfg.components)   # noqa: E731
-        return SentenceVAE(cfg, encoder, decoder, head, GaussianMixture(nz, cfg.components))
+        return SentenceVAE(cfg, encoder, decoder, head, GaussianMixture(nz, cfg.components), conditioner, classifier)
     prior = SphereUniform(nz) if cfg.prior == "uniform" else StandardNormal(nz)
-    return SentenceVAE(cfg, encoder, decoder, posterior, prior)
+    return SentenceVAE(cfg, encoder, decoder, posterior, prior, conditioner, classifier)
 
 
 def latent_families(cfg: ModelConfig) -> tuple[type, type]:

@@ -32,11 +32,13 @@ class LSTMDecoder(nn.Module):
     """An LSTM language model conditioned on z: z sets the initial state and is
     concatenated to every input embedding, so the decoder cannot forget it."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, cond_dim: int | None = None):
+        """cond_dim: the size of the conditioning it reads (default z's; a labelled model's is larger)."""
         super().__init__()
         self.layers, self.hidden = cfg.dec_layers, cfg.hidden
-        self.z_to_state = nn.Linear(cfg.latent, 2 * cfg.dec_layers * cfg.hidden)
-        self.lstm = nn.LSTM(cfg.emb_dim + cfg.latent, cfg.hidden, cfg.dec_layers, batch_first=True,
+        cond = cond_dim or cfg.latent
+        self.z_to_state = nn.Linear(cond, 2 * cfg.dec_layers * cfg.hidden)
+        self.lstm = nn.LSTM(cfg.emb_dim + cond, cfg.hidden, cfg.dec_layers, batch_first=True,
                             dropout=cfg.dropout if cfg.dec_layers > 1 else 0.0)
         self.out_dim = cfg.hidden
 

@@ -79,12 +79,13 @@ class TransformerEncoder(nn.Module):
 
 
 class TransformerDecoder(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, cond_dim: int | None = None):
+        """cond_dim: the size of the conditioning it reads (default z's; a labelled model's is larger)."""
         super().__init__()
         d = cfg.emb_dim
         self.d, self.scale = d, math.sqrt(d)
-        self.z_memory = nn.Linear(cfg.latent, d)      # the prefix slot at position 0
-        self.z_input = nn.Linear(cfg.latent, d)       # added to every input embedding
+        self.z_memory = nn.Linear(cond_dim or cfg.latent, d)      # the prefix slot at position 0
+        self.z_input = nn.Linear(cond_dim or cfg.latent, d)       # added to every input embedding
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.ff, cfg.dropout) for _ in range(cfg.dec_layers))
         self.ln = nn.LayerNorm(d)
         self.out_dim = d

@@ -3,7 +3,8 @@
 It owns what every model shares: the token embedding (shared by encoder, decoder and, tied, the
 output layer), the posterior head (encoder summary -> a posterior object, sentvae/posteriors.py),
 the prior (sentvae/priors.py, a module: it may learn), the one place where the decoder's
-conditioning is built from a code (`condition`), and the output layer. The encoder maps tokens to
+conditioning is built from a code and, for a labelled model, its labels (`condition`), q(c|x)'s
+head beside the posterior head (a labelled model's: sentvae/labelled.py), and the output layer. The encoder maps tokens to
 a summary vector; the decoder maps embedded inputs plus the conditioning to hidden states, and can
 run one step at a time from a state (for decoding), so nothing outside build_model needs to know
 which architecture or latent family it holds. The LM baseline is the same model with a point
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
 from sentvae.kl import KLTerm, kl_divergence
+from sentvae.label_vocab import LabelVocab
+from sentvae.labelled import label_terms
 from sentvae.noise import StreamNoise
 from sentvae.tokenizer import EOS, PAD
 
@@ -38,12 +41,14 @@ class Terms:
     components: torch.Tensor | None = None   # (B, S, C) p(c|z_s) under a mixture prior, else None
     z: torch.Tensor | None = None            # (B, S, D) the codes decoded
     tokens: torch.Tensor | None = None       # (B,) target tokens per sentence (pieces + EOS)
+    labels: object = None     # a labelled model's LabelTerms (sentvae/labelled.py): ll is then their
+                              # expectation under q(c|x) for the labels a sentence lacks, else None
 
 
 class Code(nn.Module):
-    """The decoder's conditioning is the code z itself."""
+    """The decoder's conditioning is the code z itself (an unlabelled model: no labels c to read)."""
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c=None) -> torch.Tensor:
         return z
 
 
@@ -51,7 +56,7 @@ class NoCode(nn.Module):
     """The LM baseline's conditioning: zeros whatever z is given (its latent is the point 0, but a
     code passed to decode() or log_likelihood() must not reach weights that never learned)."""
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c=None) -> torch.Tensor:
         return torch.zeros_like(z)
 
 
@@ -66,10 +71,11 @@ class NoEncoder(nn.Module):
 
 class SentenceVAE(nn.Module):
     def __init__(self, cfg: ModelConfig, encoder: nn.Module, decoder: nn.Module, head, prior: nn.Module,
-                 conditioner: nn.Module | None = None):
+                 conditioner: nn.Module | None = None, classifier=None):
         """head: summary size -> the posterior head (a module made here, after the embedding, so
         that a model's initial weights do not depend on where its family was chosen).
-        conditioner: code -> the decoder's conditioning input (default: the code itself)."""
+        conditioner: (code, labels) -> the decoder's conditioning input (default: the code itself).
+        classifier: summary size -> q(c|x)'s head, for a labelled model (sentvae/labelled.py)."""
         super().__init__()
         self.cfg = cfg
         self.emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim, padding_idx=PAD)
@@ -78,6 +84,8 @@ class SentenceVAE(nn.Module):
         self.to_posterior = head(encoder.out_dim)      # encoder summary -> q(z|x)
         self.prior = prior
         self.conditioner = conditioner or Code()
+        self.classifier = classifier(encoder.out_dim) if classifier is not None else None
+        self.labels = LabelVocab.from_dict(cfg.labels) if cfg.labels is not None else None   # names of c's values
         self.drop = nn.Dropout(cfg.dropout)     # decoder input embeddings and outputs
         self.enc_drop = nn.Dropout(cfg.dropout if cfg.enc_dropout is None else cfg.enc_dropout)
         H, E = decoder.out_dim, cfg.emb_dim
@@ -98,12 +106,19 @@ class SentenceVAE(nn.Module):
         """tokens (B, T) words + EOS, lengths (B,) -> the posterior q(z|x) of each sentence."""
         return self.to_posterior(self.encoder(tokens, lengths, self._embed_for_encoder))
 
+    def infer(self, tokens: torch.Tensor, lengths: torch.Tensor):
+        """-> (q(z|x), log q(c_a|x) per attribute: A tensors (B, V_a), or None for an unlabelled model),
+        from one pass of the encoder."""
+        summary = self.encoder(tokens, lengths, self._embed_for_encoder)
+        return self.to_posterior(summary), None if self.classifier is None else self.classifier(summary)
+
     def _embed_for_encoder(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.enc_drop(self.emb(tokens))
 
-    def condition(self, z: torch.Tensor) -> torch.Tensor:
-        """The decoder's conditioning input built from a code z (B, nz): the one place where it is."""
-        return self.conditioner(z)
+    def condition(self, z: torch.Tensor, c=None) -> torch.Tensor:
+        """The decoder's conditioning input built from a code z (B, nz) and, for a labelled model, the
+        labels c (value indices (B, A), or A probability tensors (B, V_a)): the one place where it is."""
+        return self.conditioner(z, c)
 
     # --- p(x|z)
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -112,10 +127,10 @@ class SentenceVAE(nn.Module):
             return F.linear(self.proj(hidden), self.emb.weight, self.out_bias)
         return self.out(hidden)
 
-    def hidden_states(self, z: torch.Tensor, inp: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, z: torch.Tensor, inp: torch.Tensor, c=None) -> torch.Tensor:
         """The decoder's top-layer states: z (B, nz), inp (B, T) -> (B, T, H); position t has read
-        inp[:, :t+1] and predicts the next token."""
-        return self.decoder(self.drop(self.emb(inp)), self.condition(z))
+        inp[:, :t+1] and predicts the next token. c: a labelled model's labels (see condition)."""
+        return self.decoder(self.drop(self.emb(inp)), self.condition(z, c))
 
     def final_hidden(self, z: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Each sentence's decoder state after its last word (the state that predicts EOS): tokens
@@ -124,9 +139,9 @@ class SentenceVAE(nn.Module):
         hidden = self.hidden_states(z, tokens[:, :-1])                       # (B, T, H)
         return hidden[torch.arange(tokens.size(0), device=tokens.device), lengths - 1]
 
-    def log_likelihood(self, z: torch.Tensor, inp: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """Sum over target tokens (EOS included, PAD excluded) of log p(tgt | inp, z): (B,)."""
-        hidden = self.hidden_states(z, inp)                          # (B, T, H)
+    def log_likelihood(self, z: torch.Tensor, inp: torch.Tensor, tgt: torch.Tensor, c=None) -> torch.Tensor:
+        """Sum over target tokens (EOS included, PAD excluded) of log p(tgt | inp, z, c): (B,)."""
+        hidden = self.hidden_states(z, inp, c)                       # (B, T, H)
         logits = self.logits(hidden)                                 # (B, T, V)
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt.reshape(-1),
                               ignore_index=PAD, reduction="none")
@@ -146,7 +161,7 @@ class SentenceVAE(nn.Module):
         """
         x = batch.tokens
         B = x.size(0)
-        q = self.encode(x[:, 1:], batch.lengths)
+        q, log_qc = self.infer(x[:, 1:], batch.lengths)
         inp = x[:, :-1] if dec_inp is None else dec_inp
         tgt = x[:, 1:]
         if svi is not None:
@@ -154,14 +169,20 @@ class SentenceVAE(nn.Module):
         noise = noise or StreamNoise(B, samples, x.device)
         z, log_q = q.rsample(noise) if draw is None else draw(q, noise)          # (B, S, nz), (B, S)
         S = z.size(1)
-        if S > 1:          # the decoder reads each sentence S times, once per sample
-            inp, tgt = inp.repeat_interleave(S, dim=0), tgt.repeat_interleave(S, dim=0)
-        ll = self.log_likelihood(z.reshape(B * S, -1), inp, tgt).view(B, S).float()
+        labels = None
+        if self.classifier is not None:      # every value of the labels a sentence lacks (M2)
+            labels = label_terms(self, log_qc, z, inp, tgt, batch.labels)
+            ll = labels.expected()                                                # (B, S)
+        else:
+            if S > 1:          # the decoder reads each sentence S times, once per sample
+                inp, tgt = inp.repeat_interleave(S, dim=0), tgt.repeat_interleave(S, dim=0)
+            ll = self.log_likelihood(z.reshape(B * S, -1), inp, tgt).view(B, S).float()
         zf, log_q = z.float(), log_q.float()
         log_p = self.prior.log_prob(zf)
         kl = kl_divergence(q.to(dtype=torch.float32), self.prior, zf, log_q)
         components = self.prior.responsibilities(zf) if hasattr(self.prior, "responsibilities") else None
-        return Terms(ll, log_q, log_p, kl, self.bow_nll(z[:, 0], x[:, 1:]).float(), q, components, z, batch.lengths)
+        return Terms(ll, log_q, log_p, kl, self.bow_nll(z[:, 0], x[:, 1:]).float(), q, components, z, batch.lengths,
+                     labels)
 
     def bow_nll(self, z: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """-sum over the sentence's pieces (EOS and PAD excluded) of log softmax(W z): (B,)."""
@@ -214,8 +235,8 @@ class SentenceVAE(nn.Module):
                                f"({str(e).splitlines()[-1].strip()[:120]})") from None
 
     # --- incremental decoding
-    def init_state(self, z: torch.Tensor):
-        return self.decoder.init_state(self.condition(z))
+    def init_state(self, z: torch.Tensor, c=None):
+        return self.decoder.init_state(self.condition(z, c))
 
     def step(self, tokens: torch.Tensor, state):
         """tokens (B,) -> next-token logits (B, V) and the new state."""

@@ -1,0 +1,111 @@
+"""The labels c that generation decodes with, from what the user asked for (sentvae/labelled.py has
+the model's side).
+
+A labelled model's decoder reads (z, c). `--label NAME=VALUE` (repeatable; in Python
+label={"NAME": "VALUE"} or ["NAME=VALUE", ...]) sets attributes; the others come from
+- the prior p(c) (uniform per attribute, seeded) where there is no sentence to read them from:
+  `sample`, and `decode` of a code that carries none;
+- q(c|x)'s most likely value where there is one: `reconstruct` (so without --label it
+  reconstructs; with one it transfers: z from the sentence, c set), `encode` (it writes the
+  labels, so `encode | decode` = `reconstruct`), and the two ends of `interpolate`, whose path
+  moves the labels' embeddings from one end's to the other's as it moves z (a held --label stays).
+An unknown attribute or value, or --label for a model without labels: one line (exit 2).
+"""
+
+import torch
+import torch.nn.functional as F
+
+from sentvae.errors import SentvaeError
+from sentvae.label_vocab import LabelVocab, parse_label
+
+
+def request(label, vocab: LabelVocab | None, source: str = "the model") -> dict[str, int]:
+    """--label specs (a dict NAME -> VALUE, a list of "NAME=VALUE", one such string, or None) ->
+    {attribute: value index}, checked against the model's vocabulary."""
+    if label is None or (isinstance(label, (list, tuple, dict)) and not label):
+        return {}
+    if vocab is None:
+        raise SentvaeError(f"--label: {source} has no labels (train it with --label-field, "
+                           "--label-first-token or PATH@NAME=VALUE data)")
+    if isinstance(label, str):
+        label = [label]
+    if isinstance(label, dict):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in label.items()):
+            raise SentvaeError(f"--label: expected names and values as strings, not {label!r}")
+        label = [f"{k}={v}" for k, v in label.items()]
+    if not isinstance(label, (list, tuple)) or not all(isinstance(s, str) for s in label):
+        raise SentvaeError(f"--label: expected NAME=VALUE strings or a dict, not {label!r}")
+    out = {}
+    for spec in label:
+        attr, value = parse_label(spec)
+        if attr in out:
+            raise SentvaeError(f"--label {spec}: {attr} is set twice")
+        try:
+            out[attr] = vocab.index(attr, value)
+        except SentvaeError as e:
+            raise SentvaeError(f"--label {spec}: {e}") from None
+    return out
+
+
+def from_prior(vocab: LabelVocab, asked: dict[str, int], n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, A) value indices: the asked ones, the others drawn from p(c) (uniform) by `generator`."""
+    cols = []
+    for attr in vocab.attributes:
+        size = len(vocab.values[attr])
+        draw = torch.randint(size, (n,), generator=generator)       # drawn for every attribute: the
+        cols.append(torch.full((n,), asked[attr]) if attr in asked else draw)   # stream does not depend on asked
+    return torch.stack(cols, dim=1)
+
+
+def from_classifier(vocab: LabelVocab, asked: dict[str, int], log_probs: list[torch.Tensor]) -> torch.Tensor:
+    """(N, A) value indices: the asked ones, the others q(c|x)'s most likely value."""
+    cols = [torch.full_like(lp[:, 0], asked[attr], dtype=torch.long) if attr in asked else lp.argmax(dim=1)
+            for attr, lp in zip(vocab.attributes, log_probs)]
+    return torch.stack(cols, dim=1)
+
+
+def from_rows(vocab: LabelVocab, asked: dict[str, int], rows: list, generator: torch.Generator) -> torch.Tensor:
+    """(N, A) value indices for codes read from JSON lines, rows: (where, the line's "label" or None).
+    --label wins, then the line's own {NAME: VALUE} (as `encode` writes it), then p(c)."""
+    drawn = from_prior(vocab, asked, len(rows), generator)
+    for i, (where, row) in enumerate(rows):
+        if row is None:
+            continue
+        if not isinstance(row, dict) or not all(isinstance(v, str) for v in row.values()):
+            raise SentvaeError(f"{where}: \"label\" must be an object of NAME: VALUE strings, not {row!r}")
+        for attr, value in row.items():
+            try:
+                index = vocab.index(attr, value)
+            except SentvaeError as e:
+                raise SentvaeError(f"{where}: {e}") from None
+            if attr not in asked:
+                drawn[i, vocab.attributes.index(attr)] = index
+    return drawn
+
+
+def path(vocab: LabelVocab, asked: dict[str, int], ends: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:
+    """Labels along an interpolation: A probability tensors (S, V_a) moving from the value of end 0
+    to that of end 1 (ends (2, A) value indices) as t goes from 0 to 1; an asked attribute held."""
+    out = []
+    for a, attr in enumerate(vocab.attributes):
+        size = len(vocab.values[attr])
+        if attr in asked:
+            out.append(F.one_hot(torch.full_like(t, asked[attr], dtype=torch.long), size).float())
+            continue
+        first, last = F.one_hot(ends[:, a], size).float().to(t.device)       # (V_a,) each
+        out.append((1 - t).unsqueeze(1) * first + t.unsqueeze(1) * last)
+    return out
+
+
+def described(vocab: LabelVocab, log_probs: list[torch.Tensor]) -> list[dict]:
+    """q(c|x) of each sentence as {"label": {NAME: VALUE}, "probabilities": {NAME: {VALUE: p}}}."""
+    probs = [lp.exp().cpu().tolist() for lp in log_probs]
+    out = []
+    for i in range(len(probs[0]) if probs else 0):
+        label, table = {}, {}
+        for attr, p in zip(vocab.attributes, probs):
+            row = p[i]
+            label[attr] = vocab.values[attr][max(range(len(row)), key=row.__getitem__)]
+            table[attr] = dict(zip(vocab.values[attr], row))
+        out.append({"label": label, "probabilities": table})
+    return out
