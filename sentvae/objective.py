@@ -78,6 +78,8 @@ class ELBO:
 
     def check(self, posterior_family: type, prior_family: type, labelled: bool = False) -> None:
         """Refuse, with one line, knobs this posterior x prior pair (and labels) cannot honour."""
+        if labelled:
+            svi.refuse_labels(self.cfg.svi_steps)
         refuse_estimator(self.cfg)
         svi.check(self.cfg.svi_steps, posterior_family)
         self.check_kl_knobs(posterior_family, prior_family)

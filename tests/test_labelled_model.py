@@ -293,7 +293,10 @@ def test_training_refusals_name_the_option_or_file(tmp_path, monkeypatch, capsys
     for args, needle in ((["--data", data, "--label-field", "colour"], "--label-field colour: no row"),
                          (["--data", f"{one}@s=a", "--data", f"{empty}@s=b"], "no example of s=b"),
                          (["--data", data, "--label-field", "mood", "--objective", "iwae"], "--objective iwae"),
-                         (["--data", data, "--label-field", "mood", "--no-latent"], "--no-latent")):
+                         (["--data", data, "--label-field", "mood", "--no-latent"], "--no-latent"),
+                         (["--data", data, "--label-field", "mood", "--svi-steps", "2"], "--svi-steps"),
+                         (["--data", data, "--label-field", "mood", "--latent-type", "categorical"],
+                          "--latent-type")):
         code, out, err = run_cli(["train", *args, "--out", tmp_path / "run", "--max-steps", "2"], monkeypatch, capsys)
         assert code == 2 and needle in err, (args, err)
         assert len(err.strip().splitlines()) == 1, err
