@@ -26,6 +26,15 @@ TINY_MODEL = {"emb_dim": 32, "hidden": 32, "latent": 8, "dropout": 0.0}
 
 
 @pytest.fixture(scope="session")
+def v1(tmp_path_factory) -> dict:
+    """{"vae": path, "lm": path}: checkpoints of format version 1 (sentvae 0.2.0), written for this
+    session by tests/fixtures/v1_format.py (no checkpoint is tracked)."""
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+    from v1_format import write
+    return write(tmp_path_factory.mktemp("v1"))
+
+
+@pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("corpus")
     lines = (BUNDLED / "train.txt").read_text(encoding="utf-8").splitlines()

@@ -17,7 +17,6 @@ from sentvae.model.cnn import CNNDecoder
 from sentvae.model.lstm import LSTMDecoder, LSTMEncoder
 from sentvae.model.transformer import TransformerDecoder, TransformerEncoder
 from conftest import run_cli
-from test_compat import FIXTURES
 
 SMALL = dict(vocab_size=30, emb_dim=16, hidden=16, latent=4, heads=2, ff=32, dropout=0.0)
 ENCODERS = {"lstm": LSTMEncoder, "transformer": TransformerEncoder}
@@ -48,13 +47,13 @@ def test_arch_is_the_shorthand_for_the_sides_not_given():
     assert again == cfg
 
 
-def test_an_old_checkpoint_with_only_arch_loads_as_what_it_was(monkeypatch, capsys):
-    ckpt = load_checkpoint(FIXTURES / "v1-vae.pt")
+def test_an_old_checkpoint_with_only_arch_loads_as_what_it_was(monkeypatch, capsys, v1):
+    ckpt = load_checkpoint(v1["vae"])
     assert not {"encoder", "decoder", "dilations", "kernel_size", "kappa"} & set(ckpt["model_config"])
-    model = sentvae.load(FIXTURES / "v1-vae.pt", device="cpu")
+    model = sentvae.load(v1["vae"], device="cpu")
     assert (model.config.encoder, model.config.decoder, model.config.prior) == ("lstm", "lstm", "normal")
     assert isinstance(model.net.decoder, LSTMDecoder) and model.config.dilations is None
-    code, out, err = run_cli(["info", FIXTURES / "v1-vae.pt"], monkeypatch, capsys)
+    code, out, err = run_cli(["info", v1["vae"]], monkeypatch, capsys)
     assert code == 0 and "encoder=lstm decoder=lstm" in out and "receptive field" not in out, err
 
 

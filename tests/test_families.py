@@ -245,10 +245,9 @@ def test_clusters_and_component_samples_of_a_mixture_prior(family_run, corpus_di
         model.sample(2, component=C)
 
 
-def test_an_lm_refuses_training_an_encoder_before_writing(tmp_path, corpus_dir):
-    from test_compat import FIXTURES
+def test_an_lm_refuses_training_an_encoder_before_writing(tmp_path, corpus_dir, v1):
     for extra in (dict(aggressive=True, no_latent=True, **TINY_MODEL),
-                  dict(train_only="encoder", init_from=FIXTURES / "v1-lm.pt")):
+                  dict(train_only="encoder", init_from=v1["lm"])):
         with pytest.raises(SentvaeError, match="^--(aggressive|train-only: encoder): a --no-latent model"):
             sentvae.train(data=corpus_dir / "train.txt", out=tmp_path / "r", max_steps=2, epochs=0, device="cpu",
                           **extra)

@@ -260,8 +260,8 @@ def test_training_is_semi_supervised_on_partly_labelled_rows(tmp_path):
 # --- refusals: one line, exit 2
 
 @pytest.fixture(scope="module")
-def unlabelled_ckpt():
-    return ROOT / "tests" / "fixtures" / "v1-vae.pt"
+def unlabelled_ckpt(v1):
+    return v1["vae"]
 
 
 def test_an_unknown_label_value_or_attribute_at_generation(labelled_run, monkeypatch, capsys):

@@ -19,7 +19,6 @@ from sentvae.probe import DENSE, SPARSE, FeatureSet, cross_validate, draws_of, f
 # words of the bundled corpus, so that the test tokenizer has a piece for each
 FILLER = "the that a this her his will my did every is our to was".split()
 MARKERS = {"pos": "happy", "neg": "sad"}
-V1_VAE, V1_LM = ROOT / "tests" / "fixtures" / "v1-vae.pt", ROOT / "tests" / "fixtures" / "v1-lm.pt"
 
 
 def _separable(n, seed, dim=6):
@@ -162,16 +161,16 @@ def test_final_state_is_the_decoders_state_after_the_last_word_whatever_the_padd
     assert not torch.allclose(together[0], together[1])
 
 
-def _bad(monkeypatch, capsys, *args):
-    code, out, err = run_cli(["probe", V1_VAE, *args], monkeypatch, capsys)
+def _bad(monkeypatch, capsys, checkpoint, *args):
+    code, out, err = run_cli(["probe", checkpoint, *args], monkeypatch, capsys)
     return code, out, err.strip()
 
 
-def test_the_command_reports_three_feature_sets_on_the_same_folds_reproducibly(tmp_path, monkeypatch, capsys):
+def test_the_command_reports_three_feature_sets_on_the_same_folds_reproducibly(tmp_path, monkeypatch, capsys, v1):
     rows = [json.loads(line) for line in (BUNDLED / "test.jsonl").read_text().splitlines()[:120]]
     task = tmp_path / "neg.txt"        # `label sentence` lines: negation, which the words carry
     task.write_text("".join(f"{r['negation']} {r['text']}\n" for r in rows))
-    args = ["probe", V1_VAE, "--task", task, "--lm", V1_LM, "--folds", 3, "--inner-folds", 2, "--json"]
+    args = ["probe", v1["vae"], "--task", task, "--lm", v1["lm"], "--folds", 3, "--inner-folds", 2, "--json"]
     code, out, err = run_cli(args, monkeypatch, capsys)
     assert code == 0, err
     report = json.loads(out)
@@ -184,7 +183,7 @@ def test_the_command_reports_three_feature_sets_on_the_same_folds_reproducibly(t
     assert run_cli(args, monkeypatch, capsys)[1] == out                 # seeded: the same numbers again
 
 
-def test_the_command_few_label_curve_and_split(tmp_path, monkeypatch, capsys):
+def test_the_command_few_label_curve_and_split(tmp_path, monkeypatch, capsys, v1):
     texts, labels = _marker_sentences(160, 5)
     pos = tmp_path / "train.1"
     neg = tmp_path / "train.0"
@@ -192,14 +191,14 @@ def test_the_command_few_label_curve_and_split(tmp_path, monkeypatch, capsys):
     neg.write_text("".join(t + "\n" for t, y in zip(texts[:120], labels) if y == "neg"))
     test = tmp_path / "test.txt"
     test.write_text("".join(f"{y} {t}\n" for t, y in zip(texts[120:], labels[120:])))
-    code, out, err = run_cli(["probe", V1_VAE, "--task", f"{neg}@s=neg", "--task", f"{pos}@s=pos", "--test", test,
+    code, out, err = run_cli(["probe", v1["vae"], "--task", f"{neg}@s=neg", "--task", f"{pos}@s=pos", "--test", test,
                               "--few", "20,40", "--draws", 2, "--inner-folds", 2, "--json"], monkeypatch, capsys)
     assert code == 0, err
     report = json.loads(out)
     assert report["protocol"] == "few-label" and report["sizes"] == [20, 40] and report["pool"] == 120
     assert [len(p["bow"]["runs"]) for p in report["curve"]] == [2, 2]
     assert report["encoded"] <= 40 * 2 + 40
-    code, out, err = run_cli(["probe", V1_VAE, "--task", f"{neg}@s=neg", "--task", f"{pos}@s=pos", "--test", test,
+    code, out, err = run_cli(["probe", v1["vae"], "--task", f"{neg}@s=neg", "--task", f"{pos}@s=pos", "--test", test,
                               "--dev", test, "--json"], monkeypatch, capsys)
     assert code == 0, err
     report = json.loads(out)
@@ -220,17 +219,17 @@ def test_the_command_few_label_curve_and_split(tmp_path, monkeypatch, capsys):
     (lambda d: (d / "t.txt").write_text("1 a .\n0 b .\n"), ["--few", "10"], "needs a held-out --test"),
     (lambda d: (d / "t.txt").write_text("1 a .\n0 b .\n"), ["--folds", "1"], "--folds"),
 ])
-def test_bad_task_files_and_options_are_one_line_exit_2(tmp_path, monkeypatch, capsys, make, extra, expected):
+def test_bad_task_files_and_options_are_one_line_exit_2(tmp_path, monkeypatch, capsys, make, extra, expected, v1):
     make(tmp_path)
     path = next(iter(sorted(tmp_path.iterdir())), tmp_path / "missing.txt")
-    code, out, err = _bad(monkeypatch, capsys, "--task", path, *extra)
+    code, out, err = _bad(monkeypatch, capsys, v1["vae"], "--task", path, *extra)
     assert code == 2 and out == "" and len(err.splitlines()) == 1, err
     assert expected in " ".join(err.split()), err
 
 
-def test_a_test_label_training_never_saw_is_refused(tmp_path, monkeypatch, capsys):
+def test_a_test_label_training_never_saw_is_refused(tmp_path, monkeypatch, capsys, v1):
     (tmp_path / "train.txt").write_text("".join(f"{i % 2} s{i} x .\n" for i in range(40)))
     (tmp_path / "test.txt").write_text("0 a .\n7 b .\n")
-    code, out, err = _bad(monkeypatch, capsys, "--task", tmp_path / "train.txt", "--test", tmp_path / "test.txt")
+    code, out, err = _bad(monkeypatch, capsys, v1["vae"], "--task", tmp_path / "train.txt", "--test", tmp_path / "test.txt")
     assert code == 2 and len(err.splitlines()) == 1
     assert "--test" in err and "label '7'" in err and "test.txt" in " ".join(err.split())

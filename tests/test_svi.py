@@ -276,7 +276,7 @@ def test_every_family_with_tensor_parameters_is_refined(family, tok, corpora):
     assert torch.isfinite(head).all() and head.norm() > 0
 
 
-def test_a_point_latent_is_refused_in_training_and_in_evaluation(tmp_path, corpus_dir, monkeypatch, capsys):
+def test_a_point_latent_is_refused_in_training_and_in_evaluation(tmp_path, corpus_dir, monkeypatch, capsys, v1):
     with pytest.raises(SentvaeError, match="^--svi-steps: the LM baseline's point latent has no parameters"):
         check(3, Point)
     check(0, Point)
@@ -284,8 +284,7 @@ def test_a_point_latent_is_refused_in_training_and_in_evaluation(tmp_path, corpu
         sentvae.train(data=corpus_dir / "train.txt", out=tmp_path / "r", max_steps=2, epochs=0, device="cpu",
                       no_latent=True, svi_steps=2, **TINY_MODEL)
     assert not (tmp_path / "r").exists()
-    from test_compat import FIXTURES
-    code, _, err = run_cli(["eval", "-c", FIXTURES / "v1-lm.pt", "--data", corpus_dir / "valid.txt",
+    code, _, err = run_cli(["eval", "-c", v1["lm"], "--data", corpus_dir / "valid.txt",
                             "--svi-steps", "2", "--device", "cpu"], monkeypatch, capsys)
     assert code == 2 and err.count("\n") == 1 and "--svi-steps: the LM baseline's point latent" in err, err
 
