@@ -224,40 +224,19 @@ def _text_rows(path, options, name):
 
 
 def _lines(path, options, keep_blank=False):
-    """(line number, stripped text) in the encoding asked for; UTF-8 through sentvae.data's reader."""
-    if options.encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
-        from sentvae.data import iter_lines
-        try:
-            yield from iter_lines(path, options.encoding_errors, keep_blank)
-        except SentvaeError as e:
-            if "not valid UTF-8" not in str(e):
-                raise
-            # labelled sets come in older encodings (MR is Latin-1): name the option that reads them
-            raise SentvaeError(f"{str(e).split('; pass')[0]}; pass --encoding latin-1 if it is Latin-1 "
-                               "(as MR is), or --encoding-errors replace") from None
-        return
+    """(line number, stripped text) in the encoding asked for, through sentvae.data's reader."""
     import codecs
-    import sys
-
-    from sentvae.data import check_path
-    check_path(path)
     try:
-        codecs.lookup(options.encoding)
+        encoding = codecs.lookup(options.encoding).name          # "utf-8" for utf8, UTF-8, utf_8
     except LookupError:
         raise SentvaeError(f"--encoding {options.encoding}: not an encoding Python knows") from None
-    stream = sys.stdin.buffer if path == "-" else open(path, "rb")
-    name = "<stdin>" if path == "-" else path
+    from sentvae.data import iter_lines
     try:
-        for lineno, raw in enumerate(stream, 1):
-            try:
-                text = raw.decode(options.encoding, errors=options.encoding_errors)
-            except UnicodeDecodeError as e:
-                raise SentvaeError(f"{name} line {lineno}: not valid {options.encoding} (byte {e.start + 1})") from None
-            if "\x00" in text:
-                raise SentvaeError(f"{name} line {lineno}: contains a NUL byte (a binary file?)")
-            text = text.strip()
-            if text or keep_blank:
-                yield lineno, text
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+        yield from iter_lines(path, options.encoding_errors, keep_blank,
+                              "utf-8" if encoding == "utf-8" else options.encoding)   # messages say it as given
+    except SentvaeError as e:
+        if "not valid UTF-8" not in str(e):
+            raise
+        # labelled sets come in older encodings (MR is Latin-1): name the option that reads them
+        raise SentvaeError(f"{str(e).split('; pass')[0]}; pass --encoding latin-1 if it is Latin-1 "
+                           "(as MR is), or --encoding-errors replace") from None
