@@ -90,7 +90,7 @@ def train(
     # --config is expanded into flags before parsing; the options not given are None
     given = {k: v for k, v in options.items() if v is not None}
     from sentvae import console, distributed
-    from sentvae.api import train as api_train
+    from sentvae.launch import train as api_train
 
     quiet = quiet or distributed.launched() and os.environ.get("RANK", "0") != "0"
     progress = console.TrainProgress(quiet)

@@ -96,6 +96,6 @@ def test_import_sentvae_is_light():
 def test_model_and_train_options_share_no_name():
     # train --resume checks the options it cannot change against one dict merged from the saved
     # model and train configs: a name in both would compare against the wrong value
-    from sentvae.api import FROZEN_ON_RESUME, MODEL_OPTIONS, TRAIN_OPTIONS
+    from sentvae.launch import FROZEN_ON_RESUME, MODEL_OPTIONS, TRAIN_OPTIONS
     assert not set(MODEL_OPTIONS) & set(TRAIN_OPTIONS)
     assert set(FROZEN_ON_RESUME) <= set(TRAIN_OPTIONS)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import sentvae
-from sentvae.api import DECODER_SHAPE
+from sentvae.launch import DECODER_SHAPE
 from sentvae.checkpoint import load_checkpoint
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
