@@ -290,6 +290,15 @@ class TrainConfig(_Config):
     classifier_weight: float = option(0.1, "labels: alpha, the weight of q(c|x)'s cross-entropy on the labelled "
                                       "sentences of a batch (their mean; Kingma et al. 2014's M2: 0.1)", Float(0.0),
                                       panel=LABELS)
+    attr_weight: float = option(0.0, "labels: lambda_c, the weight of Hu et al. 2017's attribute term: the decoder, "
+                                "run on its own soft outputs with labels drawn anew, trained so that q(c|x) reads "
+                                "those labels back (0: off; Hu et al.: 0.1)", Float(0.0, 1e3), panel=LABELS)
+    indep_weight: float = option(0.0, "labels: lambda_z, the weight of Hu et al. 2017's independence term: the same "
+                                 "soft sentences' -log q(z|x) at the z they were decoded from (0: off; Hu et al.: 0.1)",
+                                 Float(0.0, 1e3), panel=LABELS)
+    soft_tau: float = option(0.5, "labels: --attr-weight/--indep-weight: the temperature of the soft outputs (the next "
+                             "input: the expected embedding under softmax(logits / tau))", Float(0.0, 100.0, lo_open=True),
+                             panel=LABELS)
 
     def check_rules(self):
         require(self.epochs > 0 or self.max_steps > 0 or self.time_budget > 0, "epochs",

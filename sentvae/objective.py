@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from sentvae import svi
+from sentvae import controlled, svi
 from sentvae.config import TrainConfig
 from sentvae.errors import SentvaeError
 from sentvae.kl import per_dimension
@@ -80,6 +80,7 @@ class ELBO:
         """Refuse, with one line, knobs this posterior x prior pair (and labels) cannot honour."""
         if labelled:
             svi.refuse_labels(self.cfg.svi_steps)
+        controlled.refuse(self.cfg, labelled)
         refuse_estimator(self.cfg)
         svi.check(self.cfg.svi_steps, posterior_family)
         self.check_kl_knobs(posterior_family, prior_family)
@@ -145,6 +146,7 @@ class IWAE(ELBO):
         if labelled:
             refuse(self.cfg.objective)
             svi.refuse_labels(self.cfg.svi_steps)
+        controlled.refuse(self.cfg, labelled)
         refuse_estimator(self.cfg)
         svi.check(self.cfg.svi_steps, posterior_family)
         if self.cfg.free_bits > 0:

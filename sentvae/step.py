@@ -4,9 +4,12 @@
 so what is measured is what trains.
 """
 
+import functools
+
 import torch
 
 from sentvae.config import TrainConfig
+from sentvae.controlled import generator_loss
 from sentvae.objective import build_objective, kl_weight, word_dropout
 from sentvae.svi import Refiner
 
@@ -35,9 +38,14 @@ def train_step(model, opt, batch, weight: float, cfg: TrainConfig, scaler=None, 
     dec_inp = word_dropout(x[:, :-1], cfg.word_dropout)
     # --svi-steps: the posterior refined on each sentence's annealed ELBO, the loss backpropagated through it
     refiner = Refiner(cfg.svi_steps, cfg.svi_lr, cfg.beta * weight, through=True) if cfg.svi_steps else None
-    with torch.autocast(x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32"):
+    amp = functools.partial(torch.autocast, x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32")
+    with amp():
         terms = model(batch, dec_inp, samples=objective.samples, draw=objective.draw, svi=refiner)
     loss, figs = objective.loss(terms, weight)
+    if cfg.attr_weight or cfg.indep_weight:           # Hu et al. 2017's generator terms (labels)
+        with amp():
+            more, extra = generator_loss(getattr(model, "module", model), terms, batch, cfg)
+        loss, figs = loss + more, {**figs, **extra}
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()

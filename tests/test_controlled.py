@@ -1,0 +1,105 @@
+"""Hu et al. 2017's generator terms (sentvae/controlled.py): the soft-decoded sentence, read back by
+the model's own classifier and encoder, trains the generator only.
+
+- at a temperature near 0 the soft sentence is greedy decoding's sentence (the same decoder, the
+  same masked outputs), and the classifier and encoder read it as they read those tokens;
+- the terms' gradients reach the decoder and the label embeddings, never the classifier, the
+  encoder or the posterior head (held constant, as Hu et al.'s discriminator and encoder are);
+- without labels the flags are refused: one line, exit 2, nothing written.
+"""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import TINY_MODEL, run_cli
+
+
+def _model(arch):
+    from sentvae.config import ModelConfig
+    from sentvae.label_vocab import LabelVocab
+    from sentvae.model import build_model
+    torch.manual_seed(0)
+    vocab = LabelVocab({"a0": ["x", "y"], "a1": ["p", "q", "r"]})
+    shape = dict(heads=2, ff=64) if arch == "transformer" else {}
+    cfg = ModelConfig(vocab_size=30, labels=vocab.to_dict(), label_dim=4, arch=arch, **TINY_MODEL, **shape)
+    model = build_model(cfg)
+    with torch.no_grad():        # a sharper output layer than at init: clear argmaxes, some EOS
+        for p in model.parameters():
+            p.mul_(4.0)
+    return model.double().eval()
+
+
+def _codes(model, B=6):
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(B, model.cfg.latent, generator=g, dtype=torch.float64)
+    c = torch.stack([torch.randint(v, (B,), generator=g) for v in model.conditioner.sizes], dim=1)
+    return z, c
+
+
+def _greedy_tokens(model, z, c, steps):
+    """Greedy decoding's sentences as the encoder reads them (words + EOS, padded) and their lengths."""
+    from sentvae.decode import greedy
+    from sentvae.tokenizer import EOS, PAD
+    ids = greedy(model, z, max_len=steps, c=c)
+    rows = [(s + [EOS])[:steps] for s in ids]
+    lengths = torch.tensor([len(r) for r in rows])
+    tokens = torch.full((len(rows), steps), PAD, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, :len(r)] = torch.tensor(r)
+    return tokens, lengths
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_soft_decoding_near_zero_temperature_is_greedy_decoding(arch):
+    from sentvae.controlled import soft_decode
+    model = _model(arch)
+    z, c = _codes(model)
+    steps = 10
+    soft, lengths = soft_decode(model, z, c, steps, tau=1e-6)
+    tokens, want = _greedy_tokens(model, z, c, steps)
+    assert lengths.tolist() == want.tolist()
+    assert (want < steps).any(), "no sentence ended: the test would not see lengths"
+    for i, n in enumerate(want.tolist()):
+        torch.testing.assert_close(soft[i, :n], model.emb(tokens[i, :n]), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "transformer"])
+def test_the_judges_read_the_soft_sentence_as_the_greedy_one(arch):
+    from sentvae.controlled import judged
+    model = _model(arch)
+    z, c = _codes(model)
+    log_qc, q = judged(model, z, c, 10, tau=1e-6)
+    tokens, lengths = _greedy_tokens(model, z, c, 10)
+    q_want, log_qc_want = model.infer(tokens, lengths)
+    for got, want in zip(log_qc, log_qc_want):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(q.log_prob(z), q_want.log_prob(z), atol=1e-5, rtol=1e-6)
+
+
+def test_the_terms_train_the_generator_only():
+    from sentvae.controlled import generator_loss
+    model = _model("lstm").float().train()
+    z, _ = _codes(model)
+    batch = SimpleNamespace(tokens=torch.zeros(z.size(0), 9, dtype=torch.long))
+    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5)
+    loss, figures = generator_loss(model, SimpleNamespace(z=z.float().unsqueeze(1).requires_grad_()), batch, cfg)
+    loss.backward()
+    assert set(figures) == {"attr_ce", "attr_acc", "indep_nll"} and torch.isfinite(loss)
+    held = [model.encoder, model.classifier, model.to_posterior]
+    for module in held:
+        for name, p in module.named_parameters():
+            assert p.grad is None, f"{type(module).__name__}.{name} is trained by the generator's terms"
+    for module in (model.decoder, model.conditioner):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), type(module)
+
+
+@pytest.mark.parametrize("flag", ["--attr-weight", "--indep-weight"])
+def test_the_terms_need_labels(flag, tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+    data = Path(__file__).resolve().parent.parent / "data" / "train.txt"
+    code, out, err = run_cli(["train", "--data", data, "--out", tmp_path / "run", flag, "0.1", "--max-steps", "1"],
+                             monkeypatch, capsys)
+    assert code == 2 and flag in err and "labelled model" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
