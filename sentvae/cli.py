@@ -114,6 +114,7 @@ def info(
 ):
     """Show what a checkpoint holds: config, parameters, steps, validation figures."""
     from sentvae.checkpoint import load_checkpoint
+    from sentvae.label_vocab import LabelVocab
     from sentvae.model import facts
     from sentvae.tokenizer import Tokenizer
 
@@ -133,7 +134,9 @@ def info(
     lines = [f"checkpoint   {checkpoint} (format {ckpt['version']}, "
              f"{'resumable' if summary['resumable'] else 'weights only'})",
              f"parameters   {params:,}; vocabulary {tok.vocab_size} pieces",
-             "model        " + " ".join(f"{k}={_show(v)}" for k, v in summary["model"].items()),
+             "model        " + " ".join(f"{k}={_show(v)}" for k, v in summary["model"].items() if k != "labels"),
+             *([f"labels       " + "; ".join(f"{a}: {' | '.join(vals)}" for a, vals in LabelVocab.from_dict(cfg.labels).values.items())
+                + f" (each value a {cfg.label_dim}-dim embedding the decoder reads beside z)"] if cfg.labels else []),
              *([f"decoder      cnn, dilations {_show(cfg.dilations)}, kernel {cfg.kernel_size}: receptive field "
                 f"{known['receptive_field']} (each next-word prediction sees the last {known['receptive_field']} input "
                 f"tokens, and z)"]
@@ -146,7 +149,8 @@ def info(
     v = info_.get("valid") or {}
     if v:
         lines.append(f"validation   -ELBO {v['elbo']:.3f}  rec {v['rec']:.3f}  KL {v['kl']:.3f}  "
-                     f"AU {v['au']}/{v['latent']}  PPL<= {v['ppl_elbo']:.2f}  (at step {v['step']})")
+                     f"AU {v['au']}/{v['latent']}  PPL<= {v['ppl_elbo']:.2f}  (at step {v['step']})"
+                     + "".join(f"  acc({a}) {acc:.3f}" for a, acc in (v.get("accuracy") or {}).items()))
     print("\n".join(lines))
 
 

@@ -150,6 +150,16 @@ def test_the_vocabulary_lives_in_the_checkpoint(labelled_run):
     assert sentvae.load(labelled_run / "run" / "best.pt").labels.values == values
 
 
+def test_info_names_the_labels_and_the_classifiers_accuracy(labelled_run, monkeypatch, capsys):
+    code, out, err = run_cli(["info", labelled_run / "run" / "best.pt"], monkeypatch, capsys)
+    values = {a: sorted({r[a] for r in _rows("train", 2000)}) for a in ATTRS}
+    line = next(x for x in out.splitlines() if x.startswith("labels "))
+    assert code == 0 and "; ".join(f"{a}: {' | '.join(values[a])}" for a in ATTRS) in line, out
+    assert "{" not in out.split("labels ")[0], "the label vocabulary printed raw in the model line"
+    valid = next(x for x in out.splitlines() if x.startswith("validation "))
+    assert all(f"acc({a}) " in valid for a in ATTRS), valid
+
+
 @pytest.mark.parametrize("attr", ATTRS)
 def test_samples_follow_the_asked_label_by_the_rule_judge(labelled_run, attr):
     import sentvae
