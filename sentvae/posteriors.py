@@ -3,6 +3,7 @@
 Every posterior answers the same questions, so training, evaluation, codes and the decoder never
 ask which family they hold:
 
+    q.batch, q.dim                  # B sentences, nz (the size of z)
     z, log_q = q.rsample(noise)     # (B, S, nz), (B, S): reparameterised samples and log q(z|x)
     q.log_prob(z)                   # z (..., B, nz) -> (..., B): broadcasts, as MI needs
     q.mean()                        # (B, nz): E_q[z], a sentence's code
@@ -25,6 +26,8 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 class Posterior:
+    batch: int              # B, the sentences it holds (set by each family's constructor)
+    dim: int                # nz, the size of z
     factorized = False      # its KL to a factorised prior splits by dimension (free bits per dimension)
     values = None           # the number of values z takes where it can be enumerated, else None
     fixed_kl = None         # where its KL to its prior is a constant: what fixes it (nothing to floor)
