@@ -20,7 +20,7 @@ import torch
 
 from sentvae.aggressive import split_parameters
 from sentvae.config import ModelConfig, TrainConfig
-from sentvae.data import Batch
+from sentvae.corpus import Batch
 from sentvae.model import build_model
 from sentvae.step import build_optimizer, train_step
 

@@ -21,7 +21,7 @@ from ptb import PTB, ptb_tokenizer  # first: puts the repository on sys.path, Hu
 import torch  # noqa: E402
 
 from sentvae.config import ModelConfig, TrainConfig  # noqa: E402
-from sentvae.data import collate, load_corpus, make_batches  # noqa: E402
+from sentvae.corpus import collate, load_corpus, make_batches  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
 from sentvae.step import build_optimizer, train_step  # noqa: E402
 

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sentvae.config import ModelConfig, TrainConfig  # noqa: E402
-from sentvae.data import collate, corpus_from_ids, load_corpus, make_batches  # noqa: E402
+from sentvae.corpus import collate, corpus_from_ids, load_corpus, make_batches  # noqa: E402
 from sentvae.evaluate import evaluate  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
 from sentvae.noise import StreamNoise  # noqa: E402

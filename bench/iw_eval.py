@@ -30,7 +30,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from sentvae.config import ModelConfig  # noqa: E402
-from sentvae.data import collate, corpus_from_texts, subset  # noqa: E402
+from sentvae.corpus import collate, corpus_from_texts, subset  # noqa: E402
 from sentvae.evaluate import evaluate, iw_plan  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
 from sentvae.tokenizer import PAD  # noqa: E402

@@ -31,7 +31,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from sentvae.config import ModelConfig, TrainConfig  # noqa: E402
-from sentvae.data import collate, load_corpus, make_batches, padding_fraction  # noqa: E402
+from sentvae.corpus import collate, load_corpus, make_batches, padding_fraction  # noqa: E402
 from sentvae.decode import greedy  # noqa: E402
 from sentvae.model import build_model  # noqa: E402
 from sentvae.objective import kl_weight  # noqa: E402

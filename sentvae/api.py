@@ -248,7 +248,7 @@ class Model:
         """Every eval figure over texts (a list of strings, or a Corpus): -> EvalResult.
         svi_steps: first refine each sentence's posterior by that many gradient steps of size
         svi_lr on its own ELBO (semi-amortized inference, sentvae/svi.py)."""
-        from sentvae.data import Corpus, corpus_from_texts
+        from sentvae.corpus import Corpus, corpus_from_texts
         from sentvae.evaluate import evaluate
         o = EvalConfig(iw_samples=k, max_tokens=max_tokens, seed=seed, svi_steps=svi_steps, svi_lr=svi_lr)
         max_len = check_option(TrainConfig, "max_len", max_len)

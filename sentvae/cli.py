@@ -183,7 +183,8 @@ def eval_(
     attributes, PATH@NAME=VALUE files, or --label-first-token lines)."""
     from sentvae import console
     from sentvae.atomic import output_problem
-    from sentvae.data import bundled, load_corpus
+    from sentvae.data import bundled
+    from sentvae.corpus import load_corpus
 
     o = given(EvalConfig, iw_samples=iw_samples, max_tokens=max_tokens, seed=seed, svi_steps=svi_steps,
               svi_lr=svi_lr)

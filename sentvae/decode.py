@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from sentvae.command_config import DecodeConfig
-from sentvae.data import collate, corpus_from_ids
+from sentvae.corpus import collate, corpus_from_ids
 from sentvae.labelled import index_labels
 from sentvae.tokenizer import BOS, EOS, PAD
 

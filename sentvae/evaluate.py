@@ -37,7 +37,7 @@ import torch
 
 from sentvae.command_config import EvalConfig
 from sentvae.config import SVI_LR
-from sentvae.data import Corpus, collate, make_batches
+from sentvae.corpus import Corpus, collate, make_batches
 from sentvae.kl import NeedsSamples, kl_divergence
 from sentvae.labelled import correct, given, kl_labels, label_terms
 from sentvae.noise import BLOCK, SeededNoise, StreamNoise

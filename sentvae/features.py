@@ -12,7 +12,7 @@
 import numpy as np
 import torch
 
-from sentvae.data import collate, corpus_from_texts, make_batches
+from sentvae.corpus import collate, corpus_from_texts, make_batches
 
 
 @torch.inference_mode()

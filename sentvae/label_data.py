@@ -5,7 +5,7 @@ read in memory, once: the texts (for the tokenizer, when one is trained, then to
 datasets' cache) and their (N, A) label indices, which the Corpus carries beside its token ids
 (Corpus.labels; a held-out split keeps its sentences' labels; collate puts them in Batch.labels).
 A labelled corpus is a labelled corpus's size, not a web crawl's: yelp's 181k sentences are
-~20 MB of text. Unlabelled training data goes on through sentvae.data.load_corpus (memory-mapped).
+~20 MB of text. Unlabelled training data goes on through sentvae.corpus.load_corpus (memory-mapped).
 
 Imports neither torch nor sentvae.data at import time (`sentvae --help` stays fast).
 """
@@ -56,7 +56,7 @@ def read_held_out(sources: list[str], options: LabelOptions, vocab: LabelVocab, 
 
 def corpus(texts: list[str], labels, vocab: LabelVocab, tokenizer, max_len: int, sources: list[str]):
     """A Corpus of the texts carrying their labels (None for a vocabulary without attributes)."""
-    from sentvae.data import corpus_from_texts
+    from sentvae.corpus import corpus_from_texts
 
     c = corpus_from_texts(texts, tokenizer, max_len)
     c.source = ", ".join(sources)

@@ -114,7 +114,8 @@ def train(data=None, *, on_event=None, **options):
     info["message"]), "start", "step", "log", "valid", "end".
     """
     from sentvae import distributed, label_data
-    from sentvae.data import bundled, load_corpus, read_texts, split_corpus
+    from sentvae.data import bundled, read_texts
+    from sentvae.corpus import load_corpus, split_corpus
     from sentvae.label_vocab import LabelVocab
     from sentvae.model import latent_families, resolve_device
     from sentvae.objective import build_objective

@@ -133,7 +133,7 @@ class Refiner:
 def refine_corpus(model, corpus, steps: int, lr: float, seed: int = 0, max_tokens: int = 2000, device="cpu"):
     """Every sentence's refined posterior (evaluation: no graph kept, seeded noise), float32 on
     the CPU, in corpus order. The model is used as it is (evaluate puts it in eval mode)."""
-    from sentvae.data import collate, make_batches
+    from sentvae.corpus import collate, make_batches
 
     check(steps, model.to_posterior.family)
     refiner = Refiner(steps, lr, seed=seed)

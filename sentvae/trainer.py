@@ -22,7 +22,7 @@ from sentvae import aggressive, schedule
 from sentvae import distributed as dist
 from sentvae.checkpoint import load_checkpoint, save_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
-from sentvae.data import Corpus, collate, make_batches, padding_fraction
+from sentvae.corpus import Corpus, collate, make_batches, padding_fraction
 from sentvae.errors import SentvaeError, TrainingInterrupted
 from sentvae.evaluate import evaluate, evaluate_elbo
 from sentvae.model import build_model

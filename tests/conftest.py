@@ -53,7 +53,7 @@ def tok(corpus_dir):
 
 @pytest.fixture(scope="session")
 def corpora(corpus_dir, tok):
-    from sentvae.data import load_corpus
+    from sentvae.corpus import load_corpus
     return (load_corpus([str(corpus_dir / "train.txt")], tok, 40),
             load_corpus([str(corpus_dir / "valid.txt")], tok, 40))
 

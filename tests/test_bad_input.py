@@ -88,7 +88,7 @@ def english_bpe(corpus_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("script", sorted(OTHER_SCRIPTS))
 def test_text_in_another_script_is_refused(script, english_bpe, corpus_dir, tmp_path, monkeypatch, capsys):
-    from sentvae.data import load_corpus
+    from sentvae.corpus import load_corpus
     from sentvae.tokenizer import Tokenizer
     f = tmp_path / f"{script}.txt"
     f.write_text(OTHER_SCRIPTS[script], encoding="utf-8")

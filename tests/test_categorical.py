@@ -14,7 +14,7 @@ from torch.distributions import Categorical as TorchCategorical, kl_divergence a
 
 from sentvae.categorical import Categorical, CategoricalAndNormal, UniformCategorical, WithCategory
 from sentvae.config import ModelConfig, TrainConfig
-from sentvae.data import collate, corpus_from_ids
+from sentvae.corpus import collate, corpus_from_ids
 from sentvae.estimators import Exact, Gumbel, Reinforce, temperature
 from sentvae.evaluate import evaluate, mutual_information
 from sentvae.kl import kl_divergence

@@ -10,7 +10,7 @@ from conftest import BUNDLED, run_cli
 
 
 def _score(model, tok):
-    from sentvae.data import collate, corpus_from_texts
+    from sentvae.corpus import collate, corpus_from_texts
     import numpy as np
     c = corpus_from_texts(["the dog ran to the park .", "did the old man read a book ?"], tok, 40)
     b = collate(c, np.arange(2))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sentvae.config import ModelConfig
-from sentvae.data import collate, corpus_from_ids
+from sentvae.corpus import collate, corpus_from_ids
 from sentvae.decode import beam_search, greedy
 from sentvae.errors import SentvaeError
 from sentvae.model.cnn import CNNDecoder, receptive_field

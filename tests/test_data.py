@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sentvae.data import collate, load_corpus, make_batches, padding_fraction, split_corpus
+from sentvae.corpus import collate, load_corpus, make_batches, padding_fraction, split_corpus
 from sentvae.errors import SentvaeError
 from sentvae.tokenizer import BOS, EOS, PAD
 
@@ -152,7 +152,7 @@ def test_each_unknown_word_is_its_own_token(tmp_path):
     """SentencePiece would merge "<unk> <unk>" (PTB's unknown word, twice) into one UNK; a model
     would then be scored on fewer tokens than the text has words. Word-level corpora must keep
     one token per word, through the tokenizer and through the (cached) corpus."""
-    from sentvae.data import load_corpus
+    from sentvae.corpus import load_corpus
     from sentvae.tokenizer import UNK, train_tokenizer
     text = ["the cat sat on the mat", "a dog sat on a log", "the dog saw the cat"] * 20
     tok = train_tokenizer(text, "word", 16)

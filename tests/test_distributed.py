@@ -79,7 +79,7 @@ def test_two_processes_give_the_update_of_one_process_on_both_batches(tmp_path, 
     import numpy as np
     from sentvae.checkpoint import load_checkpoint
     from sentvae.config import ModelConfig, TrainConfig
-    from sentvae.data import collate, load_corpus, make_batches
+    from sentvae.corpus import collate, load_corpus, make_batches
     from sentvae.model import build_model
     from sentvae.tokenizer import Tokenizer
     ck = tmp_path / "ck"

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sentvae.config import ModelConfig
-from sentvae.data import collate, corpus_from_ids
+from sentvae.corpus import collate, corpus_from_ids
 from sentvae.evaluate import evaluate, mutual_information, sample_noise
 from sentvae.model import build_model
 from sentvae.posteriors import Gaussian

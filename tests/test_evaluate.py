@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sentvae.checkpoint import load_model
-from sentvae.data import collate, subset
+from sentvae.corpus import collate, subset
 from sentvae.evaluate import active_units, evaluate, sample_noise
 from conftest import run_cli
 

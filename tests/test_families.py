@@ -12,7 +12,7 @@ import torch
 
 import sentvae
 from sentvae.config import ModelConfig
-from sentvae.data import collate
+from sentvae.corpus import collate
 from sentvae.errors import SentvaeError
 from sentvae.model import build_model
 from sentvae.noise import StreamNoise

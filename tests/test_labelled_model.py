@@ -90,7 +90,7 @@ def test_missing_labels_are_marginalised_exactly_over_every_value():
             assert float(marginal[b, s]) == pytest.approx(float(torch.logsumexp(torch.tensor(parts), 0)),
                                                           rel=1e-5, abs=1e-4), (b, s)
         # the model's forward uses the same terms: its ll is M2's expectation
-        from sentvae.data import Batch
+        from sentvae.corpus import Batch
         out = model(Batch(tokens, lengths, list(range(5)), labels), samples=S,
                     noise=SeededNoise(0, range(5), 0, S))
         assert torch.allclose(out.ll, expected, atol=1e-4)

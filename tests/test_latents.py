@@ -12,7 +12,7 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 
 import sentvae
 from sentvae.config import ModelConfig
-from sentvae.data import collate, corpus_from_ids
+from sentvae.corpus import collate, corpus_from_ids
 from sentvae.evaluate import evaluate
 from sentvae.flows import IAF, IAFFlow, IAFHead
 from sentvae.kl import NeedsSamples, kl_divergence

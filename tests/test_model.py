@@ -6,7 +6,7 @@ import torch
 
 from sentvae.checkpoint import load_model, save_checkpoint
 from sentvae.config import ModelConfig
-from sentvae.data import collate, corpus_from_ids
+from sentvae.corpus import collate, corpus_from_ids
 from sentvae.decode import DecodeConfig, beam_search, decode, greedy
 from sentvae.errors import SentvaeError
 from sentvae.model import build_model
@@ -118,7 +118,7 @@ def test_transformer_config_errors():
 
 
 def test_lm_baseline_ignores_z_and_its_iw_nll_is_exact(tok):
-    from sentvae.data import corpus_from_texts
+    from sentvae.corpus import corpus_from_texts
     from sentvae.evaluate import evaluate
     for arch, opts in ARCHS.items():
         torch.manual_seed(0)

@@ -117,7 +117,7 @@ def test_free_bits_per_sentence_drops_each_sentences_dims_under_the_floor():
 def test_bag_of_words_loss_value_and_gradient():
     from sentvae.config import ModelConfig
     from sentvae.model import build_model
-    from sentvae.data import collate, corpus_from_ids
+    from sentvae.corpus import collate, corpus_from_ids
     import numpy as np
     torch.manual_seed(0)
     m = build_model(ModelConfig(vocab_size=30, emb_dim=16, hidden=16, latent=4, bow=True, dropout=0.0))
@@ -195,7 +195,7 @@ def test_aggressive_phase_updates_the_encoder_alone_then_ends_when_mi_falls(tmp_
     import numpy as np
     import sentvae.trainer as T
     from sentvae.config import ModelConfig
-    from sentvae.data import collate
+    from sentvae.corpus import collate
     from sentvae.model import build_model
     from sentvae.aggressive import split_parameters
     from conftest import TINY_MODEL

@@ -6,7 +6,7 @@ import torch
 
 import sentvae
 from sentvae.config import ModelConfig, TrainConfig
-from sentvae.data import collate
+from sentvae.corpus import collate
 from sentvae.errors import SentvaeError
 from sentvae.trainer import Trainer
 from conftest import TINY_MODEL, tiny_train_config

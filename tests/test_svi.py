@@ -16,7 +16,7 @@ import torch
 import sentvae
 from sentvae.checkpoint import load_checkpoint, load_model
 from sentvae.config import SVI_LR, ModelConfig, TrainConfig
-from sentvae.data import collate, subset
+from sentvae.corpus import collate, subset
 from sentvae.errors import SentvaeError, TrainingInterrupted
 from sentvae.evaluate import evaluate
 from sentvae.model import build_model

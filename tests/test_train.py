@@ -54,7 +54,7 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, tok, corpora):
 
 
 def test_resume_with_other_data_is_refused(tmp_path, tok, corpora):
-    from sentvae.data import split_corpus
+    from sentvae.corpus import split_corpus
     mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
     train(mcfg, tiny_train_config(max_steps=3), tok, *corpora, tmp_path)
     smaller, _ = split_corpus(corpora[0], fraction=0.5)
@@ -95,7 +95,7 @@ def test_config_errors_name_the_flag():
 
 def test_bf16_autocast_is_really_on_and_close_to_fp32(tmp_path, tok, corpora):
     import numpy as np
-    from sentvae.data import collate
+    from sentvae.corpus import collate
     from sentvae.model import build_model
     from sentvae.step import train_step
     mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
