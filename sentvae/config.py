@@ -263,11 +263,12 @@ class TrainConfig(_Config):
     train_only: str = option("all", "encoder: update only the encoder and posterior head of an --init-from "
                              "model (its decoder, and so p(x), kept; the bound tightens)", Choice(*TRAIN_ONLY),
                              panel=OBJECTIVE)
-    estimator: str | None = option(None, "categorical latent: how q(c|x) gets its gradient: exact (the sum over the "
-                                   "K values, K decoder passes), reinforce (the score function with a learned "
-                                   "baseline) or gumbel (the Gumbel-softmax relaxation)",
+    estimator: str | None = option(None, "categorical latent, or a labelled model's missing labels: how q(c|x) gets "
+                                   "its gradient: exact (the sum over the K values, K decoder passes), reinforce "
+                                   "(the score function with a learned baseline; a latent only) or gumbel (the "
+                                   "Gumbel-softmax relaxation, --tau...)",
                                    Domain(str, choices=ESTIMATORS, optional=True), panel=OBJECTIVE,
-                                   default_help="exact for a categorical latent")
+                                   default_help="exact")
     tau: float = option(1.0, "gumbel: the relaxation's temperature at step 0", Float(0.0, 100.0, lo_open=True),
                         panel=OBJECTIVE)
     tau_min: float = option(0.5, "gumbel: the temperature's floor", Float(0.0, 100.0, lo_open=True), panel=OBJECTIVE)

@@ -27,27 +27,21 @@ argmax of the same perturbed logits (the Gumbel-max sample, exact) is decoded be
 decoder reads each sentence twice. Validation and `sentvae eval` sum over c exactly.
 """
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from sentvae import svi
 from sentvae.categorical import Categorical
 from sentvae.errors import SentvaeError
-from sentvae.objective import ELBO
-
-
-def temperature(step: int, cfg) -> float:
-    """The relaxation's temperature at update `step` (Jang et al. 2017's exponential decay, floored)."""
-    return max(cfg.tau_min, cfg.tau * math.exp(-cfg.tau_rate * step))
+from sentvae.objective import ELBO, temperature
 
 
 class CategoricalELBO(ELBO):
     """What the three share: the checks, the KL term (exact gradient), the baseline's regression."""
 
     def __init__(self, cfg, categories: int, step: int = 0):
-        super().__init__(cfg)
+        super().__init__(cfg, step)
+        self.relax = None                       # the latent's own draw below relaxes; no labels here
         self.categories = categories
         self.copies = self.samples              # decoder copies of a sentence per step (the token budget's)
         self.draw = None                        # how codes are drawn (None: q.rsample, exact samples)

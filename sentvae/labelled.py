@@ -17,6 +17,10 @@ posterior head). z is read from x alone, so a sentence's z can be decoded with a
   the attributes U costs prod_{a in U} V_a passes (all values, exactly; no sampling, no
   relaxation). `check_passes` refuses, before training, data whose sentences would need more
   than MAX_PASSES (10 attributes of 2 values: 1,024; yelp's one of 2: 2).
+- `relaxed_terms` (training with --estimator gumbel): one decoder pass per sentence, its missing
+  labels a Gumbel-softmax sample of q(c|x) (Jang et al. 2017) instead of every value: cheaper where
+  the sum is large, biased (the decoder reads a mixture of label embeddings), and validation and
+  eval still sum exactly. docs/guide/labels.md compares the two.
 - From those, `LabelTerms.expected` is sum_c q(c|x) log p(x|z, c), M2's reconstruction term for
   the attributes a sentence lacks (its own labels for the rest), and `LabelTerms.marginal` is
   log sum_c p(c) p(x|z, c) = log p(x|z) with the missing labels marginalised under the prior,
@@ -33,6 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sentvae.categorical import gumbel
 from sentvae.errors import SentvaeError
 from sentvae.label_vocab import UNLABELLED
 
@@ -122,20 +127,47 @@ def check_passes(labels, vocab, where: str) -> None:
 
 
 @dataclass
-class LabelTerms:
-    """One batch's label terms: every (sentence, assignment of its missing labels) decoded."""
+class Classified:
+    """What every way of handling the labels shares: q(c|x) of the batch and its own labels."""
     log_probs: list           # A x (B, V_a): log q(c_a|x)
     labels: torch.Tensor      # (B, A) the sentences' own labels, -1 where missing
+
+    @property
+    def batch(self) -> int:
+        return self.labels.size(0)
+
+    def kl(self) -> torch.Tensor:
+        return kl_labels(self.log_probs, self.labels)
+
+    def cross_entropy(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (B, A) -log q(c_a = the label | x), 0 where unlabelled, and the (B, A) labelled mask."""
+        known = self.labels >= 0
+        ce = torch.stack([-logq.gather(1, self.labels[:, a].clamp(min=0).unsqueeze(1)).squeeze(1)
+                          for a, logq in enumerate(self.log_probs)], dim=1)     # (B, A)
+        return ce * known, known
+
+
+@dataclass
+class RelaxedTerms(Classified):
+    """One batch's label terms with the missing labels relaxed (--estimator gumbel): each sentence
+    decoded once, with its own labels one-hot and the others a Gumbel-softmax sample y ~ q(c_a|x)
+    (the decoder reads the expected label embedding under y). ll estimates M2's
+    sum_c q(c|x) log p(x|z, c) with a bias that vanishes as tau -> 0 (and a variance that grows)."""
+    ll: torch.Tensor          # (B, S) log p(x | z_s, c~)
+
+    def expected(self) -> torch.Tensor:
+        return self.ll
+
+
+@dataclass
+class LabelTerms(Classified):
+    """One batch's label terms: every (sentence, assignment of its missing labels) decoded."""
     rows: torch.Tensor        # (R,) the sentence of each assignment
     slot: torch.Tensor        # (R,) its place among its sentence's assignments
     combos: torch.Tensor      # (R, A) the assignment
     ll: torch.Tensor          # (R, S) log p(x | z_s, c)
     log_q: torch.Tensor       # (R,) log q(c's missing part | x)
     log_p: torch.Tensor       # (R,) log p(c's missing part)
-
-    @property
-    def batch(self) -> int:
-        return self.labels.size(0)
 
     def expected(self) -> torch.Tensor:
         """(B, S) sum over the missing labels' values of q(c|x) log p(x|z_s, c) (M2)."""
@@ -149,15 +181,6 @@ class LabelTerms:
         dense[self.rows, self.slot] = self.log_p.unsqueeze(1) + self.ll
         return torch.logsumexp(dense, dim=1)
 
-    def kl(self) -> torch.Tensor:
-        return kl_labels(self.log_probs, self.labels)
-
-    def cross_entropy(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (B, A) -log q(c_a = the label | x), 0 where unlabelled, and the (B, A) labelled mask."""
-        known = self.labels >= 0
-        ce = torch.stack([-logq.gather(1, self.labels[:, a].clamp(min=0).unsqueeze(1)).squeeze(1)
-                          for a, logq in enumerate(self.log_probs)], dim=1)     # (B, A)
-        return ce * known, known
 
 
 def kl_labels(log_probs: list, labels: torch.Tensor) -> torch.Tensor:
@@ -196,6 +219,28 @@ def label_terms(model, log_probs: list, z: torch.Tensor, inp: torch.Tensor, tgt:
         log_q = log_q + torch.where(missing[:, a], logq[rows, combos[:, a]], torch.zeros_like(log_q))
         log_p = log_p - missing[:, a].float() * math.log(sizes[a])
     return LabelTerms(log_probs, labels, rows, slot, combos, ll, log_q, log_p)
+
+
+def relaxed_terms(model, log_probs: list, z: torch.Tensor, inp: torch.Tensor, tgt: torch.Tensor,
+                  labels: torch.Tensor | None, tau: float, hard: bool = False) -> RelaxedTerms:
+    """Decode each sentence once, with its own labels one-hot and each missing one a Gumbel-softmax
+    sample of q(c_a|x) at temperature tau (hard: the one-hot of its argmax forward, the relaxed
+    sample's gradient back; Jang et al. 2017's straight-through). The noise comes from the default
+    generator (training's stream: an exact resume restores it). z (B, S, nz); inp, tgt (B, T)."""
+    B, S = z.shape[:2]
+    labels = given(labels, B, len(log_probs), z.device)
+    probs = []
+    for a, logq in enumerate(log_probs):                                      # (B, V_a)
+        V = logq.size(1)
+        y = torch.softmax((logq + gumbel(torch.rand_like(logq))) / tau, dim=-1)
+        if hard:
+            y = F.one_hot(y.argmax(dim=-1), V).to(y.dtype) + (y - y.detach())
+        own = F.one_hot(labels[:, a].clamp(min=0), V).to(y.dtype)
+        y = torch.where((labels[:, a] >= 0).unsqueeze(1), own, y)
+        probs.append(y.repeat_interleave(S, dim=0))                           # (B*S, V_a)
+    ll = model.log_likelihood(z.reshape(B * S, -1), inp.repeat_interleave(S, dim=0),
+                              tgt.repeat_interleave(S, dim=0), probs).view(B, S).float()
+    return RelaxedTerms(log_probs, labels, ll)
 
 
 def given(labels: torch.Tensor | None, B: int, A: int, device) -> torch.Tensor:

@@ -51,11 +51,23 @@ def word_dropout(inp: torch.Tensor, p: float, generator=None) -> torch.Tensor:
     return inp.masked_fill(drop, UNK)
 
 
-def refuse_estimator(cfg: TrainConfig) -> None:
-    """--estimator is for a categorical latent (sentvae/estimators.py), whose objectives are built instead."""
+def refuse_estimator(cfg: TrainConfig, labelled: bool = False) -> None:
+    """--estimator is for a categorical latent (sentvae/estimators.py, whose objectives are built
+    instead) or a labelled model's missing labels (exact: M2's sum; gumbel: one relaxed sample)."""
+    if labelled and cfg.estimator in (None, "exact", "gumbel"):
+        return
+    if labelled:
+        raise SentvaeError(f"--estimator {cfg.estimator}: a labelled model sums a sentence's missing labels "
+                           "out exactly or relaxes them (exact or gumbel)")
     if cfg.estimator is not None:
         raise SentvaeError(f"--estimator {cfg.estimator}: applies to a categorical latent (--latent-type "
-                           "categorical or categorical+gaussian); a Gaussian is reparameterised")
+                           "categorical or categorical+gaussian) or to labels (--label-field); a Gaussian is "
+                           "reparameterised")
+
+
+def temperature(step: int, cfg) -> float:
+    """The relaxation's temperature at update `step` (Jang et al. 2017's exponential decay, floored)."""
+    return max(cfg.tau_min, cfg.tau * math.exp(-cfg.tau_rate * step))
 
 
 class ELBO:
@@ -71,17 +83,20 @@ class ELBO:
 
     draw = None                                 # codes from q.rsample (sentvae/estimators.py draws its own)
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, step: int = 0):
         self.cfg = cfg
         self.samples = cfg.train_samples        # z per sentence; with several, rec is their mean
         self.copies = self.samples              # decoder copies of a sentence per step (the token budget's)
+        # a labelled model's missing labels: summed out exactly (None), or one Gumbel-softmax sample at
+        # this step's temperature (--estimator gumbel): (tau, straight-through), for SentenceVAE.forward
+        self.relax = (temperature(step, cfg), cfg.straight_through) if cfg.estimator == "gumbel" else None
 
     def check(self, posterior_family: type, prior_family: type, labelled: bool = False) -> None:
         """Refuse, with one line, knobs this posterior x prior pair (and labels) cannot honour."""
         if labelled:
             svi.refuse_labels(self.cfg.svi_steps)
         controlled.refuse(self.cfg, labelled)
-        refuse_estimator(self.cfg)
+        refuse_estimator(self.cfg, labelled)
         svi.check(self.cfg.svi_steps, posterior_family)
         self.check_kl_knobs(posterior_family, prior_family)
 
@@ -147,7 +162,7 @@ class IWAE(ELBO):
             refuse(self.cfg.objective)
             svi.refuse_labels(self.cfg.svi_steps)
         controlled.refuse(self.cfg, labelled)
-        refuse_estimator(self.cfg)
+        refuse_estimator(self.cfg, labelled)
         svi.check(self.cfg.svi_steps, posterior_family)
         if self.cfg.free_bits > 0:
             raise SentvaeError("--free-bits: applies to --objective elbo (the IWAE bound has no KL term to floor)")
@@ -181,5 +196,5 @@ def build_objective(cfg: TrainConfig, model_cfg=None, step: int = 0) -> ELBO:
     if model_cfg is not None and model_cfg.latent_type != "gaussian":
         from sentvae.estimators import ESTIMATORS      # (it imports this module: loaded when needed)
         return ESTIMATORS[cfg.estimator or "exact"](cfg, model_cfg.categories, step)
-    return OBJECTIVES[cfg.objective](cfg)
+    return OBJECTIVES[cfg.objective](cfg, step)
 

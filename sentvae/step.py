@@ -40,7 +40,8 @@ def train_step(model, opt, batch, weight: float, cfg: TrainConfig, scaler=None, 
     refiner = Refiner(cfg.svi_steps, cfg.svi_lr, cfg.beta * weight, through=True) if cfg.svi_steps else None
     amp = functools.partial(torch.autocast, x.device.type, dtype=_AMP[cfg.precision], enabled=cfg.precision != "fp32")
     with amp():
-        terms = model(batch, dec_inp, samples=objective.samples, draw=objective.draw, svi=refiner)
+        terms = model(batch, dec_inp, samples=objective.samples, draw=objective.draw, svi=refiner,
+                      relax=objective.relax)
     loss, figs = objective.loss(terms, weight)
     if cfg.attr_weight or cfg.indep_weight:           # Hu et al. 2017's generator terms (labels)
         with amp():

@@ -24,7 +24,7 @@ from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
 from sentvae.kl import KLTerm, kl_divergence
 from sentvae.label_vocab import LabelVocab
-from sentvae.labelled import label_terms
+from sentvae.labelled import label_terms, relaxed_terms
 from sentvae.noise import StreamNoise
 from sentvae.tokenizer import EOS, PAD
 
@@ -148,12 +148,14 @@ class SentenceVAE(nn.Module):
         return -nll.view(tgt.shape).sum(dim=1)
 
     def forward(self, batch, dec_inp: torch.Tensor | None = None, samples: int = 1, noise=None, draw=None,
-                svi=None) -> Terms:
+                svi=None, relax=None) -> Terms:
         """A Batch (tokens x (B, T+1)) -> Terms of `samples` draws z ~ q(z|x) per sentence (from
         `noise`, by default the device's generator). draw(q, noise) -> (codes (B, S', D), log q (B, S')),
         if given, replaces q.rsample: an estimator's own codes (sentvae/estimators.py: every value
         of a categorical, a Gumbel-softmax sample). svi: a sentvae.svi.Refiner, whose refinement of
         the encoder's posterior the samples are then drawn from (semi-amortized inference).
+        relax: (tau, straight-through) for a labelled model trained with --estimator gumbel: a sentence's
+        missing labels as one Gumbel-softmax sample of q(c|x) (one decoder pass), not summed out.
 
         dec_inp replaces x[:, :-1] as decoder input (word dropout is applied by the caller). Every
         term an objective needs comes out of forward(), so DistributedDataParallel sees every
@@ -170,7 +172,10 @@ class SentenceVAE(nn.Module):
         z, log_q = q.rsample(noise) if draw is None else draw(q, noise)          # (B, S, nz), (B, S)
         S = z.size(1)
         labels = None
-        if self.classifier is not None:      # every value of the labels a sentence lacks (M2)
+        if self.classifier is not None and relax is not None:    # the labels it lacks, relaxed
+            labels = relaxed_terms(self, log_qc, z, inp, tgt, batch.labels, *relax)
+            ll = labels.expected()                                                # (B, S)
+        elif self.classifier is not None:    # every value of the labels a sentence lacks (M2)
             labels = label_terms(self, log_qc, z, inp, tgt, batch.labels)
             ll = labels.expected()                                                # (B, S)
         else:
