@@ -88,6 +88,24 @@ def test_a_sampled_code_does_not_depend_on_the_batch(trained, monkeypatch, capsy
     assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(a[:3], a[3:])   # the same sentence twice: two samples
 
 
+@pytest.mark.parametrize("blocks, apart", [(32, 92_596_717), (3_125, 558_329)])
+def test_sentences_draw_from_distinct_streams(blocks, apart):
+    """torch's CPU generator keeps a seed's low 32 bits: the closest two sentences whose (sentence,
+    block) generators coincide there, for K up to blocks x BLOCK samples, are `apart` indices apart
+    (what noise.generator_seed's docstring promises: any corpus smaller draws from distinct streams)."""
+    from sentvae.noise import generator_seed
+    low = lambda i, b: generator_seed(7, i, b) % 2 ** 32          # noqa: E731
+    inv = pow(100_003, -1, 2 ** 32)
+    # 100_003 * apart = +-d (mod 2**32) for a block distance d < blocks: the nearest clash
+    closest, d, sign = min((x, d, sign) for d in range(1, blocks) for sign in (1, -1)
+                           for x in [sign * d * inv % 2 ** 32])
+    assert closest == apart
+    assert low(closest, 0) == low(0, d) if sign == 1 else low(closest, d) == low(0, 0)  # a real clash
+    # so every sentence of PTB's test set (3,761) has its own 32 streams at K = 500, directly:
+    streams = np.array([[low(i, b) for b in range(32)] for i in range(3_761)])
+    assert np.unique(streams).size == streams.size
+
+
 def test_interpolation_paths_run_from_the_first_code_to_the_second():
     a, b = torch.tensor([1.0, 0.0, 2.0]), torch.tensor([-1.0, 3.0, 0.5])
     t = torch.linspace(0, 1, 5)
