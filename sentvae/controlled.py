@@ -51,9 +51,13 @@ def frozen(module) -> dict:
 
 
 def soft_decode(model, z: torch.Tensor, c: torch.Tensor, steps: int, tau: float):
-    """The decoder on its own soft outputs: z (B, nz), c (B, A) value indices -> the embeddings of
-    the soft sentence (B, steps, E) (position t: the expected embedding of the t-th word under
-    softmax(logits_t / tau)), and each sentence's length (B,): up to its first argmax EOS, included."""
+    """The decoder on its own soft outputs: z (B, nz), c (B, A) value indices -> the soft sentence as
+    its readers see it (B, steps, E) (position t: the expected embedding of the t-th word under
+    softmax(logits_t / tau)), and each sentence's length (B,): up to its first argmax EOS, included.
+
+    The decoder reads its soft words through the embedding table (the generator's own use of it:
+    gradient), the readers through a detached copy: otherwise the judges' losses would move the
+    word embeddings the encoder reads real sentences with, training the encoder by the back door."""
     B = z.size(0)
     state = model.init_state(z, c)
     inp = model.emb(torch.full((B,), BOS, dtype=torch.long, device=z.device)).unsqueeze(1)   # (B, 1, E)
@@ -64,10 +68,11 @@ def soft_decode(model, z: torch.Tensor, c: torch.Tensor, steps: int, tau: float)
         logits = model.logits(hidden[:, 0]).float()                   # (B, V)
         logits = logits.index_fill(1, never, -torch.inf)              # PAD and BOS: never outputs, as in decoding
         probs = F.softmax(logits / tau, dim=-1)
-        inp = (probs.to(model.emb.weight.dtype) @ model.emb.weight).unsqueeze(1)   # (B, 1, E)
-        words.append(inp)
+        probs = probs.to(model.emb.weight.dtype)
+        inp = (probs @ model.emb.weight).unsqueeze(1)                # (B, 1, E) the decoder's next input
+        words.append(probs @ model.emb.weight.detach())              # (B, E) what the readers see
         eos.append(logits.argmax(dim=-1) == EOS)
-    soft = torch.cat(words, dim=1)                                    # (B, steps, E)
+    soft = torch.stack(words, dim=1)                                  # (B, steps, E)
     ended = torch.stack(eos, dim=1)                                   # (B, steps)
     first = torch.where(ended.any(dim=1), ended.int().argmax(dim=1), steps - 1)    # (B,) no EOS: all of it
     return soft, first + 1

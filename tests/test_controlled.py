@@ -95,6 +95,29 @@ def test_the_terms_train_the_generator_only():
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), type(module)
 
 
+def test_the_judges_do_not_move_the_word_embeddings_they_read_with():
+    """The readers see the soft words through a detached embedding table. With an untied output layer
+    and a decoder blind to its inputs, the judges' reading is the only way from the table to the
+    terms: the table must get no gradient at all."""
+    from sentvae.config import ModelConfig
+    from sentvae.controlled import generator_loss
+    from sentvae.label_vocab import LabelVocab
+    from sentvae.model import build_model
+    torch.manual_seed(0)
+    vocab = LabelVocab({"a0": ["x", "y"], "a1": ["p", "q", "r"]})
+    model = build_model(ModelConfig(vocab_size=30, labels=vocab.to_dict(), label_dim=4, tie_weights=False,
+                                    **TINY_MODEL)).train()
+    with torch.no_grad():
+        model.decoder.lstm.weight_ih_l0[:, :model.cfg.emb_dim].zero_()         # the word inputs' columns
+    z, _ = _codes(model)
+    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5)
+    loss, _ = generator_loss(model, SimpleNamespace(z=z.float().unsqueeze(1)),
+                             SimpleNamespace(tokens=torch.zeros(z.size(0), 9, dtype=torch.long)), cfg)
+    loss.backward()
+    assert model.emb.weight.grad is None or float(model.emb.weight.grad.abs().max()) == 0.0
+    assert float(model.out.weight.grad.abs().sum()) > 0          # the generator still learns
+
+
 @pytest.mark.parametrize("flag", ["--attr-weight", "--indep-weight"])
 def test_the_terms_need_labels(flag, tmp_path, monkeypatch, capsys):
     from pathlib import Path
