@@ -108,11 +108,9 @@ def reconstruct(
     label: Label = None,
     **decoding,
 ):
-    """Encode then decode each input line; one output line per input line, in order.
-
-    A blank input line gives a blank output line (JSON: "reconstruction": null). A labelled model
-    decodes with q(c|x)'s most likely labels, but for those --label sets: transfer.
-    """
+    """Encode then decode each input line; one output line per input line, in order (a blank
+    input line gives a blank output line; JSON: "reconstruction": null). A labelled model decodes
+    with q(c|x)'s most likely labels, but for those --label sets: transfer."""
     from sentvae.streams import Held, batches, source_name, text_source
 
     o = given(GenerationConfig, posterior=posterior, seed=seed, batch_size=batch_size)
