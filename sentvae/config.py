@@ -297,6 +297,9 @@ class TrainConfig(_Config):
     indep_weight: float = option(0.0, "labels: lambda_z, the weight of Hu et al. 2017's independence term: the same "
                                  "soft sentences' -log q(z|x) at the z they were decoded from (0: off; Hu et al.: 0.1)",
                                  Float(0.0, 1e3), panel=LABELS)
+    soft_codes: str = option("posterior", "labels: --attr-weight/--indep-weight: the codes the soft sentences are "
+                             "decoded from: posterior (the batch's own, as transfer uses them) or prior (z ~ p(z), as "
+                             "Hu et al. and `sample`)", Choice("posterior", "prior"), panel=LABELS)
     soft_tau: float = option(0.5, "labels: --attr-weight/--indep-weight: the temperature of the soft outputs (the next "
                              "input: the expected embedding under softmax(logits / tau))", Float(0.0, 100.0, lo_open=True),
                              panel=LABELS)

@@ -19,8 +19,9 @@ generator's step. L_attr asks the decoder to write sentences whose labels can be
 L_indep asks it not to write them by overwriting z (the independence constraint: z is recoverable
 from the sentence generated with any c).
 
-What is drawn: z is the batch's own posterior sample (detached; Hu et al. draw z ~ p(z); the
-posterior's codes are what transfer decodes from, and are where p(x|z) is trained), c uniformly
+What is drawn: z is the batch's own posterior sample (detached; the posterior's codes are what
+transfer decodes from, and are where p(x|z) is trained), or with --soft-codes prior z ~ p(z) as
+Hu et al. draw it (what `sample` decodes from), and c uniformly
 for every attribute, independently of the sentence's own labels (so about half the draws are
 transfers). The soft sentences are the batch's length T; each is read up to its first argmax EOS.
 Not built: Hu et al.'s wake-sleep training of the discriminator on generated sentences (their L_u,
@@ -93,7 +94,9 @@ def generator_loss(model, terms, batch, cfg) -> tuple[torch.Tensor, dict]:
     """lambda_c L_attr + lambda_z L_indep for one batch (means over its sentences) and their figures.
     model: the SentenceVAE (unwrapped); terms: its forward's Terms (z: the codes decoded)."""
     B, T = batch.tokens.size(0), batch.tokens.size(1) - 1
-    z = terms.z[:, 0].detach()                                        # (B, nz)
+    z = terms.z[:, 0].detach()                                        # (B, nz) the batch's own codes
+    if cfg.soft_codes == "prior":
+        z = model.prior.sample(B).to(z.device, z.dtype)               # (B, nz) ~ p(z)
     c = torch.stack([torch.randint(v, (B,), device=z.device) for v in model.conditioner.sizes], dim=1)  # (B, A) ~ p(c)
     log_qc, q = judged(model, z, c, T, cfg.soft_tau)
     attr = sum(-lq.gather(1, c[:, a:a + 1]).squeeze(1) for a, lq in enumerate(log_qc))   # (B,)

@@ -83,7 +83,7 @@ def test_the_terms_train_the_generator_only():
     model = _model("lstm").float().train()
     z, _ = _codes(model)
     batch = SimpleNamespace(tokens=torch.zeros(z.size(0), 9, dtype=torch.long))
-    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5)
+    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes="posterior")
     loss, figures = generator_loss(model, SimpleNamespace(z=z.float().unsqueeze(1).requires_grad_()), batch, cfg)
     loss.backward()
     assert set(figures) == {"attr_ce", "attr_acc", "indep_nll"} and torch.isfinite(loss)
@@ -93,6 +93,18 @@ def test_the_terms_train_the_generator_only():
             assert p.grad is None, f"{type(module).__name__}.{name} is trained by the generator's terms"
     for module in (model.decoder, model.conditioner):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), type(module)
+
+
+def test_prior_codes_do_not_read_the_batch():
+    """--soft-codes prior: the soft sentences come from z ~ p(z), whatever the batch's codes are."""
+    from sentvae.controlled import generator_loss
+    model = _model("lstm").float().train()
+    nan = torch.full((6, 1, model.cfg.latent), float("nan"))
+    batch = SimpleNamespace(tokens=torch.zeros(6, 9, dtype=torch.long))
+    for codes, finite in (("prior", True), ("posterior", False)):
+        cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes=codes)
+        loss, _ = generator_loss(model, SimpleNamespace(z=nan), batch, cfg)
+        assert bool(torch.isfinite(loss)) == finite, codes
 
 
 def test_the_judges_do_not_move_the_word_embeddings_they_read_with():
@@ -110,7 +122,7 @@ def test_the_judges_do_not_move_the_word_embeddings_they_read_with():
     with torch.no_grad():
         model.decoder.lstm.weight_ih_l0[:, :model.cfg.emb_dim].zero_()         # the word inputs' columns
     z, _ = _codes(model)
-    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5)
+    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes="posterior")
     loss, _ = generator_loss(model, SimpleNamespace(z=z.float().unsqueeze(1)),
                              SimpleNamespace(tokens=torch.zeros(z.size(0), 9, dtype=torch.long)), cfg)
     loss.backward()
