@@ -45,6 +45,18 @@ def gumbel(u: torch.Tensor) -> torch.Tensor:
     return -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
 
 
+def gumbel_softmax(log_probs: torch.Tensor, u: torch.Tensor, tau: float, hard: bool = False):
+    """Jang et al. 2017: y = softmax((log q + g) / tau) over the last dimension, g Gumbel noise from
+    uniforms u (log_probs' shape), and c its argmax, an exact sample of q. hard: y is the one-hot of c
+    in the forward pass with the relaxed sample's gradient (straight-through)."""
+    perturbed = log_probs + gumbel(u)
+    y = torch.softmax(perturbed / tau, dim=-1)
+    c = perturbed.argmax(dim=-1)
+    if hard:     # y - y.detach() is exactly 0: the forward is the one-hot itself
+        y = F.one_hot(c, y.size(-1)).to(y.dtype) + (y - y.detach())
+    return y, c
+
+
 def is_one_hot(z: torch.Tensor) -> torch.Tensor:
     """(..., K) -> (...): each row a one-hot vector."""
     return ((z == 0) | (z == 1)).all(dim=-1) & (z.sum(dim=-1) == 1)
@@ -73,11 +85,7 @@ class Categorical(Posterior):
         """A Gumbel-softmax sample y = softmax((log q + g) / tau) (B, S, K) (Jang et al. 2017), and the
         category argmax y, an exact sample of q (B, S). hard: y is the one-hot of that category in the
         forward pass, with the relaxed sample's gradient (straight-through)."""
-        perturbed = self.log_probs().unsqueeze(1) + gumbel(noise.uniform(self.dim, dtype=torch.float32))
-        y = torch.softmax(perturbed / tau, dim=-1)
-        c = perturbed.argmax(dim=-1)
-        if hard:     # y - y.detach() is exactly 0: the forward is the one-hot itself
-            y = F.one_hot(c, self.dim).to(y.dtype) + (y - y.detach())
+        y, c = gumbel_softmax(self.log_probs().unsqueeze(1), noise.uniform(self.dim, dtype=torch.float32), tau, hard)
         return y.to(self.logits.dtype), c
 
     def enumerate(self, noise=None):

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sentvae.categorical import gumbel
+from sentvae.categorical import gumbel_softmax
 from sentvae.errors import SentvaeError
 from sentvae.label_vocab import UNLABELLED
 
@@ -231,11 +231,8 @@ def relaxed_terms(model, log_probs: list, z: torch.Tensor, inp: torch.Tensor, tg
     labels = given(labels, B, len(log_probs), z.device)
     probs = []
     for a, logq in enumerate(log_probs):                                      # (B, V_a)
-        V = logq.size(1)
-        y = torch.softmax((logq + gumbel(torch.rand_like(logq))) / tau, dim=-1)
-        if hard:
-            y = F.one_hot(y.argmax(dim=-1), V).to(y.dtype) + (y - y.detach())
-        own = F.one_hot(labels[:, a].clamp(min=0), V).to(y.dtype)
+        y, _ = gumbel_softmax(logq, torch.rand_like(logq), tau, hard)
+        own = F.one_hot(labels[:, a].clamp(min=0), logq.size(1)).to(y.dtype)
         y = torch.where((labels[:, a] >= 0).unsqueeze(1), own, y)
         probs.append(y.repeat_interleave(S, dim=0))                           # (B*S, V_a)
     ll = model.log_likelihood(z.reshape(B * S, -1), inp.repeat_interleave(S, dim=0),
