@@ -221,18 +221,27 @@ class Model:
         return self._decode(z, c, **{**decoding, "seed": o.seed})
 
     def reconstruct(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
-                    first: int = 0, decode_seed: int | None = None, label=None, **decoding) -> list[str]:
+                    first: int = 0, decode_seed: int | None = None, label=None, label_strength: float = 1.0,
+                    **decoding) -> list[str]:
         """Encode then decode each text (a sampled code seeded as in `codes`; sampled words from
         decode_seed, by default seed). A labelled model decodes with q(c|x)'s most likely labels,
-        but for those `label` sets ({NAME: VALUE} or ["NAME=VALUE"]): transfer, z from the text."""
-        from sentvae.label_codes import from_classifier, request
+        but for those `label` sets ({NAME: VALUE} or ["NAME=VALUE"]): transfer, z from the text;
+        label_strength S moves the set labels' embeddings S times the way from the text's own value
+        to the asked one (0: reconstruct, 1: transfer, above 1: past it)."""
+        from sentvae.label_codes import check_strength, from_classifier, pushed, request
         from sentvae.latent import code_of, infer_texts
-        o = GenerationConfig(posterior=posterior, seed=seed)          # --posterior, --seed: before decode_seed
+        o = GenerationConfig(posterior=posterior, seed=seed, label_strength=label_strength)   # before decode_seed
         decode_config(**{**decoding, "seed": seed if decode_seed is None else decode_seed})
         asked = request(label, self.labels, self.source)
+        check_strength(o.label_strength, asked)
         q, log_qc = infer_texts(self.net, self.tokenizer, _texts(texts), device=self.device, stats=stats)
         z = code_of(q, o.posterior, o.seed, first, self.device)
-        c = None if log_qc is None else from_classifier(self.labels, asked, log_qc)
+        if log_qc is None:
+            c = None
+        elif o.label_strength != 1.0:
+            c = [p.to(self.device) for p in pushed(self.labels, asked, log_qc, o.label_strength)]
+        else:
+            c = from_classifier(self.labels, asked, log_qc)
         return self._decode(z, c, **{**decoding, "seed": seed if decode_seed is None else decode_seed})
 
     # --- scores

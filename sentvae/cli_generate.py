@@ -106,6 +106,7 @@ def reconstruct(
     seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
     encoding_errors: EncErr = None,
     label: Label = None,
+    label_strength: declared_option(GenerationConfig, "label_strength") = None,
     **decoding,
 ):
     """Encode then decode each input line; one output line per input line, in order (a blank
@@ -113,16 +114,17 @@ def reconstruct(
     with q(c|x)'s most likely labels, but for those --label sets: transfer."""
     from sentvae.streams import Held, batches, source_name, text_source
 
-    o = given(GenerationConfig, posterior=posterior, seed=seed, batch_size=batch_size)
+    o = given(GenerationConfig, posterior=posterior, seed=seed, batch_size=batch_size, label_strength=label_strength)
     opts = _decoding(decoding)
     lines = text_source(texts, input_file, encoding_errors or RunConfig.encoding_errors, "reconstruct")
     model = load(checkpoint, device)
-    _check_labels(model, label)
+    _check_labels(model, label, o.label_strength)
     refs, hyps, stats, held = [], [], {}, Held()
     for i, chunk in enumerate(batches(lines, o.batch_size)):
         outs = _in_place(chunk, str.strip, lambda ts: model.reconstruct(ts, o.posterior, o.seed, stats,
                                                                         i * o.batch_size, stream_seed(o.seed, i),
                                                                         label=label,
+                                                                        label_strength=o.label_strength,
                                                                         **opts))
         for src, out in zip(chunk, outs):
             held.write(json.dumps({"text": src, "reconstruction": out}) if as_json else out or "", out is not None)
@@ -177,10 +179,10 @@ def _param_rows(posterior, labels=None) -> list[dict]:
     return rows
 
 
-def _check_labels(model, label) -> None:
-    """--label checked against the model now, before any input is read."""
-    from sentvae.label_codes import request
-    request(label, model.labels, model.source)
+def _check_labels(model, label, strength: float = 1.0) -> None:
+    """--label (and --label-strength) checked against the model now, before any input is read."""
+    from sentvae.label_codes import check_strength, request
+    check_strength(strength, request(label, model.labels, model.source))
 
 
 @with_options(DecodeConfig)

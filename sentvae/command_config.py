@@ -26,7 +26,7 @@ No torch and no typer here: `sentvae --help` imports this module.
 
 from dataclasses import dataclass
 
-from sentvae.config import SVI_LR, _Config
+from sentvae.config import LABELS, SVI_LR, _Config
 from sentvae.errors import SentvaeError
 from sentvae.options import BOOL, INT_LIMIT, SEED, SEED_LIMIT, Choice, Domain, Float, Int, declared, flag_of, option
 
@@ -78,6 +78,12 @@ class GenerationConfig(_Config):
     category: int | None = option(None, "this value of a categorical latent (--latent-type categorical...), 0-based; "
                                   "a Gaussian part is drawn from p(z)", Domain(int, 0, INT_LIMIT, optional=True),
                                   panel=None)
+    # A transfer-strength knob: how far a transfer moves the set attributes' label embeddings from
+    # the sentence's own (q(c|x)'s reading) toward the asked value, past it above 1. The BLEU /
+    # accuracy trade-off of one model is traced by it (docs/results/yelp.md).
+    label_strength: float = option(1.0, "reconstruct --label: move the set attributes' label codes from q(c|x)'s value "
+                                   "by S times the way to the asked one (0: reconstruct, 1: transfer, >1: push past)",
+                                   Float(0.0, 100.0), panel=LABELS, metavar="S")
 
 
 @dataclass

@@ -6,7 +6,8 @@ label={"NAME": "VALUE"} or ["NAME=VALUE", ...]) sets attributes; the others come
 - the prior p(c) (uniform per attribute, seeded) where there is no sentence to read them from:
   `sample`, and `decode` of a code that carries none;
 - q(c|x)'s most likely value where there is one: `reconstruct` (so without --label it
-  reconstructs; with one it transfers: z from the sentence, c set), `encode` (it writes the
+  reconstructs; with one it transfers: z from the sentence, c set, and --label-strength S moves the
+  set attributes' embeddings S times the way from the sentence's own value: `pushed`), `encode` (it writes the
   labels, so `encode | decode` = `reconstruct`), and the two ends of `interpolate`, whose path
   moves the labels' embeddings from one end's to the other's as it moves z (a held --label stays).
 An unknown attribute or value, or --label for a model without labels: one line (exit 2).
@@ -62,6 +63,31 @@ def from_classifier(vocab: LabelVocab, asked: dict[str, int], log_probs: list[to
     cols = [torch.full_like(lp[:, 0], asked[attr], dtype=torch.long) if attr in asked else lp.argmax(dim=1)
             for attr, lp in zip(vocab.attributes, log_probs)]
     return torch.stack(cols, dim=1)
+
+
+def check_strength(strength: float, asked: dict[str, int]) -> None:
+    """--label-strength moves the attributes --label sets: without one it has nothing to move."""
+    if strength != 1.0 and not asked:
+        raise SentvaeError("--label-strength: give --label NAME=VALUE (the attributes it moves)")
+
+
+def pushed(vocab: LabelVocab, asked: dict[str, int], log_probs: list[torch.Tensor], strength: float) -> list[torch.Tensor]:
+    """A transfer's labels at a strength S (reconstruct --label-strength): A tensors (N, V_a), for an
+    asked attribute e(src) + S (e(asked) - e(src)) in embedding space, src q(c|x)'s most likely
+    value (S = 1: the asked value, as from_classifier; 0: the sentence's own; above 1, past the asked
+    value, away from the sentence's); the other attributes q(c|x)'s most likely value. A sentence
+    whose own value is the asked one gets that value at any S. The rows are not probabilities above
+    1 (a negative weight on src): LabelCode reads them as weights on the value embeddings."""
+    src = from_classifier(vocab, {}, log_probs)                              # (N, A)
+    out = []
+    for a, attr in enumerate(vocab.attributes):
+        own = F.one_hot(src[:, a], len(vocab.values[attr])).float()         # (N, V_a)
+        if attr in asked:
+            target = torch.zeros_like(own)
+            target[:, asked[attr]] = 1.0
+            own = own + strength * (target - own)
+        out.append(own)
+    return out
 
 
 def from_rows(vocab: LabelVocab, asked: dict[str, int], rows: list, generator: torch.Generator) -> torch.Tensor:

@@ -182,6 +182,43 @@ def test_reconstruct_with_a_label_transfers_it(labelled_run, attr, monkeypatch, 
     assert _balanced_accuracy(outputs) >= 1 / len(outputs) + 0.4, outputs
 
 
+def test_label_strength_moves_the_set_labels_embedding_along_the_line_from_the_sentences_own():
+    """--label-strength S: the decoder reads e(src) + S (e(asked) - e(src)) for the set attribute
+    (src: q(c|x)'s most likely value), q(c|x)'s value for the others; S = 1 is the plain transfer."""
+    from sentvae.label_codes import from_classifier, pushed
+    model, vocab = _tiny_labelled_model((2, 3))
+    log_qc = [torch.log_softmax(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.5, 0.2]]), 1),
+              torch.log_softmax(torch.tensor([[0.0, 3.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 2.0]]), 1)]
+    z = torch.randn(3, TINY_MODEL["latent"])
+    e0, e1 = (emb.weight.detach() for emb in model.conditioner.embeddings)
+    asked = {"a1": 2}
+    with torch.no_grad():
+        for S in (0.0, 0.5, 1.0, 2.5):
+            cond = model.condition(z, pushed(vocab, asked, log_qc, S))
+            src = [1, 0, 2]                                          # the a1 argmax of each row
+            want = torch.cat([z, e0[[0, 1, 0]], e1[src] + S * (e1[2] - e1[src])], dim=1)
+            assert torch.allclose(cond, want, atol=1e-6), S
+        assert torch.allclose(model.condition(z, pushed(vocab, asked, log_qc, 1.0)),
+                              model.condition(z, from_classifier(vocab, asked, log_qc)), atol=1e-6)
+
+
+def test_label_strength_zero_reconstructs_and_one_transfers(labelled_run, monkeypatch, capsys):
+    ckpt = labelled_run / "run" / "best.pt"
+    sources = [r["text"] for r in _rows("valid", 20)]
+    runs = {}
+    for name, args in (("plain", []), ("transfer", ["--label", "mood=yes-no"]),
+                       ("S0", ["--label", "mood=yes-no", "--label-strength", "0"]),
+                       ("S1", ["--label", "mood=yes-no", "--label-strength", "1"]),
+                       ("S3", ["--label", "mood=yes-no", "--label-strength", "3"])):
+        code, out, err = run_cli(["reconstruct", "-c", ckpt, *args, *sources], monkeypatch, capsys)
+        assert code == 0, err
+        runs[name] = out.splitlines()
+    assert runs["S0"] == runs["plain"] and runs["S1"] == runs["transfer"]
+    assert runs["S3"] != runs["transfer"] or runs["S3"] != runs["plain"]
+    code, out, err = run_cli(["reconstruct", "-c", ckpt, "--label-strength", "2", *sources], monkeypatch, capsys)
+    assert code == 2 and out == "" and "--label-strength" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_interpolate_holds_a_label_along_the_path(labelled_run):
     import sentvae
     model = sentvae.load(labelled_run / "run" / "best.pt")
