@@ -8,7 +8,9 @@ Three ways to give labels (each --data source may use its own):
 - .jsonl / .csv rows, `--label-field NAME` (repeatable): the field NAME holds the value; a row
   where it is missing, null or "" is unlabelled for NAME.
 - "label sentence" lines (SentEval's format), `--label-first-token NAME`: the first whitespace
-  token of each line of a text file is NAME's value. `--encoding latin-1` reads MR's bytes.
+  token of each line of a text file is NAME's value. `--encoding latin-1` reads MR's bytes. A
+  line holding only a value earlier lines used as a label (SentEval's CR and MPQA have a few) is
+  a label without its sentence, skipped as a blank .jsonl row is; any other lone word is refused.
 - one file per value, a path suffix `@NAME=VALUE`: `--data yelp/train.0@sentiment=negative`.
   The suffix is read only when it has that shape and the path without it exists (a file
   really named `x@a=b` is read as it is). Several suffixes stack: `f.txt@a=x@b=y`.
@@ -212,14 +214,20 @@ def _csv_records(path, options, name):
 
 def _text_rows(path, options, name):
     attr = options.first_token
+    seen = set()                         # the values earlier lines gave
     for lineno, line in _lines(path, options):
         if attr is None:
             yield name, lineno, line, {}
             continue
         parts = line.split(None, 1)
         if len(parts) < 2:
+            # a label and no sentence (SentEval's CR has 4 such lines, MPQA 3): a blank row. Only a
+            # value earlier lines used is read so: a lone word is a sentence that lost its label.
+            if parts[0] in seen:
+                continue
             raise SentvaeError(f"{name} line {lineno}: expected 'LABEL sentence' (--label-first-token "
                                f"{attr}), found a single token {parts[0]!r}")
+        seen.add(parts[0])
         yield name, lineno, parts[1].strip(), {attr: parts[0]}
 
 

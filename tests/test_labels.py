@@ -108,6 +108,17 @@ def test_first_token_a_line_without_its_label(tmp_path):
     assert "mr.txt line 2" in msg and "--label-first-token polarity" in msg
 
 
+def test_first_token_a_label_without_its_sentence_is_a_blank_row(tmp_path):
+    """SentEval's CR and MPQA hold a few '0 ' lines: a label seen before, no sentence."""
+    p = tmp_path / "custrev.all"
+    p.write_text("0 too loud .\n1 fine .\n0 \n1 good .\n", encoding="utf-8")
+    assert _read([p], first_token="polarity") == [("too loud .", {"polarity": "0"}), ("fine .", {"polarity": "1"}),
+                                                  ("good .", {"polarity": "1"})]
+    q = tmp_path / "first.all"
+    q.write_text("0 \n0 too loud .\n", encoding="utf-8")        # no earlier line: not known as a label
+    assert "first.all line 1" in _error(_read, [q], first_token="polarity")
+
+
 def test_first_token_on_unlabelled_text_is_refused_by_the_vocabulary(tmp_path):
     p = tmp_path / "plain.txt"
     p.write_text("".join(f"word{i} and more\n" for i in range(MAX_VALUES + 1)), encoding="utf-8")
