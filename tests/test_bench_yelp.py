@@ -106,3 +106,33 @@ def test_the_judge_s_C_is_the_one_best_on_valid(yelp, tmp_path, monkeypatch):
     judge = yelp_transfer.train_judge(yelp, tmp_path / "j.npz", log=lambda msg: None)
     assert judge.settings["C"] == 1.0
     assert Judge.load(tmp_path / "j.npz").settings["C"] == 1.0
+
+
+def test_tradeoff_sweeps_the_transfer_strength_of_a_labelled_model(yelp, tmp_path, capsys):
+    """bench/yelp_tradeoff.py: each (model, S) point scored as yelp_transfer scores the released
+    systems; S = 0 is the model's reconstruction, S = 1 its plain transfer; the figure written."""
+    import sentvae
+    import yelp_tradeoff
+    run = tmp_path / "run"
+    sentvae.train(data=[f"{yelp}/train.0@sentiment=negative", f"{yelp}/train.1@sentiment=positive"],
+                  valid=[f"{yelp}/valid.0@sentiment=negative", f"{yelp}/valid.1@sentiment=positive"],
+                  out=str(run), model_type="word", vocab_size=100, emb_dim=16, hidden=16, latent=4, dropout=0.0,
+                  epochs=0, max_steps=30, eval_every=30, log_every=30)
+    out, png, rows_json = tmp_path / "out", tmp_path / "tradeoff.png", tmp_path / "points.json"
+    code = yelp_tradeoff.main([f"tiny={run / 'best.pt'}", "--strengths", "0,1", "--yelp", str(yelp),
+                               "--judge", str(tmp_path / "j.npz"), "--out", str(out), "--plot", str(png),
+                               "--json", str(rows_json)])
+    assert code == 0
+    rows = _rows(capsys)
+    assert len(rows) == 2 + 6 + 2 and {"tiny S=0", "tiny S=1"} <= set(rows)
+    model = sentvae.load(run / "best.pt", device="cpu")
+    for label, target in ((0, "positive"), (1, "negative")):
+        src = (yelp / f"test.{label}").read_text().splitlines()
+        assert (out / f"test.{label}.tiny-s0").read_text().splitlines() == model.reconstruct(src)
+        assert (out / f"test.{label}.tiny-s1").read_text().splitlines() == model.reconstruct(
+            src, label={"sentiment": target})
+    points = json.loads(rows_json.read_text())["points"]
+    assert [(p["model"], p["strength"]) for p in points] == [("tiny", 0.0), ("tiny", 1.0)]
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    code = yelp_tradeoff.main(["tiny", "--yelp", str(yelp), "--judge", str(tmp_path / "j.npz"), "--out", str(out)])
+    assert code == 2 and "NAME=CKPT" in capsys.readouterr().err
