@@ -51,7 +51,6 @@ def plot(points: list[dict], released: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     ax.add_patch(Rectangle(TARGET, 1.02 - TARGET[0], 40 - TARGET[1], color="tab:green", alpha=0.12, lw=0))
-    ax.text(TARGET[0] + 0.005, TARGET[1] + 0.6, "target", color="tab:green", fontsize=9)
     for r in released:          # the human rewrites have no BLEU against themselves: not drawn
         x, y = r["acc"], r["bleu"]
         if y is None:
@@ -67,12 +66,14 @@ def plot(points: list[dict], released: list[dict], path: Path) -> None:
             ax.annotate(f"S={p['strength']:g}", (p["acc"], p["bleu"]), textcoords="offset points",
                         xytext=(4, -10), fontsize=7, color=color)
     ax.set_xlim(0, 1.02)
-    ax.set_ylim(0, max([TARGET[1] + 5] + [r["bleu"] + 3 for r in released if r["bleu"] is not None]))
+    top = max([TARGET[1] + 5] + [r["bleu"] + 3 for r in released if r["bleu"] is not None])
+    ax.set_ylim(0, top)
+    ax.text(TARGET[0] + 0.005, top - 1.5, "target", color="tab:green", fontsize=9)
     ax.set_xlabel("transfer accuracy (judge: n-gram logistic regression)")
     ax.set_ylabel("BLEU against the human rewrites")
     ax.set_title("Yelp sentiment transfer, 1,000 test sentences")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper center", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -153,16 +153,20 @@ class Model:
         return self.tokenizer.decode(decode(self.net, z, decode_config(**decoding), c))
 
     def iter_sample(self, n: int, seed: int = 0, batch_size: int = 256, component: int | None = None,
-                    category: int | None = None, label=None, **decoding):
+                    category: int | None = None, label=None, label_strength: float = 1.0, **decoding):
         """Yield n sentences from the prior z ~ p(z) (of one component of a mixture prior, or with one
         value of a categorical latent, if given), batch_size codes at a time; a labelled model's with
-        `label` ({NAME: VALUE} or ["NAME=VALUE"]), the attributes not given drawn from p(c)."""
+        `label` ({NAME: VALUE} or ["NAME=VALUE"]), the attributes not given drawn from p(c);
+        label_strength S: the asked labels' embeddings S times the way from their average under p(c)
+        to the asked value (1: the value; above 1, past it)."""
         import torch
-        from sentvae.label_codes import from_prior, request
-        o = GenerationConfig(n=n, seed=seed, batch_size=batch_size, component=component, category=category)
+        from sentvae.label_codes import check_strength, from_prior, pushed, request
+        o = GenerationConfig(n=n, seed=seed, batch_size=batch_size, component=component, category=category,
+                             label_strength=label_strength)
         n, seed, batch_size, component, category = o.n, o.seed, o.batch_size, o.component, o.category
         decode_config(**decoding)                # checked now, not after the first batch
         asked = request(label, self.labels, self.source)
+        check_strength(o.label_strength, asked)
         prior, where = self.net.prior, {}
         if category is not None:
             count = getattr(prior, "categories", None)
@@ -186,15 +190,17 @@ class Model:
                 z = prior.sample(count, gen, **where).to(self.device)
             # after z, from the same stream: the same z whatever labels are asked for
             c = None if self.labels is None else from_prior(self.labels, asked, count, gen)
+            if c is not None and o.label_strength != 1.0:
+                c = pushed(self.labels, asked, c, o.label_strength, reference="prior")
             # each batch its own sampling stream, reproducibly
             yield from self._decode(z, c, **{**decoding, "seed": stream_seed(seed, start)})
 
     def sample(self, n: int = 10, seed: int = 0, batch_size: int = 256, component: int | None = None,
-               category: int | None = None, label=None, **decoding) -> list[str]:
+               category: int | None = None, label=None, label_strength: float = 1.0, **decoding) -> list[str]:
         """n sentences from the prior z ~ p(z) (of one component of a mixture prior, or with one value
         of a categorical latent, if given); a labelled model's with `label` ({NAME: VALUE} or
-        ["NAME=VALUE"]), the others drawn from p(c)."""
-        return list(self.iter_sample(n, seed, batch_size, component, category, label, **decoding))
+        ["NAME=VALUE"]), the others drawn from p(c); label_strength: as iter_sample's."""
+        return list(self.iter_sample(n, seed, batch_size, component, category, label, label_strength, **decoding))
 
     def interpolate(self, a: str, b: str, steps: int = 8, method: str = "lerp", posterior: str = "mean",
                     seed: int = 0, label=None, **decoding) -> list[str]:
@@ -239,7 +245,8 @@ class Model:
         if log_qc is None:
             c = None
         elif o.label_strength != 1.0:
-            c = [p.to(self.device) for p in pushed(self.labels, asked, log_qc, o.label_strength)]
+            own = from_classifier(self.labels, {}, log_qc)
+            c = [p.to(self.device) for p in pushed(self.labels, asked, own, o.label_strength)]
         else:
             c = from_classifier(self.labels, asked, log_qc)
         return self._decode(z, c, **{**decoding, "seed": seed if decode_seed is None else decode_seed})

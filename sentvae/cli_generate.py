@@ -55,17 +55,19 @@ def sample(
     component: declared_option(GenerationConfig, "component") = None,
     category: declared_option(GenerationConfig, "category") = None,
     label: Label = None,
+    label_strength: declared_option(GenerationConfig, "label_strength") = None,
     **decoding,
 ):
     """Sentences from the prior, z ~ p(z): one per line on stdout (greedy unless told). A labelled
     model's attributes not set by --label are drawn from p(c)."""
     from sentvae.streams import emit, emit_json
 
-    o = given(GenerationConfig, n=n, seed=seed, batch_size=batch_size, component=component, category=category)
+    o = given(GenerationConfig, n=n, seed=seed, batch_size=batch_size, component=component, category=category,
+              label_strength=label_strength)
     opts = _decoding(decoding)
     model = load(checkpoint, device)
     for text in model.iter_sample(o.n, o.seed, o.batch_size, component=o.component, category=o.category,
-                                  label=label, **opts):
+                                  label=label, label_strength=o.label_strength, **opts):
         emit_json({"text": text}) if as_json else emit(text)
 
 

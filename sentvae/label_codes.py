@@ -7,7 +7,8 @@ label={"NAME": "VALUE"} or ["NAME=VALUE", ...]) sets attributes; the others come
   `sample`, and `decode` of a code that carries none;
 - q(c|x)'s most likely value where there is one: `reconstruct` (so without --label it
   reconstructs; with one it transfers: z from the sentence, c set, and --label-strength S moves the
-  set attributes' embeddings S times the way from the sentence's own value: `pushed`), `encode` (it writes the
+  set attributes' embeddings S times the way from the sentence's own value: `pushed`; `sample
+  --label-strength` from the average under p(c)), `encode` (it writes the
   labels, so `encode | decode` = `reconstruct`), and the two ends of `interpolate`, whose path
   moves the labels' embeddings from one end's to the other's as it moves z (a held --label stays).
 An unknown attribute or value, or --label for a model without labels: one line (exit 2).
@@ -71,22 +72,27 @@ def check_strength(strength: float, asked: dict[str, int]) -> None:
         raise SentvaeError("--label-strength: give --label NAME=VALUE (the attributes it moves)")
 
 
-def pushed(vocab: LabelVocab, asked: dict[str, int], log_probs: list[torch.Tensor], strength: float) -> list[torch.Tensor]:
-    """A transfer's labels at a strength S (reconstruct --label-strength): A tensors (N, V_a), for an
-    asked attribute e(src) + S (e(asked) - e(src)) in embedding space, src q(c|x)'s most likely
-    value (S = 1: the asked value, as from_classifier; 0: the sentence's own; above 1, past the asked
-    value, away from the sentence's); the other attributes q(c|x)'s most likely value. A sentence
-    whose own value is the asked one gets that value at any S. The rows are not probabilities above
-    1 (a negative weight on src): LabelCode reads them as weights on the value embeddings."""
-    src = from_classifier(vocab, {}, log_probs)                              # (N, A)
+def pushed(vocab: LabelVocab, asked: dict[str, int], own: torch.Tensor, strength: float,
+           reference: str = "own") -> list[torch.Tensor]:
+    """Labels at a strength S (--label-strength): A tensors (N, V_a), weights on each attribute's
+    value embeddings. An asked attribute gets r + S (e(asked) - r), the reference r being
+    - "own": e(own), the value `own` (N, A) gives (reconstruct: q(c|x)'s most likely value), so
+      S = 0 reconstructs, 1 transfers, and a sentence already of the asked value keeps it at any S;
+    - "prior": the average embedding under p(c) (uniform: sample), so S = 0 gives the decoder no
+      word on the attribute and 1 asks for the value;
+    above 1, past the asked value, away from the reference. The other attributes keep `own`'s
+    values. S = 1 is the asked value itself. The rows are not probabilities above 1 (a negative
+    weight): LabelCode reads them as weights on the value embeddings."""
     out = []
     for a, attr in enumerate(vocab.attributes):
-        own = F.one_hot(src[:, a], len(vocab.values[attr])).float()         # (N, V_a)
+        size = len(vocab.values[attr])
+        row = F.one_hot(own[:, a], size).float()                             # (N, V_a)
         if attr in asked:
-            target = torch.zeros_like(own)
+            ref = torch.full_like(row, 1.0 / size) if reference == "prior" else row
+            target = torch.zeros_like(row)
             target[:, asked[attr]] = 1.0
-            own = own + strength * (target - own)
-        out.append(own)
+            row = ref + strength * (target - ref)
+        out.append(row)
     return out
 
 

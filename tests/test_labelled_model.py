@@ -182,23 +182,29 @@ def test_reconstruct_with_a_label_transfers_it(labelled_run, attr, monkeypatch, 
     assert _balanced_accuracy(outputs) >= 1 / len(outputs) + 0.4, outputs
 
 
-def test_label_strength_moves_the_set_labels_embedding_along_the_line_from_the_sentences_own():
-    """--label-strength S: the decoder reads e(src) + S (e(asked) - e(src)) for the set attribute
-    (src: q(c|x)'s most likely value), q(c|x)'s value for the others; S = 1 is the plain transfer."""
+def test_label_strength_moves_the_set_labels_embedding_along_the_line_from_the_reference():
+    """--label-strength S: the decoder reads r + S (e(asked) - r) for the set attribute, r the
+    sentence's own value's embedding (reconstruct: q(c|x)'s most likely) or the average embedding
+    under p(c) (sample); the other attributes keep their own values; S = 1 is the plain request."""
     from sentvae.label_codes import from_classifier, pushed
     model, vocab = _tiny_labelled_model((2, 3))
     log_qc = [torch.log_softmax(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.5, 0.2]]), 1),
               torch.log_softmax(torch.tensor([[0.0, 3.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 2.0]]), 1)]
+    own = from_classifier(vocab, {}, log_qc)
+    assert own.tolist() == [[0, 1], [1, 0], [0, 2]]
     z = torch.randn(3, TINY_MODEL["latent"])
     e0, e1 = (emb.weight.detach() for emb in model.conditioner.embeddings)
     asked = {"a1": 2}
     with torch.no_grad():
         for S in (0.0, 0.5, 1.0, 2.5):
-            cond = model.condition(z, pushed(vocab, asked, log_qc, S))
-            src = [1, 0, 2]                                          # the a1 argmax of each row
-            want = torch.cat([z, e0[[0, 1, 0]], e1[src] + S * (e1[2] - e1[src])], dim=1)
-            assert torch.allclose(cond, want, atol=1e-6), S
-        assert torch.allclose(model.condition(z, pushed(vocab, asked, log_qc, 1.0)),
+            src = e1[[1, 0, 2]]
+            want = torch.cat([z, e0[[0, 1, 0]], src + S * (e1[2] - src)], dim=1)
+            assert torch.allclose(model.condition(z, pushed(vocab, asked, own, S)), want, atol=1e-6), S
+            mean = e1.mean(0, keepdim=True)
+            want = torch.cat([z, e0[[0, 1, 0]], (mean + S * (e1[2] - mean)).expand(3, -1)], dim=1)
+            assert torch.allclose(model.condition(z, pushed(vocab, asked, own, S, reference="prior")), want,
+                                  atol=1e-6), S
+        assert torch.allclose(model.condition(z, pushed(vocab, asked, own, 1.0)),
                               model.condition(z, from_classifier(vocab, asked, log_qc)), atol=1e-6)
 
 
@@ -215,8 +221,18 @@ def test_label_strength_zero_reconstructs_and_one_transfers(labelled_run, monkey
         runs[name] = out.splitlines()
     assert runs["S0"] == runs["plain"] and runs["S1"] == runs["transfer"]
     assert runs["S3"] != runs["transfer"] or runs["S3"] != runs["plain"]
-    code, out, err = run_cli(["reconstruct", "-c", ckpt, "--label-strength", "2", *sources], monkeypatch, capsys)
-    assert code == 2 and out == "" and "--label-strength" in err and len(err.strip().splitlines()) == 1, err
+    for cmd in (["reconstruct", *sources], ["sample", "-n", "3"]):
+        code, out, err = run_cli([cmd[0], "-c", ckpt, "--label-strength", "2", *cmd[1:]], monkeypatch, capsys)
+        assert code == 2 and out == "" and "--label-strength" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_sample_label_strength_one_is_the_label_and_above_it_differs(labelled_run):
+    import sentvae
+    model = sentvae.load(labelled_run / "run" / "best.pt")
+    asked = {"mood": "yes-no"}
+    plain = model.sample(20, seed=3, label=asked)
+    assert model.sample(20, seed=3, label=asked, label_strength=1.0) == plain
+    assert model.sample(20, seed=3, label=asked, label_strength=3.0) != plain
 
 
 def test_interpolate_holds_a_label_along_the_path(labelled_run):
