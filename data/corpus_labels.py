@@ -121,11 +121,17 @@ def _judge(text):
     if question and first in ("who", "where", "what"):
         mood = "wh-question"
         second = words[1] if len(words) > 1 else ""
+        # The grammar's wh-questions are all simple; a model's need not be ("who was making a box ?",
+        # "where is a wolf coming ?"): a form of "be" or "have" is read as in a yes-no question.
+        if second in BE:
+            after = 2 if first == "who" else _subject_end(words, 2)
+            return {"tense": BE[second], "aspect": _aspect_after(words, after), "mood": mood,
+                    "negation": negation}, True
+        if second in ("has", "have"):
+            return {"tense": "present", "aspect": "perfect", "mood": mood, "negation": negation}, True
         if first == "who":   # "who" + a 3rd-person verb group: "reads" is present, "read" past
-            if second == "will":
-                tense = "future"
-            else:
-                tense = "present" if second in THIRD else "past"
+            tense = {"will": "future", "did": "past", "does": "present"}.get(
+                second, "present" if second in THIRD else "past")
         else:                # "where/what" + an auxiliary: "did the girl go ..."
             tense = {"will": "future", "did": "past"}.get(second, "present")
         return {"tense": tense, "aspect": "simple", "mood": mood, "negation": negation}, True

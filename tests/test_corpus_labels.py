@@ -78,6 +78,11 @@ def test_rule_judge_disagrees_only_where_the_words_do_not_decide():
     ("who read the book ?", ("past", "simple", "wh-question", "no")),
     ("who reads the book ?", ("present", "simple", "wh-question", "no")),
     ("where will you go ?", ("future", "simple", "wh-question", "no")),
+    # wh-questions the grammar does not make (all of its are simple), as a model writes them
+    ("who was making my broken box ?", ("past", "progressive", "wh-question", "no")),
+    ("where is a wolf coming ?", ("present", "progressive", "wh-question", "no")),
+    ("what has the old dog seen ?", ("present", "perfect", "wh-question", "no")),
+    ("where were the dogs ?", ("past", "simple", "wh-question", "no")),
     ("there were two dogs in the park .", ("past", "simple", "statement", "no")),
     # a coordination: the first clause's tense, negated if either clause is
     ("tom sleeps but the dog did not bark .", ("present", "simple", "statement", "yes")),
