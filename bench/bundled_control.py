@@ -2,7 +2,7 @@
 
     .venv/bin/python -m sentvae train --label-field tense --label-field aspect --label-field mood \
         --label-field negation --out runs/labels
-    .venv/bin/python bench/bundled_control.py runs/labels/best.pt [--n 200] [--seed 0]
+    .venv/bin/python bench/bundled_control.py runs/labels/best.pt [--n 200] [--seed 0] [--strength 1]
 
 The model is never its own judge: data/corpus_labels.py reads each output's tense, aspect, mood
 and negation from its words by the grammar's rules (data/make_corpus.py). Two figures per value:
@@ -13,6 +13,10 @@ and negation from its words by the grammar's rules (data/make_corpus.py). Two fi
   set (`reconstruct --label NAME=VALUE`: z from the sentence, c set, greedy); the share the judge
   reads as asked, and how much of the source is kept (sacrebleu BLEU against the sources: a
   transfer that rewrote everything would score near 0, a copy 100).
+
+--strength S: both at `--label-strength S` (the label's embedding S times the way to the asked
+value from the sentence's own, for transfers, or from the values' average, for samples; 1: as asked).
+Choose S on `--test data/valid.jsonl` and another `--seed`, then report the test split.
 
 Per attribute, the figure is the mean over its values (each value weighs the same, however rare).
 Prints a table; never part of the tests.
@@ -37,6 +41,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--test", default=str(ROOT / "data" / "test.jsonl"))
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--strength", type=float, default=1.0, help="--label-strength of samples and transfers")
     args = ap.parse_args()
 
     import sentvae
@@ -50,16 +55,16 @@ def main():
     for name, values in model.labels.values.items():
         per_value = {}
         for v in values:
-            samples = model.sample(args.n, seed=args.seed, label={name: v})
+            samples = model.sample(args.n, seed=args.seed, label={name: v}, label_strength=args.strength)
             hit_s = sum(judge(s)[name] == v for s in samples) / len(samples)
             sources = [r["text"] for r in rows if r.get(name) not in (None, v)]
-            outs = model.reconstruct(sources, label={name: v})
+            outs = model.reconstruct(sources, label={name: v}, label_strength=args.strength)
             hit_t = sum(judge(s)[name] == v for s in outs) / len(outs) if outs else float("nan")
             kept = corpus_bleu(outs, sources)["bleu"] if outs else float("nan")
             per_value[v] = {"sample": hit_s, "transfer": hit_t, "transfer_n": len(sources), "self_bleu": kept}
         out[name] = per_value
     print(f"{args.checkpoint}: the rule judge (data/corpus_labels.py) on {args.n} samples per value and on "
-          f"the test sentences rewritten to each value ({Path(args.test).name}), greedy")
+          f"the test sentences rewritten to each value ({Path(args.test).name}), greedy, label strength {args.strength:g}")
     print(f"{'attribute':10s} {'value':14s} {'sample acc':>10s} {'transfer acc':>12s} {'n':>5s} {'self-BLEU':>9s}")
     for name, per_value in out.items():
         for v, f in per_value.items():
