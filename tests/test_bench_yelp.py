@@ -47,7 +47,7 @@ def yelp(tmp_path_factory):
 def _rows(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("| system | acc | acc ->pos / ->neg | BLEU (human) |")
-    return {c[1].strip(): c[2:-1] for c in (line.split("|") for line in lines[2:])}
+    return {c[1].strip(): c[2:-1] for c in (line.split("|") for line in lines[2:] if line.startswith("|"))}
 
 
 def test_table_of_released_and_our_systems(yelp, tmp_path, capsys):
@@ -108,6 +108,18 @@ def test_the_judge_s_C_is_the_one_best_on_valid(yelp, tmp_path, monkeypatch):
     assert Judge.load(tmp_path / "j.npz").settings["C"] == 1.0
 
 
+def test_the_operating_point_is_chosen_by_validation_alone():
+    """The highest validation self-BLEU among points reaching accuracy 0.90; else the best geometric
+    mean. Test figures (acc, bleu) never enter the choice."""
+    import yelp_tradeoff
+    p = lambda name, va, vb, acc=0.0, bleu=0.0: {"system": name, "valid_acc": va, "valid_self_bleu": vb,  # noqa: E731
+                                                 "acc": acc, "bleu": bleu}
+    points = [p("a", 0.95, 10.0), p("b", 0.91, 30.0, acc=0.1), p("c", 0.85, 60.0, acc=1.0, bleu=99.0)]
+    assert yelp_tradeoff.choose(points)["system"] == "b"
+    points = [p("a", 0.50, 10.0), p("b", 0.20, 40.0), p("c", 0.80, 2.0, acc=1.0, bleu=99.0)]
+    assert yelp_tradeoff.choose(points)["system"] == "b"          # sqrt(.2 x 40) = 2.8 > sqrt(.5 x 10) = 2.2
+
+
 def test_tradeoff_sweeps_the_transfer_strength_of_a_labelled_model(yelp, tmp_path, capsys):
     """bench/yelp_tradeoff.py: each (model, S) point scored as yelp_transfer scores the released
     systems; S = 0 is the model's reconstruction, S = 1 its plain transfer; the figure written."""
@@ -131,8 +143,10 @@ def test_tradeoff_sweeps_the_transfer_strength_of_a_labelled_model(yelp, tmp_pat
         assert (out / f"test.{label}.tiny-s0").read_text().splitlines() == model.reconstruct(src)
         assert (out / f"test.{label}.tiny-s1").read_text().splitlines() == model.reconstruct(
             src, label={"sentiment": target})
-    points = json.loads(rows_json.read_text())["points"]
+    saved = json.loads(rows_json.read_text())
+    points = saved["points"]
     assert [(p["model"], p["strength"]) for p in points] == [("tiny", 0.0), ("tiny", 1.0)]
+    assert saved["chosen"] in {"tiny S=0", "tiny S=1"}
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     code = yelp_tradeoff.main(["tiny", "--yelp", str(yelp), "--judge", str(tmp_path / "j.npz"), "--out", str(out)])
     assert code == 2 and "NAME=CKPT" in capsys.readouterr().err
