@@ -125,7 +125,10 @@ def main(argv=None) -> int:
         import sentvae
         from sentvae.judge import Judge
         from sentvae.scoring import corpus_bleu, label_accuracy
-        strengths = [float(s) for s in args.strengths.split(",")]
+        try:
+            strengths = list(dict.fromkeys(float(s) for s in args.strengths.split(",")))
+        except ValueError:
+            raise SentvaeError(f"--strengths {args.strengths}: expected numbers, comma-separated") from None
         models = [m.split("=", 1) for m in args.models]
         if any(len(m) != 2 or not m[0] for m in models):
             raise SentvaeError("models: give NAME=CKPT")

@@ -124,7 +124,10 @@ def _judge(text):
         # The grammar's wh-questions are all simple; a model's need not be ("who was making a box ?",
         # "where is a wolf coming ?"): a form of "be" or "have" is read as in a yes-no question.
         if second in BE:
-            after = 2 if first == "who" else _subject_end(words, 2)
+            # "who/what is eating ..." asks for the subject (the verb follows); "who is the girl
+            # watching ?", "where is a wolf coming ?" for something else (a subject comes first)
+            third = words[2] if len(words) > 2 else ""
+            after = 2 if third in ING or third == "not" or third == "?" else _subject_end(words, 2)
             return {"tense": BE[second], "aspect": _aspect_after(words, after), "mood": mood,
                     "negation": negation}, True
         if second in ("has", "have"):

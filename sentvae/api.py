@@ -166,7 +166,7 @@ class Model:
         n, seed, batch_size, component, category = o.n, o.seed, o.batch_size, o.component, o.category
         decode_config(**decoding)                # checked now, not after the first batch
         asked = request(label, self.labels, self.source)
-        check_strength(o.label_strength, asked)
+        check_strength(o.label_strength, asked, self.labels, self.source)
         prior, where = self.net.prior, {}
         if category is not None:
             count = getattr(prior, "categories", None)
@@ -239,7 +239,7 @@ class Model:
         o = GenerationConfig(posterior=posterior, seed=seed, label_strength=label_strength)   # before decode_seed
         decode_config(**{**decoding, "seed": seed if decode_seed is None else decode_seed})
         asked = request(label, self.labels, self.source)
-        check_strength(o.label_strength, asked)
+        check_strength(o.label_strength, asked, self.labels, self.source)
         q, log_qc = infer_texts(self.net, self.tokenizer, _texts(texts), device=self.device, stats=stats)
         z = code_of(q, o.posterior, o.seed, first, self.device)
         if log_qc is None:

@@ -184,7 +184,7 @@ def _param_rows(posterior, labels=None) -> list[dict]:
 def _check_labels(model, label, strength: float = 1.0) -> None:
     """--label (and --label-strength) checked against the model now, before any input is read."""
     from sentvae.label_codes import check_strength, request
-    check_strength(strength, request(label, model.labels, model.source))
+    check_strength(strength, request(label, model.labels, model.source), model.labels, model.source)
 
 
 @with_options(DecodeConfig)

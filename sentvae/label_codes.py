@@ -66,8 +66,11 @@ def from_classifier(vocab: LabelVocab, asked: dict[str, int], log_probs: list[to
     return torch.stack(cols, dim=1)
 
 
-def check_strength(strength: float, asked: dict[str, int]) -> None:
+def check_strength(strength: float, asked: dict[str, int], vocab: LabelVocab | None, source: str = "the model") -> None:
     """--label-strength moves the attributes --label sets: without one it has nothing to move."""
+    if strength != 1.0 and vocab is None:
+        raise SentvaeError(f"--label-strength: {source} has no labels (train it with --label-field, "
+                           "--label-first-token or PATH@NAME=VALUE data)")
     if strength != 1.0 and not asked:
         raise SentvaeError("--label-strength: give --label NAME=VALUE (the attributes it moves)")
 
@@ -83,6 +86,8 @@ def pushed(vocab: LabelVocab, asked: dict[str, int], own: torch.Tensor, strength
     above 1, past the asked value, away from the reference. The other attributes keep `own`'s
     values. S = 1 is the asked value itself. The rows are not probabilities above 1 (a negative
     weight): LabelCode reads them as weights on the value embeddings."""
+    if reference not in ("own", "prior"):
+        raise ValueError(f"pushed: reference must be 'own' or 'prior', not {reference!r}")
     out = []
     for a, attr in enumerate(vocab.attributes):
         size = len(vocab.values[attr])

@@ -83,6 +83,9 @@ def test_rule_judge_disagrees_only_where_the_words_do_not_decide():
     ("where is a wolf coming ?", ("present", "progressive", "wh-question", "no")),
     ("what has the old dog seen ?", ("present", "perfect", "wh-question", "no")),
     ("where were the dogs ?", ("past", "simple", "wh-question", "no")),
+    ("who is the girl watching ?", ("present", "progressive", "wh-question", "no")),
+    ("what is eating the dog ?", ("present", "progressive", "wh-question", "no")),
+    ("who was not happy ?", ("past", "simple", "wh-question", "yes")),
     ("there were two dogs in the park .", ("past", "simple", "statement", "no")),
     # a coordination: the first clause's tense, negated if either clause is
     ("tom sleeps but the dog did not bark .", ("present", "simple", "statement", "yes")),

@@ -206,6 +206,10 @@ def test_label_strength_moves_the_set_labels_embedding_along_the_line_from_the_r
                                   atol=1e-6), S
         assert torch.allclose(model.condition(z, pushed(vocab, asked, own, 1.0)),
                               model.condition(z, from_classifier(vocab, asked, log_qc)), atol=1e-6)
+        # sample's path: at S = 1 from the prior's average, exactly the asked value (index decoding)
+        drawn = torch.tensor([[0, 2], [1, 2], [0, 2]])                  # from_prior: the asked a1 = 2 set
+        assert torch.allclose(model.condition(z, pushed(vocab, asked, drawn, 1.0, reference="prior")),
+                              model.condition(z, drawn), atol=1e-6)
 
 
 def test_label_strength_zero_reconstructs_and_one_transfers(labelled_run, monkeypatch, capsys):
@@ -220,10 +224,16 @@ def test_label_strength_zero_reconstructs_and_one_transfers(labelled_run, monkey
         assert code == 0, err
         runs[name] = out.splitlines()
     assert runs["S0"] == runs["plain"] and runs["S1"] == runs["transfer"]
-    assert runs["S3"] != runs["transfer"] or runs["S3"] != runs["plain"]
+    assert runs["S3"] != runs["transfer"]                   # S above 1 is not clamped to the transfer
     for cmd in (["reconstruct", *sources], ["sample", "-n", "3"]):
         code, out, err = run_cli([cmd[0], "-c", ckpt, "--label-strength", "2", *cmd[1:]], monkeypatch, capsys)
         assert code == 2 and out == "" and "--label-strength" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_label_strength_on_a_model_without_labels_says_so(unlabelled_ckpt, monkeypatch, capsys):
+    for args in (["reconstruct", "a dog ."], ["sample"]):
+        code, out, err = run_cli([*args, "-c", unlabelled_ckpt, "--label-strength", "2"], monkeypatch, capsys)
+        assert code == 2 and out == "" and "--label-strength" in err and "has no labels" in err, (args, err)
 
 
 def test_sample_label_strength_one_is_the_label_and_above_it_differs(labelled_run):
