@@ -86,9 +86,9 @@ def plot(points: list[dict], released: list[dict], path: Path, chosen: dict | No
         mine = sorted((p for p in points if p["model"] == name), key=lambda p: p["strength"])
         color = f"C{i}"
         ax.plot([p["acc"] for p in mine], [p["bleu"] for p in mine], "o-", color=color, label=f"sentvae {name}")
-        for p in mine:
+        for k, p in enumerate(mine):         # labels alternately below and above: neighbours crowd
             ax.annotate(f"S={p['strength']:g}", (p["acc"], p["bleu"]), textcoords="offset points",
-                        xytext=(4, -10), fontsize=7, color=color)
+                        xytext=(4, -10 if k % 2 == 0 else 5), fontsize=7, color=color)
     if chosen is not None:
         ax.scatter([chosen["acc"]], [chosen["bleu"]], marker="*", s=220, facecolor="none", edgecolor="k", zorder=4,
                    label=f"chosen on validation: {chosen['model']} S={chosen['strength']:g}")
