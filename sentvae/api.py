@@ -246,7 +246,7 @@ class Model:
             c = None
         elif o.label_strength != 1.0:
             own = from_classifier(self.labels, {}, log_qc)
-            c = [p.to(self.device) for p in pushed(self.labels, asked, own, o.label_strength)]
+            c = pushed(self.labels, asked, own, o.label_strength)          # _decode moves it to the device
         else:
             c = from_classifier(self.labels, asked, log_qc)
         return self._decode(z, c, **{**decoding, "seed": seed if decode_seed is None else decode_seed})

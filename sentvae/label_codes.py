@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from sentvae.errors import SentvaeError
 from sentvae.label_vocab import LabelVocab, parse_label
+from sentvae.labelled import one_hot
 
 
 def request(label, vocab: LabelVocab | None, source: str = "the model") -> dict[str, int]:
@@ -89,9 +90,9 @@ def pushed(vocab: LabelVocab, asked: dict[str, int], own: torch.Tensor, strength
     if reference not in ("own", "prior"):
         raise ValueError(f"pushed: reference must be 'own' or 'prior', not {reference!r}")
     out = []
-    for a, attr in enumerate(vocab.attributes):
-        size = len(vocab.values[attr])
-        row = F.one_hot(own[:, a], size).float()                             # (N, V_a)
+    rows = one_hot(own, [len(vocab.values[attr]) for attr in vocab.attributes])   # A x (N, V_a)
+    for attr, row in zip(vocab.attributes, rows):
+        size = row.size(1)
         if attr in asked:
             ref = torch.full_like(row, 1.0 / size) if reference == "prior" else row
             target = torch.zeros_like(row)
