@@ -137,10 +137,10 @@ class Model:
         if self.labels is not None:
             gen = torch.Generator().manual_seed(decoding.get("seed", 0))
             if code_labels is None:
-                c = from_prior(self.labels, asked, z.size(0), gen)
+                c = from_prior(self.labels, self.net.label_prior, asked, z.size(0), gen)
             else:
                 rows = [row if isinstance(row, tuple) else (f"code {i + 1}", row) for i, row in enumerate(code_labels)]
-                c = from_rows(self.labels, asked, rows, gen)
+                c = from_rows(self.labels, self.net.label_prior, asked, rows, gen)
         return self._decode(z, c, **decoding)
 
     def _decode(self, z, c, **decoding) -> list[str]:
@@ -189,9 +189,9 @@ class Model:
             with torch.inference_mode():
                 z = prior.sample(count, gen, **where).to(self.device)
             # after z, from the same stream: the same z whatever labels are asked for
-            c = None if self.labels is None else from_prior(self.labels, asked, count, gen)
+            c = None if self.labels is None else from_prior(self.labels, self.net.label_prior, asked, count, gen)
             if c is not None and o.label_strength != 1.0:
-                c = pushed(self.labels, asked, c, o.label_strength, reference="prior")
+                c = pushed(self.labels, asked, c, o.label_strength, reference="prior", prior=self.net.label_prior)
             # each batch its own sampling stream, reproducibly
             yield from self._decode(z, c, **{**decoding, "seed": stream_seed(seed, start)})
 

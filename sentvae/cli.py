@@ -136,7 +136,8 @@ def info(
              f"parameters   {params:,}; vocabulary {tok.vocab_size} pieces",
              "model        " + " ".join(f"{k}={_show(v)}" for k, v in summary["model"].items() if k != "labels"),
              *([f"labels       " + "; ".join(f"{a}: {' | '.join(vals)}" for a, vals in LabelVocab.from_dict(cfg.labels).values.items())
-                + f" (each value a {cfg.label_dim}-dim embedding the decoder reads beside z)"] if cfg.labels else []),
+                + f" (each value a {cfg.label_dim}-dim embedding the decoder reads beside z); p(c) {cfg.label_prior}"]
+               if cfg.labels else []),
              *([f"decoder      cnn, dilations {_show(cfg.dilations)}, kernel {cfg.kernel_size}: receptive field "
                 f"{known['receptive_field']} (each next-word prediction sees the last {known['receptive_field']} input "
                 f"tokens, and z)"]

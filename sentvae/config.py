@@ -26,6 +26,7 @@ TRAIN_ONLY = ("all", "encoder")
 OBJECTIVES = ("elbo", "iwae")
 POSTERIORS = ("gaussian", "iaf", "vmf")
 PRIORS = ("normal", "gmm", "uniform")
+LABEL_PRIORS = ("uniform", "joint")       # sentvae/label_prior.py
 LATENT_TYPES = ("gaussian", "categorical", "categorical+gaussian")
 ESTIMATORS = ("exact", "reinforce", "gumbel")
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
@@ -139,6 +140,11 @@ class ModelConfig(_Config):
                                  Domain(dict, optional=True), panel=LABELS, cli=False)
     label_dim: int = option(16, "labels: the size of each attribute's value embedding, which the decoder reads beside z",
                             SIZE, panel=LABELS)
+    label_prior: str = option("uniform", "labels: p(c), the prior over the labels: uniform (each attribute's values "
+                              "equally likely, independently; Kingma et al. 2014) or joint (the labelled training rows' "
+                              "frequency of each combination of values, add-one smoothed: the labels a sentence lacks "
+                              "and those `sample` draws keep the data's dependencies between attributes)",
+                              Choice(*LABEL_PRIORS), panel=LABELS)
 
     def __post_init__(self):
         # Shorthands and family defaults, filled in before the checks, so that a saved config says what was
@@ -160,6 +166,11 @@ class ModelConfig(_Config):
                     "each attribute needs two values or more")
             require(not self.no_latent, "label_field", "a --no-latent model has no encoder to read labels with "
                     "(q(c|x)); leave out --no-latent")
+            require(self.label_prior == "uniform" or self.labels.get("counts") is not None, "label_prior",
+                    "joint: the label vocabulary carries no counts of the training rows' labels")
+        require(self.label_prior == "uniform" or self.labels is not None, "label_prior",
+                "joint: a prior over labels, for a model trained with them (--label-field, --label-first-token or "
+                "PATH@NAME=VALUE data)")
         if self.no_latent:
             require(self.posterior == "gaussian", "posterior", "a --no-latent model has no latent to give a posterior")
             require(self.prior == "normal", "prior", "a --no-latent model has no latent to give a prior")

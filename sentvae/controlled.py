@@ -21,8 +21,8 @@ from the sentence generated with any c).
 
 What is drawn: z is the batch's own posterior sample (detached; the posterior's codes are what
 transfer decodes from, and are where p(x|z) is trained), or with --soft-codes prior z ~ p(z) as
-Hu et al. draw it (what `sample` decodes from), and c uniformly
-for every attribute, independently of the sentence's own labels (so about half the draws are
+Hu et al. draw it (what `sample` decodes from), and c from the model's p(c) (--label-prior;
+uniform: each attribute independently), whatever the sentence's own labels (so many draws are
 transfers). The soft sentences are the batch's length T; each is read up to its first argmax EOS.
 Not built: Hu et al.'s wake-sleep training of the discriminator on generated sentences (their L_u,
 with an entropy bonus): the classifier here learns from the data only (M2).
@@ -97,7 +97,7 @@ def generator_loss(model, terms, batch, cfg) -> tuple[torch.Tensor, dict]:
     z = terms.z[:, 0].detach()                                        # (B, nz) the batch's own codes
     if cfg.soft_codes == "prior":
         z = model.prior.sample(B).to(z.device, z.dtype)               # (B, nz) ~ p(z)
-    c = torch.stack([torch.randint(v, (B,), device=z.device) for v in model.conditioner.sizes], dim=1)  # (B, A) ~ p(c)
+    c = model.label_prior.sample(torch.full((B, len(model.conditioner.sizes)), -1, device=z.device))   # (B, A) ~ p(c)
     log_qc, q = judged(model, z, c, T, cfg.soft_tau)
     attr = sum(-lq.gather(1, c[:, a:a + 1]).squeeze(1) for a, lq in enumerate(log_qc))   # (B,)
     indep = -q.log_prob(z.float())                                    # (B,)

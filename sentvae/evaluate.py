@@ -39,7 +39,7 @@ from sentvae.command_config import EvalConfig
 from sentvae.config import SVI_LR
 from sentvae.corpus import Corpus, collate, make_batches
 from sentvae.kl import NeedsSamples, kl_divergence
-from sentvae.labelled import correct, given, kl_labels, label_terms
+from sentvae.labelled import correct, given, label_terms
 from sentvae.noise import BLOCK, SeededNoise, StreamNoise
 from sentvae.svi import refine_corpus
 
@@ -202,7 +202,7 @@ def evaluate(model, corpus: Corpus, iw_samples: int = 500, max_tokens: int = 200
             q, log_qc = refined.index(torch.as_tensor(idx)).to(device), None
         if labelled:
             labels = given(batch.labels, B, len(log_qc), device)
-            kl_c[torch.as_tensor(idx)] = kl_labels(log_qc, labels).double().cpu()
+            kl_c[torch.as_tensor(idx)] = model.label_prior.kl(log_qc, labels).double().cpu()
             h, k = correct(log_qc, labels)
             hits, known = hits + h.cpu(), known + k.cpu()
             conditioned += int((labels >= 0).any(dim=1).sum())

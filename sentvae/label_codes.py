@@ -3,7 +3,7 @@ the model's side).
 
 A labelled model's decoder reads (z, c). `--label NAME=VALUE` (repeatable; in Python
 label={"NAME": "VALUE"} or ["NAME=VALUE", ...]) sets attributes; the others come from
-- the prior p(c) (uniform per attribute, seeded) where there is no sentence to read them from:
+- the prior p(c) (seeded; given the asked ones: sentvae/label_prior.py) where there is no sentence to read them from:
   `sample`, and `decode` of a code that carries none;
 - q(c|x)'s most likely value where there is one: `reconstruct` (so without --label it
   reconstructs; with one it transfers: z from the sentence, c set, and --label-strength S moves the
@@ -50,14 +50,15 @@ def request(label, vocab: LabelVocab | None, source: str = "the model") -> dict[
     return out
 
 
-def from_prior(vocab: LabelVocab, asked: dict[str, int], n: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, A) value indices: the asked ones, the others drawn from p(c) (uniform) by `generator`."""
-    cols = []
-    for attr in vocab.attributes:
-        size = len(vocab.values[attr])
-        draw = torch.randint(size, (n,), generator=generator)       # drawn for every attribute: the
-        cols.append(torch.full((n,), asked[attr]) if attr in asked else draw)   # stream does not depend on asked
-    return torch.stack(cols, dim=1)
+def from_prior(vocab: LabelVocab, prior, asked: dict[str, int], n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, A) value indices: the asked ones, the others drawn from p(c_others | the asked), `prior` the
+    model's LabelPrior, by `generator`."""
+    return prior.sample(known(vocab, asked, n), generator)
+
+
+def known(vocab: LabelVocab, asked: dict[str, int], n: int) -> torch.Tensor:
+    """(n, A) the asked values, -1 for the attributes left to draw."""
+    return torch.tensor([[asked.get(attr, -1) for attr in vocab.attributes]] * n, dtype=torch.long).view(n, len(vocab))
 
 
 def from_classifier(vocab: LabelVocab, asked: dict[str, int], log_probs: list[torch.Tensor]) -> torch.Tensor:
@@ -77,24 +78,23 @@ def check_strength(strength: float, asked: dict[str, int], vocab: LabelVocab | N
 
 
 def pushed(vocab: LabelVocab, asked: dict[str, int], own: torch.Tensor, strength: float,
-           reference: str = "own") -> list[torch.Tensor]:
+           reference: str = "own", prior=None) -> list[torch.Tensor]:
     """Labels at a strength S (--label-strength): A tensors (N, V_a), weights on each attribute's
     value embeddings. An asked attribute gets r + S (e(asked) - r), the reference r being
     - "own": e(own), the value `own` (N, A) gives (reconstruct: q(c|x)'s most likely value), so
       S = 0 reconstructs, 1 transfers, and a sentence already of the asked value keeps it at any S;
-    - "prior": the average embedding under p(c) (uniform: sample), so S = 0 gives the decoder no
-      word on the attribute and 1 asks for the value;
+    - "prior": the average embedding under p(c_a) (`prior`, the model's LabelPrior: sample), so S = 0
+      gives the decoder no word on the attribute and 1 asks for the value;
     above 1, past the asked value, away from the reference. The other attributes keep `own`'s
     values. S = 1 is the asked value itself. The rows are not probabilities above 1 (a negative
     weight): LabelCode reads them as weights on the value embeddings."""
-    if reference not in ("own", "prior"):
-        raise ValueError(f"pushed: reference must be 'own' or 'prior', not {reference!r}")
+    if reference not in ("own", "prior") or (reference == "prior" and prior is None):
+        raise ValueError(f"pushed: reference must be 'own' or 'prior' (with the prior), not {reference!r}")
     out = []
     rows = one_hot(own, [len(vocab.values[attr]) for attr in vocab.attributes])   # A x (N, V_a)
-    for attr, row in zip(vocab.attributes, rows):
-        size = row.size(1)
+    for a, (attr, row) in enumerate(zip(vocab.attributes, rows)):
         if attr in asked:
-            ref = torch.full_like(row, 1.0 / size) if reference == "prior" else row
+            ref = prior.marginal(a).expand_as(row) if reference == "prior" else row
             target = torch.zeros_like(row)
             target[:, asked[attr]] = 1.0
             row = ref + strength * (target - ref)
@@ -102,10 +102,10 @@ def pushed(vocab: LabelVocab, asked: dict[str, int], own: torch.Tensor, strength
     return out
 
 
-def from_rows(vocab: LabelVocab, asked: dict[str, int], rows: list, generator: torch.Generator) -> torch.Tensor:
+def from_rows(vocab: LabelVocab, prior, asked: dict[str, int], rows: list, generator: torch.Generator) -> torch.Tensor:
     """(N, A) value indices for codes read from JSON lines, rows: (where, the line's "label" or None).
-    --label wins, then the line's own {NAME: VALUE} (as `encode` writes it), then p(c)."""
-    drawn = from_prior(vocab, asked, len(rows), generator)
+    --label wins, then the line's own {NAME: VALUE} (as `encode` writes it), then p(c | those)."""
+    drawn = known(vocab, asked, len(rows))
     for i, (where, row) in enumerate(rows):
         if row is None:
             continue
@@ -118,7 +118,7 @@ def from_rows(vocab: LabelVocab, asked: dict[str, int], rows: list, generator: t
                 raise SentvaeError(f"{where}: {e}") from None
             if attr not in asked:
                 drawn[i, vocab.attributes.index(attr)] = index
-    return drawn
+    return prior.sample(drawn, generator)
 
 
 def path(vocab: LabelVocab, asked: dict[str, int], ends: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:

@@ -3,7 +3,8 @@ exact marginalisation over the values of the labels a sentence lacks (Kingma et 
 
 A labelled model (a ModelConfig with `labels`, from the training data's LabelVocab) has A
 attributes, attribute a taking V_a values. Its generative model is p(c) p(z) p(x | z, c), with p(c)
-uniform over each attribute's values, independently; its inference model q(z|x) q(c|x), with
+uniform over each attribute's values, independently, or the training rows' joint frequencies
+(--label-prior, sentvae/label_prior.py); its inference model q(z|x) q(c|x), with
 q(c|x) = prod_a q(c_a|x) a softmax head per attribute on the encoder's summary (beside the
 posterior head). z is read from x alone, so a sentence's z can be decoded with any c: transfer.
 
@@ -23,7 +24,7 @@ posterior head). z is read from x alone, so a sentence's z can be decoded with a
   eval still sum exactly. docs/guide/labels.md compares the two.
 - From those, `LabelTerms.expected` is sum_c q(c|x) log p(x|z, c), M2's reconstruction term for
   the attributes a sentence lacks (its own labels for the rest), and `LabelTerms.marginal` is
-  log sum_c p(c) p(x|z, c) = log p(x|z) with the missing labels marginalised under the prior,
+  log sum_c p(c|own) p(x|z, c) = log p(x|z, own) with the missing labels marginalised under the prior,
   which the importance-weighted likelihood uses (sentvae/evaluate.py).
 
 What the figures bound, per sentence: -log p(x | the labels it has), all labels marginalised out
@@ -131,13 +132,14 @@ class Classified:
     """What every way of handling the labels shares: q(c|x) of the batch and its own labels."""
     log_probs: list           # A x (B, V_a): log q(c_a|x)
     labels: torch.Tensor      # (B, A) the sentences' own labels, -1 where missing
+    prior: object             # p(c), the model's LabelPrior
 
     @property
     def batch(self) -> int:
         return self.labels.size(0)
 
     def kl(self) -> torch.Tensor:
-        return kl_labels(self.log_probs, self.labels)
+        return self.prior.kl(self.log_probs, self.labels)
 
     def cross_entropy(self) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (B, A) -log q(c_a = the label | x), 0 where unlabelled, and the (B, A) labelled mask."""
@@ -167,7 +169,7 @@ class LabelTerms(Classified):
     combos: torch.Tensor      # (R, A) the assignment
     ll: torch.Tensor          # (R, S) log p(x | z_s, c)
     log_q: torch.Tensor       # (R,) log q(c's missing part | x)
-    log_p: torch.Tensor       # (R,) log p(c's missing part)
+    log_p: torch.Tensor       # (R,) log p(c's missing part | the sentence's own labels)
 
     def expected(self) -> torch.Tensor:
         """(B, S) sum over the missing labels' values of q(c|x) log p(x|z_s, c) (M2)."""
@@ -181,15 +183,6 @@ class LabelTerms(Classified):
         dense[self.rows, self.slot] = self.log_p.unsqueeze(1) + self.ll
         return torch.logsumexp(dense, dim=1)
 
-
-
-def kl_labels(log_probs: list, labels: torch.Tensor) -> torch.Tensor:
-    """(B,) KL(q(c|x) || p(c)) over the attributes each sentence lacks (0 for the others); p(c_a) = 1/V_a."""
-    out = torch.zeros(labels.size(0), device=labels.device)
-    for a, logq in enumerate(log_probs):
-        kl_a = (logq.exp() * (logq + math.log(logq.size(1)))).sum(dim=1)
-        out = out + torch.where(labels[:, a] < 0, kl_a, torch.zeros_like(kl_a))
-    return out
 
 
 def correct(log_probs: list, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,11 +207,10 @@ def label_terms(model, log_probs: list, z: torch.Tensor, inp: torch.Tensor, tgt:
                               combos.repeat_interleave(S, dim=0)).view(R, S).float()
     missing = labels[rows] < 0                                                # (R, A)
     log_q = torch.zeros(R, device=z.device)
-    log_p = torch.zeros(R, device=z.device)
     for a, logq in enumerate(log_probs):
         log_q = log_q + torch.where(missing[:, a], logq[rows, combos[:, a]], torch.zeros_like(log_q))
-        log_p = log_p - missing[:, a].float() * math.log(sizes[a])
-    return LabelTerms(log_probs, labels, rows, slot, combos, ll, log_q, log_p)
+    log_p = model.label_prior.log_conditional(rows, combos, labels)          # (R,) log p(c_missing | c_own)
+    return LabelTerms(log_probs, labels, model.label_prior, rows, slot, combos, ll, log_q, log_p)
 
 
 def relaxed_terms(model, log_probs: list, z: torch.Tensor, inp: torch.Tensor, tgt: torch.Tensor,
@@ -237,7 +229,7 @@ def relaxed_terms(model, log_probs: list, z: torch.Tensor, inp: torch.Tensor, tg
         probs.append(y.repeat_interleave(S, dim=0))                           # (B*S, V_a)
     ll = model.log_likelihood(z.reshape(B * S, -1), inp.repeat_interleave(S, dim=0),
                               tgt.repeat_interleave(S, dim=0), probs).view(B, S).float()
-    return RelaxedTerms(log_probs, labels, ll)
+    return RelaxedTerms(log_probs, labels, model.label_prior, ll)
 
 
 def given(labels: torch.Tensor | None, B: int, A: int, device) -> torch.Tensor:

@@ -117,6 +117,7 @@ def train(data=None, *, on_event=None, **options):
     from sentvae.data import bundled, read_texts
     from sentvae.corpus import load_corpus, split_corpus
     from sentvae.label_vocab import LabelVocab
+    from sentvae.label_prior import joint_counts
     from sentvae.model import latent_families, resolve_device
     from sentvae.objective import build_objective
     from sentvae.rundir import RunDir
@@ -208,6 +209,9 @@ def train(data=None, *, on_event=None, **options):
     if not resume:
         if texts is not None and len(vocab):
             model_opts["labels"] = vocab.to_dict()
+            if model_opts.get("label_prior") == "joint":      # p(c): the rows' combinations, in the checkpoint
+                model_opts["labels"]["counts"] = joint_counts(labels, [len(v) for v in vocab.values.values()],
+                                                              ", ".join(train_paths))
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_opts)
     # what training cannot do with this latent: refused before anything is read or written
     build_objective(cfg, model_cfg).check(*latent_families(model_cfg), model_cfg.labels is not None)

@@ -40,13 +40,16 @@ def _write(path, rows):
 
 # --- the exact marginalisation, against explicit enumeration
 
-def _tiny_labelled_model(sizes=(2, 3)):
+def _tiny_labelled_model(sizes=(2, 3), counts=None):
+    """counts: the joint prior's counts of each combination (C order), or None: the uniform prior."""
     from sentvae.config import ModelConfig
     from sentvae.label_vocab import LabelVocab
     from sentvae.model import build_model
     torch.manual_seed(0)
     vocab = LabelVocab({f"a{i}": [f"v{j}" for j in range(v)] for i, v in enumerate(sizes)})
-    model = build_model(ModelConfig(vocab_size=30, labels=vocab.to_dict(), label_dim=4, **TINY_MODEL))
+    labels = {**vocab.to_dict(), **({"counts": counts} if counts is not None else {})}
+    model = build_model(ModelConfig(vocab_size=30, labels=labels, label_dim=4,
+                                    label_prior="uniform" if counts is None else "joint", **TINY_MODEL))
     return model.eval(), vocab
 
 
@@ -59,10 +62,13 @@ def _batch(B=5, T=7):
     return tokens, torch.full((B,), T)
 
 
-def test_missing_labels_are_marginalised_exactly_over_every_value():
+@pytest.mark.parametrize("counts", [None, [4, 0, 1, 2, 7, 0]], ids=["uniform", "joint"])
+def test_missing_labels_are_marginalised_exactly_over_every_value(counts):
     from sentvae.labelled import label_terms
     from sentvae.noise import SeededNoise
-    model, _ = _tiny_labelled_model((2, 3))
+    model, _ = _tiny_labelled_model((2, 3), counts)
+    n = torch.tensor(counts or [0] * 6, dtype=torch.float64)
+    p = ((n + 1) / (n.sum() + 6)).view(2, 3)          # p(c): add-one smoothed counts (uniform: all equal)
     tokens, lengths = _batch()
     labels = torch.tensor([[0, 1], [-1, 2], [1, -1], [-1, -1], [-1, 0]])     # every pattern
     S = 2
@@ -75,13 +81,14 @@ def test_missing_labels_are_marginalised_exactly_over_every_value():
             own = labels[b].tolist()
             free = [a for a, v in enumerate(own) if v < 0]
             e, parts = 0.0, []
+            p_own = float(p[tuple(slice(None) if v < 0 else v for v in own)].sum())     # p(c_own)
             for values in itertools.product(*(range(model.conditioner.sizes[a]) for a in free)):
                 c = list(own)
-                log_q = log_p = 0.0
+                log_q = 0.0
                 for a, v in zip(free, values):
                     c[a] = v
                     log_q += float(log_qc[a][b, v])
-                    log_p -= math.log(model.conditioner.sizes[a])
+                log_p = math.log(float(p[tuple(c)]) / p_own)                 # log p(c_missing | c_own)
                 ll = float(model.log_likelihood(z[b, s][None], tokens[b, :-1][None], tokens[b, 1:][None],
                                                 torch.tensor([c]))[0])
                 e += math.exp(log_q) * ll
@@ -202,13 +209,13 @@ def test_label_strength_moves_the_set_labels_embedding_along_the_line_from_the_r
             assert torch.allclose(model.condition(z, pushed(vocab, asked, own, S)), want, atol=1e-6), S
             mean = e1.mean(0, keepdim=True)
             want = torch.cat([z, e0[[0, 1, 0]], (mean + S * (e1[2] - mean)).expand(3, -1)], dim=1)
-            assert torch.allclose(model.condition(z, pushed(vocab, asked, own, S, reference="prior")), want,
+            assert torch.allclose(model.condition(z, pushed(vocab, asked, own, S, reference="prior", prior=model.label_prior)), want,
                                   atol=1e-6), S
         assert torch.allclose(model.condition(z, pushed(vocab, asked, own, 1.0)),
                               model.condition(z, from_classifier(vocab, asked, log_qc)), atol=1e-6)
         # sample's path: at S = 1 from the prior's average, exactly the asked value (index decoding)
         drawn = torch.tensor([[0, 2], [1, 2], [0, 2]])                  # from_prior: the asked a1 = 2 set
-        assert torch.allclose(model.condition(z, pushed(vocab, asked, drawn, 1.0, reference="prior")),
+        assert torch.allclose(model.condition(z, pushed(vocab, asked, drawn, 1.0, reference="prior", prior=model.label_prior)),
                               model.condition(z, drawn), atol=1e-6)
 
 

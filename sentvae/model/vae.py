@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from sentvae.config import ModelConfig
 from sentvae.errors import SentvaeError
 from sentvae.kl import KLTerm, kl_divergence
+from sentvae.label_prior import LabelPrior
 from sentvae.label_vocab import LabelVocab
 from sentvae.labelled import label_terms, relaxed_terms
 from sentvae.noise import StreamNoise
@@ -86,6 +87,7 @@ class SentenceVAE(nn.Module):
         self.conditioner = conditioner or Code()
         self.classifier = classifier(encoder.out_dim) if classifier is not None else None
         self.labels = LabelVocab.from_dict(cfg.labels) if cfg.labels is not None else None   # names of c's values
+        self.label_prior = LabelPrior.from_config(cfg.labels, cfg.label_prior) if cfg.labels is not None else None  # p(c)
         self.drop = nn.Dropout(cfg.dropout)     # decoder input embeddings and outputs
         self.enc_drop = nn.Dropout(cfg.dropout if cfg.enc_dropout is None else cfg.enc_dropout)
         H, E = decoder.out_dim, cfg.emb_dim
