@@ -308,6 +308,14 @@ class TrainConfig(_Config):
     indep_weight: float = option(0.0, "labels: lambda_z, the weight of Hu et al. 2017's independence term: the same "
                                  "soft sentences' -log q(z|x) at the z they were decoded from (0: off; Hu et al.: 0.1)",
                                  Float(0.0, 1e3), panel=LABELS)
+    sleep_weight: float = option(0.0, "labels: lambda_u, the weight of Hu et al. 2017's sleep step: q(c|x)'s heads "
+                                 "also learn to read the labels back from the soft sentences the decoder writes for "
+                                 "labels drawn anew (their cross-entropy, plus --sleep-entropy times q's entropy on "
+                                 "them); the heads learn, not the encoder q(z|x) shares (0: off; Hu et al.: 0.1)",
+                                 Float(0.0, 1e3), panel=LABELS)
+    sleep_entropy: float = option(0.1, "labels: --sleep-weight: beta, the weight of q(c|x)'s entropy on the soft "
+                                  "sentences (Hu et al.'s minimum-entropy term: confident readings of generated text)",
+                                  Float(0.0, 1e3), panel=LABELS)
     soft_codes: str = option("posterior", "labels: --attr-weight/--indep-weight: the codes the soft sentences are "
                              "decoded from: posterior (the batch's own, as transfer uses them) or prior (z ~ p(z), as "
                              "Hu et al. and `sample`)", Choice("posterior", "prior"), panel=LABELS)

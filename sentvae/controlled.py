@@ -24,8 +24,12 @@ transfer decodes from, and are where p(x|z) is trained), or with --soft-codes pr
 Hu et al. draw it (what `sample` decodes from), and c from the model's p(c) (--label-prior;
 uniform: each attribute independently), whatever the sentence's own labels (so many draws are
 transfers). The soft sentences are the batch's length T; each is read up to its first argmax EOS.
-Not built: Hu et al.'s wake-sleep training of the discriminator on generated sentences (their L_u,
-with an entropy bonus): the classifier here learns from the data only (M2).
+--sleep-weight adds Hu et al.'s sleep step, L_u = -E[log q(c|x~)] + beta H(q(c|x~)) (their minimum-
+entropy term, --sleep-entropy beta): the classifier also learns from the generated sentences, with
+the labels they were generated with. Hu et al.'s discriminator is a network of its own reading
+sampled sentences; here it is q(c|x)'s heads, reading the encoder's summary of the soft sentence
+(detached: the encoder is q(z|x)'s too, and fake sentences should not move it), so only the heads
+learn from L_u.
 """
 
 import torch
@@ -40,8 +44,8 @@ from sentvae.tokenizer import BOS, EOS
 def refuse(cfg, labelled: bool) -> None:
     """One line for a model Hu et al.'s terms cannot apply to (before anything is written). A labelled
     model has a continuous z already (config.py refuses labels beside a categorical latent)."""
-    if not labelled and (cfg.attr_weight or cfg.indep_weight):
-        flag = "--attr-weight" if cfg.attr_weight else "--indep-weight"
+    if not labelled and (cfg.attr_weight or cfg.indep_weight or cfg.sleep_weight):
+        flag = "--attr-weight" if cfg.attr_weight else "--indep-weight" if cfg.indep_weight else "--sleep-weight"
         raise SentvaeError(f"{flag}: needs a labelled model (--label-field ...): the terms judge "
                            "sentences decoded with labels drawn anew")
 
@@ -79,29 +83,48 @@ def soft_decode(model, z: torch.Tensor, c: torch.Tensor, steps: int, tau: float)
     return soft, first + 1
 
 
-def judged(model, z: torch.Tensor, c: torch.Tensor, steps: int, tau: float) -> tuple[list, object]:
+def judged(model, z: torch.Tensor, c: torch.Tensor, steps: int, tau: float) -> tuple[list, object, torch.Tensor]:
     """The soft sentences decoded from (z, c), read by the classifier and the encoder with their weights
-    held constant: -> (log q(c_a | x~) per attribute, A x (B, V_a); q(z | x~), a posterior of B)."""
+    held constant: -> (log q(c_a | x~) per attribute, A x (B, V_a); q(z | x~), a posterior of B; the
+    encoder's summary of x~ (B, H), which the sleep step's heads read)."""
     soft, lengths = soft_decode(model, z, c, steps, tau)
     dummy = torch.zeros(soft.shape[:2], dtype=torch.long, device=z.device)   # the encoder embeds through `embed`
     summary = functional_call(model.encoder, frozen(model.encoder), (dummy, lengths, lambda _: soft))
     log_qc = functional_call(model.classifier, frozen(model.classifier), (summary,))
     q = functional_call(model.to_posterior, frozen(model.to_posterior), (summary,))
-    return log_qc, q
+    return log_qc, q, summary
 
 
 def generator_loss(model, terms, batch, cfg) -> tuple[torch.Tensor, dict]:
-    """lambda_c L_attr + lambda_z L_indep for one batch (means over its sentences) and their figures.
-    model: the SentenceVAE (unwrapped); terms: its forward's Terms (z: the codes decoded)."""
+    """lambda_c L_attr + lambda_z L_indep + lambda_u L_sleep for one batch (means over its sentences) and
+    their figures. model: the SentenceVAE (unwrapped); terms: its forward's Terms (z: the codes decoded)."""
     B, T = batch.tokens.size(0), batch.tokens.size(1) - 1
     z = terms.z[:, 0].detach()                                        # (B, nz) the batch's own codes
     if cfg.soft_codes == "prior":
         z = model.prior.sample(B).to(z.device, z.dtype)               # (B, nz) ~ p(z)
     c = model.label_prior.sample(torch.full((B, len(model.conditioner.sizes)), -1, device=z.device))   # (B, A) ~ p(c)
-    log_qc, q = judged(model, z, c, T, cfg.soft_tau)
-    attr = sum(-lq.gather(1, c[:, a:a + 1]).squeeze(1) for a, lq in enumerate(log_qc))   # (B,)
-    indep = -q.log_prob(z.float())                                    # (B,)
-    hits = torch.stack([lq.argmax(dim=1) == c[:, a] for a, lq in enumerate(log_qc)], dim=1)   # (B, A)
-    loss = cfg.attr_weight * attr.mean() + cfg.indep_weight * indep.mean()
-    return loss, {"attr_ce": attr.mean().detach(), "attr_acc": hits.float().mean().detach(),
-                  "indep_nll": indep.mean().detach()}
+    generator = bool(cfg.attr_weight or cfg.indep_weight)
+    with torch.set_grad_enabled(generator and torch.is_grad_enabled()):    # the sleep step alone: no generator graph
+        log_qc, q, summary = judged(model, z, c, T, cfg.soft_tau)
+    figures, loss = {}, torch.zeros((), device=z.device)
+    if generator:
+        attr = sum(-lq.gather(1, c[:, a:a + 1]).squeeze(1) for a, lq in enumerate(log_qc))   # (B,)
+        indep = -q.log_prob(z.float())                                # (B,)
+        hits = torch.stack([lq.argmax(dim=1) == c[:, a] for a, lq in enumerate(log_qc)], dim=1)   # (B, A)
+        loss = cfg.attr_weight * attr.mean() + cfg.indep_weight * indep.mean()
+        figures = {"attr_ce": attr.mean().detach(), "attr_acc": hits.float().mean().detach(),
+                   "indep_nll": indep.mean().detach()}
+    if cfg.sleep_weight:
+        more, sleep = sleep_loss(model, summary.detach(), c, cfg.sleep_entropy)
+        loss, figures = loss + cfg.sleep_weight * more, {**figures, **sleep}
+    return loss, figures
+
+
+def sleep_loss(model, summary: torch.Tensor, c: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict]:
+    """Hu et al.'s sleep step, L_u: the classifier's heads (live weights) read the encoder's summary of
+    each generated sentence (B, H), detached, and learn the labels c (B, A) it was generated with, less
+    beta times their entropy. -> (the mean over the batch, figures)."""
+    log_qc = model.classifier(summary)                                # A x (B, V_a), trainable
+    ce = sum(-lq.gather(1, c[:, a:a + 1]).squeeze(1) for a, lq in enumerate(log_qc))          # (B,)
+    entropy = sum(-(lq.exp() * lq).sum(dim=1) for lq in log_qc)                               # (B,)
+    return (ce + beta * entropy).mean(), {"sleep_ce": ce.mean().detach(), "sleep_entropy": entropy.mean().detach()}

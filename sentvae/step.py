@@ -43,7 +43,7 @@ def train_step(model, opt, batch, weight: float, cfg: TrainConfig, scaler=None, 
         terms = model(batch, dec_inp, samples=objective.samples, draw=objective.draw, svi=refiner,
                       relax=objective.relax)
     loss, figs = objective.loss(terms, weight)
-    if cfg.attr_weight or cfg.indep_weight:           # Hu et al. 2017's generator terms (labels)
+    if cfg.attr_weight or cfg.indep_weight or cfg.sleep_weight:     # Hu et al. 2017's terms (labels)
         with amp():
             more, extra = generator_loss(getattr(model, "module", model), terms, batch, cfg)
         loss, figs = loss + more, {**figs, **extra}

@@ -70,7 +70,7 @@ def test_the_judges_read_the_soft_sentence_as_the_greedy_one(arch):
     from sentvae.controlled import judged
     model = _model(arch)
     z, c = _codes(model)
-    log_qc, q = judged(model, z, c, 10, tau=1e-6)
+    log_qc, q, _ = judged(model, z, c, 10, tau=1e-6)
     tokens, lengths = _greedy_tokens(model, z, c, 10)
     q_want, log_qc_want = model.infer(tokens, lengths)
     for got, want in zip(log_qc, log_qc_want):
@@ -83,7 +83,8 @@ def test_the_terms_train_the_generator_only():
     model = _model("lstm").float().train()
     z, _ = _codes(model)
     batch = SimpleNamespace(tokens=torch.zeros(z.size(0), 9, dtype=torch.long))
-    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes="posterior")
+    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes="posterior", sleep_weight=0.0,
+                          sleep_entropy=0.1)
     loss, figures = generator_loss(model, SimpleNamespace(z=z.float().unsqueeze(1).requires_grad_()), batch, cfg)
     loss.backward()
     assert set(figures) == {"attr_ce", "attr_acc", "indep_nll"} and torch.isfinite(loss)
@@ -95,6 +96,57 @@ def test_the_terms_train_the_generator_only():
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), type(module)
 
 
+def test_the_sleep_step_trains_the_classifier_heads_only_on_the_labels_drawn():
+    """--sleep-weight alone: q(c|x)'s heads learn to read the drawn labels back from the generated
+    sentences; nothing else moves (no generator graph, the encoder's summary detached)."""
+    from torch.distributions import Categorical
+    from sentvae.controlled import generator_loss, judged, sleep_loss
+    model = _model("lstm").float().train()
+    z, _ = _codes(model)
+    batch = SimpleNamespace(tokens=torch.zeros(z.size(0), 9, dtype=torch.long))
+    cfg = SimpleNamespace(attr_weight=0.0, indep_weight=0.0, soft_tau=0.5, soft_codes="posterior", sleep_weight=2.0,
+                          sleep_entropy=0.3)
+    torch.manual_seed(7)                                  # the labels drawn from p(c): the default stream
+    loss, figures = generator_loss(model, SimpleNamespace(z=z.float().unsqueeze(1)), batch, cfg)
+    loss.backward()
+    assert set(figures) == {"sleep_ce", "sleep_entropy"}
+    for module in (model.encoder, model.to_posterior, model.decoder, model.conditioner, model.emb):
+        for name, p in module.named_parameters():
+            assert p.grad is None or float(p.grad.abs().sum()) == 0.0, f"{type(module).__name__}.{name}"
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.classifier.parameters())
+    # its value: the mean over sentences of -log q(c|x~) + beta H(q(.|x~)), summed over the attributes
+    torch.manual_seed(7)
+    c = model.label_prior.sample(torch.full((z.size(0), 2), -1))
+    with torch.no_grad():
+        _, _, summary = judged(model, z.float(), c, 8, 0.5)
+        got, _ = sleep_loss(model, summary, c, 0.3)
+        want = 0.0
+        for a, lq in enumerate(model.classifier(summary)):
+            d = Categorical(logits=lq)
+            want = want + (-d.log_prob(c[:, a]) + 0.3 * d.entropy())
+    assert float(loss.detach()) == pytest.approx(2.0 * float(want.mean()), rel=1e-5)
+    assert float(got) == pytest.approx(float(want.mean()), rel=1e-5)
+
+
+def test_the_sleep_step_beside_the_generator_terms_leaves_the_generator_as_they_train_it():
+    from sentvae.controlled import generator_loss
+    grads = {}
+    for sleep in (0.0, 2.0):
+        model = _model("lstm").float().train()
+        z, _ = _codes(model)
+        cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes="posterior",
+                              sleep_weight=sleep, sleep_entropy=0.1)
+        torch.manual_seed(7)
+        loss, _ = generator_loss(model, SimpleNamespace(z=z.float().unsqueeze(1)),
+                                 SimpleNamespace(tokens=torch.zeros(z.size(0), 9, dtype=torch.long)), cfg)
+        loss.backward()
+        grads[sleep] = ([p.grad.clone() for p in model.decoder.parameters()],
+                        [p.grad for p in model.classifier.parameters()])
+    for a, b in zip(grads[0.0][0], grads[2.0][0]):
+        torch.testing.assert_close(a, b)                    # the decoder learns from the generator's terms alone
+    assert all(g is None for g in grads[0.0][1]) and all(g is not None for g in grads[2.0][1])
+
+
 def test_prior_codes_do_not_read_the_batch():
     """--soft-codes prior: the soft sentences come from z ~ p(z), whatever the batch's codes are."""
     from sentvae.controlled import generator_loss
@@ -102,7 +154,8 @@ def test_prior_codes_do_not_read_the_batch():
     nan = torch.full((6, 1, model.cfg.latent), float("nan"))
     batch = SimpleNamespace(tokens=torch.zeros(6, 9, dtype=torch.long))
     for codes, finite in (("prior", True), ("posterior", False)):
-        cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes=codes)
+        cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes=codes, sleep_weight=0.0,
+                              sleep_entropy=0.1)
         loss, _ = generator_loss(model, SimpleNamespace(z=nan), batch, cfg)
         assert bool(torch.isfinite(loss)) == finite, codes
 
@@ -122,7 +175,8 @@ def test_the_judges_do_not_move_the_word_embeddings_they_read_with():
     with torch.no_grad():
         model.decoder.lstm.weight_ih_l0[:, :model.cfg.emb_dim].zero_()         # the word inputs' columns
     z, _ = _codes(model)
-    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes="posterior")
+    cfg = SimpleNamespace(attr_weight=0.1, indep_weight=0.1, soft_tau=0.5, soft_codes="posterior", sleep_weight=0.0,
+                          sleep_entropy=0.1)
     loss, _ = generator_loss(model, SimpleNamespace(z=z.float().unsqueeze(1)),
                              SimpleNamespace(tokens=torch.zeros(z.size(0), 9, dtype=torch.long)), cfg)
     loss.backward()
@@ -130,7 +184,7 @@ def test_the_judges_do_not_move_the_word_embeddings_they_read_with():
     assert float(model.out.weight.grad.abs().sum()) > 0          # the generator still learns
 
 
-@pytest.mark.parametrize("flag", ["--attr-weight", "--indep-weight"])
+@pytest.mark.parametrize("flag", ["--attr-weight", "--indep-weight", "--sleep-weight"])
 def test_the_terms_need_labels(flag, tmp_path, monkeypatch, capsys):
     from pathlib import Path
     data = Path(__file__).resolve().parent.parent / "data" / "train.txt"
