@@ -144,7 +144,7 @@ class ModelConfig(_Config):
                               "equally likely, independently; Kingma et al. 2014) or joint (the labelled training rows' "
                               "frequency of each combination of values, add-one smoothed: the labels a sentence lacks "
                               "and those `sample` draws keep the data's dependencies between attributes)",
-                              Choice(*LABEL_PRIORS), panel=LABELS)
+                              Choice(*LABEL_PRIORS), panel=LABELS, tags=("fine_tunable",))
 
     def __post_init__(self):
         # Shorthands and family defaults, filled in before the checks, so that a saved config says what was
@@ -316,10 +316,10 @@ class TrainConfig(_Config):
     sleep_entropy: float = option(0.1, "labels: --sleep-weight: beta, the weight of q(c|x)'s entropy on the soft "
                                   "sentences (Hu et al.'s minimum-entropy term: confident readings of generated text)",
                                   Float(0.0, 1e3), panel=LABELS)
-    soft_codes: str = option("posterior", "labels: --attr-weight/--indep-weight: the codes the soft sentences are "
+    soft_codes: str = option("posterior", "labels: --attr-weight/--indep-weight/--sleep-weight: the codes the soft sentences are "
                              "decoded from: posterior (the batch's own, as transfer uses them) or prior (z ~ p(z), as "
                              "Hu et al. and `sample`)", Choice("posterior", "prior"), panel=LABELS)
-    soft_tau: float = option(0.5, "labels: --attr-weight/--indep-weight: the temperature of the soft outputs (the next "
+    soft_tau: float = option(0.5, "labels: --attr-weight/--indep-weight/--sleep-weight: the temperature of the soft outputs (the next "
                              "input: the expected embedding under softmax(logits / tau))", Float(0.0, 100.0, lo_open=True),
                              panel=LABELS)
 

@@ -122,8 +122,9 @@ def generator_loss(model, terms, batch, cfg) -> tuple[torch.Tensor, dict]:
 
 def sleep_loss(model, summary: torch.Tensor, c: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict]:
     """Hu et al.'s sleep step, L_u: the classifier's heads (live weights) read the encoder's summary of
-    each generated sentence (B, H), detached, and learn the labels c (B, A) it was generated with, less
-    beta times their entropy. -> (the mean over the batch, figures)."""
+    each generated sentence (B, H), detached, and learn the labels c (B, A) it was generated with:
+    minimising their cross-entropy + beta x q's entropy (minimum entropy: confident readings).
+    -> (the mean over the batch, figures)."""
     log_qc = model.classifier(summary)                                # A x (B, V_a), trainable
     ce = sum(-lq.gather(1, c[:, a:a + 1]).squeeze(1) for a, lq in enumerate(log_qc))          # (B,)
     entropy = sum(-(lq.exp() * lq).sum(dim=1) for lq in log_qc)                               # (B,)

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 
 from sentvae.errors import SentvaeError
 
-# Combinations of label values above which --label-prior joint is refused (its table is one entry
-# per combination, read whole for every conditional).
-MAX_COMBINATIONS = 100_000
+# Combinations of label values above which --label-prior joint is refused: the table is one entry per
+# combination, and the label KL of a training batch of B sentences builds B x G tables (kept for backward).
+MAX_COMBINATIONS = 10_000
 
 
 def joint_counts(labels, sizes: list[int], source: str) -> list[int]:
@@ -149,13 +149,25 @@ class LabelPrior:
             return torch.where(known >= 0, known, drawn)
         u = torch.rand(n, generator=generator, dtype=torch.float64,
                        device=device if generator is None else "cpu").to(device)      # (n,)
-        G = self.log_table.numel()
-        every = torch.stack(torch.unravel_index(torch.arange(G, device=device), tuple(self.sizes)), dim=1)  # (G, A)
-        fits = ((known.unsqueeze(1) < 0) | (known.unsqueeze(1) == every.unsqueeze(0))).all(dim=2)   # (n, G)
-        p = self._flat(device).exp().unsqueeze(0) * fits                        # (n, G) unnormalised
-        cdf = p.cumsum(dim=1)
-        pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1).clamp(max=G - 1)
-        return every[pick]
+        every = self._every(device)                                               # (G, A)
+        asks, which = torch.unique(known, dim=0, return_inverse=True)             # (U, A): one CDF per request
+        fits = ((asks.unsqueeze(1) < 0) | (asks.unsqueeze(1) == every.unsqueeze(0))).all(dim=2)   # (U, G)
+        cdf = (self._flat(device).exp().unsqueeze(0) * fits).cumsum(dim=1)      # (U, G) unnormalised
+        out = torch.empty_like(known)
+        for start in range(0, n, 1024):                                          # (1024, G) at a time
+            rows = cdf[which[start:start + 1024]]
+            pick = torch.searchsorted(rows, (u[start:start + 1024] * rows[:, -1]).unsqueeze(1), right=True)
+            out[start:start + 1024] = every[pick.squeeze(1).clamp(max=every.size(0) - 1)]
+        return out
+
+    def _every(self, device) -> torch.Tensor:
+        """(G, A) every combination of values, in the table's (C) order."""
+        flat = torch.arange(self.log_table.numel(), device=device)
+        cols = []
+        for v in reversed(self.sizes):                   # the last attribute varies fastest
+            cols.append(flat % v)
+            flat = flat // v
+        return torch.stack(cols[::-1], dim=1)
 
     def describe(self) -> str:
         return ("uniform (each attribute's values equally likely, independently)" if self.kind == "uniform" else

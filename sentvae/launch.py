@@ -9,7 +9,7 @@ Options are the flags of `sentvae train` with underscores. Errors the user can f
 `sentvae.SentvaeError`; nothing is printed: progress and warnings reach `on_event(kind, info)`.
 """
 
-from dataclasses import fields
+from dataclasses import fields, replace
 import os
 from pathlib import Path
 
@@ -228,6 +228,9 @@ def train(data=None, *, on_event=None, **options):
         valid_data = load_corpus(valid_paths, tok, cfg.max_len, encoding_errors, text_field)
     else:
         train_data, valid_data = split_corpus(train_data, seed=cfg.seed)
+        if not resume and model_cfg.label_prior == "joint":    # p(c) from the rows it trains on, not the held-out
+            model_cfg = replace(model_cfg, labels={**model_cfg.labels, "counts": joint_counts(
+                train_data.labels, [len(v) for v in vocab.values.values()], ", ".join(train_paths))})
     for name, c in (("training", train_data), ("validation", valid_data)):
         c.check_coverage()
         emit("input", {"what": name, "truncated": c.n_truncated, "unk": c.n_unk,

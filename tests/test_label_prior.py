@@ -136,7 +136,7 @@ def test_joint_counts_count_fully_labelled_rows_and_refuse_what_says_nothing():
     assert counts == want
     with pytest.raises(SentvaeError, match="x.jsonl has every label"):
         joint_counts(np.array([[0, -1, 1]]), SIZES, "x.jsonl")
-    with pytest.raises(SentvaeError, match="more than 100,000"):
+    with pytest.raises(SentvaeError, match="more than 10,000"):
         joint_counts(np.zeros((1, 6), dtype=np.int64), [10] * 6, "x.jsonl")
 
 
@@ -167,7 +167,14 @@ def test_the_counts_live_in_the_checkpoint_and_sample_keeps_the_datas_dependenci
     labels = ckpt["model_config"]["labels"]
     assert ckpt["model_config"]["label_prior"] == "joint"
     values = dict(labels["attributes"])
-    full = [(values["aspect"].index(r["aspect"]), values["mood"].index(r["mood"])) for r in rows if "mood" in r]
+    # the rows trained on: without --valid, 5% (75 of 1,500) are held out, as sentvae/corpus.py's
+    # split_corpus draws them; p(c) must not count those
+    import numpy as np
+    from sentvae.corpus import split_corpus
+    held = set(np.random.default_rng([0, 7919]).permutation(len(rows))[:75].tolist())
+    assert split_corpus.__defaults__ == (0, 0.05, 1000)         # (the rule reproduced here)
+    full = [(values["aspect"].index(r["aspect"]), values["mood"].index(r["mood"]))
+            for i, r in enumerate(rows) if "mood" in r and i not in held]
     want = [sum(1 for f in full if f == (a, m)) for a in range(3) for m in range(3)]
     assert labels["counts"] == want
     model = sentvae.load(d / "run" / "best.pt")
@@ -190,3 +197,56 @@ def test_label_prior_joint_without_labels_is_refused_naming_the_flag(tmp_path, m
     assert code == 2
     assert "--label-prior" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_one_attribute_joint_prior_is_its_smoothed_class_frequencies():
+    from sentvae.label_prior import LabelPrior
+    prior = LabelPrior([3], [5, 1, 0])
+    p = torch.tensor([6.0, 2.0, 1.0]) / 9
+    assert torch.allclose(prior.marginal(0), p)
+    log_q = [torch.log_softmax(torch.tensor([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]]), dim=1)]
+    labels = torch.tensor([[-1], [2]])
+    want = (log_q[0][0].exp() * (log_q[0][0] - p.log())).sum()
+    assert torch.allclose(prior.kl(log_q, labels), torch.stack([want, torch.tensor(0.0)]), atol=1e-6)
+    drawn = prior.sample(torch.full((30_000, 1), -1), torch.Generator().manual_seed(1))[:, 0]
+    assert torch.allclose(torch.bincount(drawn, minlength=3).float() / 30_000, p, atol=0.015)
+
+
+def test_sample_strength_starts_from_the_joint_priors_marginal():
+    """sample --label-strength S: the asked attribute's reference is its marginal under the model's p(c)."""
+    from sentvae.label_codes import pushed
+    from sentvae.label_vocab import LabelVocab
+    vocab = LabelVocab({"a": ["x", "y"], "b": ["p", "q", "r"], "c": ["u", "v"]})
+    prior = _prior()
+    own = torch.tensor([[0, 1, 1], [1, 2, 0]])
+    rows = pushed(vocab, {"b": 2}, own, 0.0, reference="prior", prior=prior)
+    assert torch.allclose(rows[1], prior.marginal(1).expand(2, 3))
+    assert not torch.allclose(prior.marginal(1), torch.full((3,), 1 / 3))       # (not the uniform average)
+    assert torch.equal(rows[0], torch.tensor([[1.0, 0.0], [0.0, 1.0]]))        # the others keep their values
+
+
+def test_a_config_saved_before_the_label_prior_loads_as_uniform():
+    from sentvae.config import ModelConfig
+    from sentvae.model import build_model
+    labels = {"attributes": [["a", ["x", "y"]], ["b", ["p", "q", "r"]]]}
+    old = ModelConfig(vocab_size=30, labels=labels, emb_dim=8, hidden=8, latent=2).to_dict()
+    del old["label_prior"]
+    model = build_model(ModelConfig.from_dict(old))
+    assert model.label_prior.kind == "uniform"
+
+
+def test_init_from_counts_its_own_data_and_may_change_the_prior(joint_run, tmp_path, monkeypatch, capsys):
+    d, rows = joint_run
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps(r) + "\n" for r in rows[:300]))
+    common = ["--data", few, "--valid", few, "--label-field", "aspect", "--label-field", "mood", "--max-steps", "2",
+              "--epochs", "0", "--eval-every", "2", "--init-from", d / "run" / "best.pt", "--quiet"]
+    code, _, err = run_cli(["train", *common, "--out", tmp_path / "joint"], monkeypatch, capsys)
+    assert code == 0, err
+    counts = torch.load(tmp_path / "joint" / "best.pt", weights_only=True)["model_config"]["labels"]["counts"]
+    assert sum(counts) == sum(1 for r in rows[:300] if "mood" in r)
+    code, _, err = run_cli(["train", *common, "--label-prior", "uniform", "--out", tmp_path / "uniform"],
+                           monkeypatch, capsys)
+    assert code == 0, err
+    cfg = torch.load(tmp_path / "uniform" / "best.pt", weights_only=True)["model_config"]
+    assert cfg["label_prior"] == "uniform" and "counts" not in cfg["labels"]
