@@ -168,7 +168,3 @@ class LabelPrior:
             cols.append(flat % v)
             flat = flat // v
         return torch.stack(cols[::-1], dim=1)
-
-    def describe(self) -> str:
-        return ("uniform (each attribute's values equally likely, independently)" if self.kind == "uniform" else
-                f"joint (the training rows' frequencies of the {self.log_table.numel()} combinations, add-one smoothed)")
