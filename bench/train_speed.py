@@ -20,7 +20,6 @@ and for the transformer the speed-up of decoding with the key/value cache.
 
 import argparse
 import resource
-import sys
 import time
 from pathlib import Path
 

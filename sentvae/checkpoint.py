@@ -23,7 +23,7 @@ import torch
 
 from sentvae.atomic import write_atomically
 from sentvae.config import ModelConfig, TrainConfig
-from sentvae.errors import SentvaeError
+from sentvae.errors import SentvaeError, first_line
 from sentvae.trainstate import Position
 
 FORMAT = "sentvae"
@@ -83,7 +83,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         # what the unpickler raises on foreign bytes (a text file: KeyError), with nothing to tell
         raise SentvaeError(f"{path}: not a sentvae checkpoint (not a torch file)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError) as e:
-        raise SentvaeError(f"{path}: not a sentvae checkpoint, or truncated/corrupt ({_first_line(e)})") from None
+        raise SentvaeError(f"{path}: not a sentvae checkpoint, or truncated/corrupt ({first_line(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SentvaeError(f"{path}: not a sentvae checkpoint")
     version = ckpt.get("version")
@@ -233,11 +233,6 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:120] if text else type(e).__name__
-
-
 def load_model(path, device="cpu"):
     """-> (model in eval mode on device, tokenizer, checkpoint dict)."""
     from sentvae.model import build_model
@@ -254,5 +249,5 @@ def load_model(path, device="cpu"):
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise SentvaeError(f"{path}: weights do not match the model config "
-                           f"({str(e).splitlines()[0][:120]})") from None
+                           f"({first_line(e)})") from None
     return model.to(device).eval(), tok, ckpt

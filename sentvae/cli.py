@@ -135,7 +135,7 @@ def info(
              f"{'resumable' if summary['resumable'] else 'weights only'})",
              f"parameters   {params:,}; vocabulary {tok.vocab_size} pieces",
              "model        " + " ".join(f"{k}={_show(v)}" for k, v in summary["model"].items() if k != "labels"),
-             *([f"labels       " + "; ".join(f"{a}: {' | '.join(vals)}" for a, vals in LabelVocab.from_dict(cfg.labels).values.items())
+             *(["labels       " + "; ".join(f"{a}: {' | '.join(vals)}" for a, vals in LabelVocab.from_dict(cfg.labels).values.items())
                 + f" (each value a {cfg.label_dim}-dim embedding the decoder reads beside z); p(c) {cfg.label_prior}"
                 + (f" ({sum(n > 0 for n in cfg.labels['counts'])} of the {len(cfg.labels['counts'])} combinations "
                    "of values seen in training, add-one smoothed)" if cfg.label_prior == "joint" else "")]

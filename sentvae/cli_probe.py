@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sentvae.cli_options import DEFAULT_CKPT, AsJson, Device, EncErr, Quiet, declared_option, load
+from sentvae.cli_options import DEFAULT_CKPT, Device, EncErr, Quiet, declared_option, load
 from sentvae.command_config import ProbeConfig, check_option, given
 from sentvae.config import RunConfig, TrainConfig
 from sentvae.errors import SentvaeError

@@ -9,7 +9,7 @@ an overflow of its own: all refused here, with the line or argument named.
 import math
 import struct
 
-from sentvae.errors import SentvaeError
+from sentvae.errors import SentvaeError, first_line
 
 
 def check_code(values: list, dim: int, where: str) -> list[float]:
@@ -36,7 +36,7 @@ def check_codes(z, dim: int, name: str = "z"):
     try:
         wide = torch.as_tensor(z, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError, OverflowError) as e:
-        raise SentvaeError(f"{name}: not codes: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
+        raise SentvaeError(f"{name}: not codes: {first_line(e)}") from None
     if wide.dim() != 2 or wide.size(1) != dim:
         raise SentvaeError(f"{name}: codes must be (N, {dim}), not {tuple(wide.shape)}")
     narrow = wide.to(torch.float32)

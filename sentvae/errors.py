@@ -20,3 +20,9 @@ class TrainingInterrupted(Exception):
         super().__init__(f"interrupted at step {step}; saved {path}")
         self.step = step
         self.path = path
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's first line, cut to 120 characters: what a one-line message quotes of it."""
+    text = str(e).strip()
+    return text.splitlines()[0][:120] if text else type(e).__name__

@@ -16,8 +16,6 @@ every batch. Its Monte Carlo variance is about Var_q[z] / MEAN_SAMPLES (<= 1/256
 the posterior is the prior), under active units' threshold of 0.01.
 """
 
-import math
-
 import numpy as np
 import torch
 import torch.nn as nn

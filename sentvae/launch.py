@@ -122,7 +122,8 @@ def train(data=None, *, on_event=None, **options):
     from sentvae.objective import build_objective
     from sentvae.rundir import RunDir
     from sentvae.tokenizer import MAX_SENTENCE_BYTES, Tokenizer, train_tokenizer
-    from sentvae.trainer import refuse_contradictions, resume_configs
+    from sentvae.resume import resume_configs
+    from sentvae.trainer import refuse_contradictions
     from sentvae.trainer import train as run_training
 
     if data is not None:

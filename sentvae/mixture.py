@@ -23,7 +23,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from sentvae.kl import KL, KLTerm, NeedsSamples
 from sentvae.posteriors import Gaussian, Posterior

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from sentvae import aggressive, schedule
+from sentvae import aggressive, resume, schedule
 from sentvae import distributed as dist
 from sentvae.checkpoint import load_checkpoint, save_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
@@ -31,16 +31,6 @@ from sentvae.rundir import RunDir
 from sentvae.step import build_optimizer, schedule_weight, total_steps, train_step
 from sentvae.tokenizer import Tokenizer
 from sentvae.trainstate import Meter, Position, StopRequested, TrainResult, graceful_stop
-
-
-def resume_configs(out_dir) -> tuple[ModelConfig, dict, Tokenizer]:
-    """What a resumed run must reuse from last.pt: model config, saved train config, tokenizer."""
-    path = Path(out_dir) / "last.pt"
-    ckpt = load_checkpoint(path)
-    if "train_state" not in ckpt:
-        raise SentvaeError(f"{path}: holds no training state to resume from")
-    return (ModelConfig.from_dict(ckpt["model_config"], source=str(path)), ckpt["train_config"],
-            Tokenizer(ckpt["tokenizer"], source=str(path)))
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, tokenizer: Tokenizer, train_data: Corpus,
@@ -160,43 +150,15 @@ class Trainer:
 
     def restore(self) -> None:
         """Continue exactly from last.pt: weights, optimizer, position, schedule, RNG."""
-        path = self.out / "last.pt"
-        ckpt = load_checkpoint(path)
-        st = ckpt["train_state"]
-        if st["sentences"] != len(self.train_data):
-            raise SentvaeError(f"--resume: {path} was trained on {st['sentences']} sentences, "
-                               f"this data has {len(self.train_data)}; resume with the same --data")
-        self.load_states(path, ckpt["model"], st["optimizer"])
-        for g in self.opt.param_groups:     # a changed --weight-decay/--momentum takes effect (and
-            g["weight_decay"] = self.cfg.weight_decay   # --lr, which the schedule sets every step)
-            if "momentum" in g:
-                g["momentum"] = self.cfg.momentum
-        self.pos = self.result.position = Position(**st["position"])
+        self.pos, figures = resume.restore(self.out / "last.pt", self.raw, self.opt, self.cfg,
+                                           len(self.train_data), self.device)
+        self.result.position = self.pos
         self.saved_step = self.pos.step
-        if ckpt["info"]["valid"].get("step") == self.pos.step:    # saved by a validation: a run
-            self.last_validated = self.pos.step                     # with nothing left to do
-            self.result.last = ckpt["info"]["valid"]                # need not validate again
+        if figures:                                 # saved by a validation: a run with nothing
+            self.last_validated = self.pos.step     # left to do need not validate again
+            self.result.last = figures
         if self.lead and (self.out / "best.pt").exists():
             self.result.best = load_checkpoint(self.out / "best.pt").get("info", {}).get("valid", {})
-        try:
-            torch.set_rng_state(st["rng"])
-            if self.device.type == "cuda" and st.get("cuda_rng"):
-                torch.cuda.set_rng_state_all(st["cuda_rng"])
-        except RuntimeError as e:
-            raise SentvaeError(f"{path}: malformed checkpoint: train_state['rng'] ({_first_line(e)})") from None
-
-    def load_states(self, path, weights: dict, optimizer: dict) -> None:
-        """The weights and optimizer state of a resumed run; one line naming the file if they do
-        not fit the model its config describes."""
-        try:
-            self.raw.load_state_dict(weights)
-        except RuntimeError as e:
-            raise SentvaeError(f"{path}: weights do not match the model config ({_first_line(e)})") from None
-        try:
-            self.opt.load_state_dict(optimizer)
-        except (ValueError, KeyError, TypeError, RuntimeError) as e:
-            raise SentvaeError(f"{path}: malformed checkpoint: train_state['optimizer'] does not fit the "
-                               f"model ({_first_line(e)})") from None
 
     def reopen_schedule(self) -> str:
         """--resume of a run its schedule stopped, with options that would have let it go on
@@ -333,19 +295,10 @@ class Trainer:
         return self.pos.step >= self.settled_from and (not self.cfg.aggressive or self.pos.aggressive_done)
 
     def payload(self, with_state: bool, figures: dict) -> dict:
-        pos, raw = self.pos, self.raw
-        p = {"model_config": self.model_cfg.to_dict(), "train_config": self.cfg.to_dict(),
-             "tokenizer": self.tokenizer.proto,
-             "model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
-             "info": {"step": pos.step, "epoch": pos.epoch, "valid": figures,
-                      "best_valid_elbo": pos.best, "parameters": raw.num_parameters(),
-                      "processes": self.world,
-                      "train_sentences": len(self.train_data), "train_seconds": pos.elapsed}}
+        p = resume.contents(self.raw, self.model_cfg, self.cfg, self.tokenizer, self.pos, figures,
+                            len(self.train_data), self.world)
         if with_state:
-            p["train_state"] = {
-                "optimizer": self.opt.state_dict(), "position": vars(pos).copy(),
-                "rng": torch.get_rng_state(), "sentences": len(self.train_data),
-                "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}
+            p["train_state"] = resume.train_state(self.opt, self.pos, len(self.train_data), self.device)
         return p
 
     def validate_and_save(self, regular: bool = True) -> None:
@@ -448,7 +401,3 @@ class Trainer:
             return "time budget"
         return ""
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:120] if text else type(e).__name__

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BUNDLED, ROOT, run_cli
+from conftest import BUNDLED, run_cli
 from sentvae.errors import SentvaeError
 from sentvae.probe import DENSE, SPARSE, FeatureSet, cross_validate, draws_of, few_label, folds_of, split
 

@@ -53,6 +53,24 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, tok, corpora):
         assert torch.allclose(wa[k], wb[k], atol=1e-6), k
 
 
+def test_resuming_an_interrupted_run_with_nothing_left_to_do_validates_where_it_stopped(tmp_path, tok, corpora):
+    # last.pt saved by Ctrl-C at step 11 carries the figures of the validation at step 6: they are
+    # not step 11's, so a resume that has no step left to take must validate before it ends
+    mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
+
+    def ctrl_c_at_11(kind, info):
+        if kind == "step" and info["step"] == 11:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted):
+        train(mcfg, tiny_train_config(max_steps=12, eval_every=6), tok, *corpora, tmp_path, on_event=ctrl_c_at_11)
+    assert load_checkpoint(tmp_path / "last.pt")["info"]["valid"]["step"] == 6
+    result = train(mcfg, tiny_train_config(max_steps=11, eval_every=6), tok, *corpora, tmp_path, resume=True)
+    assert result.last["step"] == 11
+    assert [r["step"] for r in _rows(tmp_path / "metrics.jsonl", "valid")] == [6, 11]
+    assert load_checkpoint(tmp_path / "last.pt")["info"]["valid"]["step"] == 11
+
+
 def test_resume_with_other_data_is_refused(tmp_path, tok, corpora):
     from sentvae.corpus import split_corpus
     mcfg = ModelConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
