@@ -1,7 +1,8 @@
 """bench/ptb_table.py: the PTB results table (docs/results/ptb.md) pairs a VAE with its LM sentence
 by sentence, also while only some parts of a FULL=1 evaluation have finished, and reads a row that
 is no longer on this machine from what bench/ptb.sh kept of it (its per-sentence figures gzipped);
-bench/ptb.sh finds a recipe under configs/experiments/ too, and keeps its figures compressed."""
+bench/ptb.sh finds a recipe under configs/experiments/ too, and keeps its figures compressed;
+bench/gpu_rows.sh runs several rows at once on a lent GPU and brings back what each reached."""
 
 import gzip
 import json
@@ -205,3 +206,40 @@ def test_ptb_sh_finds_an_experiment_recipe_and_keeps_its_figures_gzipped(tmp_pat
     assert (kept / "time.txt").read_text().startswith("12 s training, 1 thread(s), ")
     r = subprocess.run(["bash", str(BENCH / "ptb.sh"), "no-such-row"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 2 and "no recipe configs/ptb-no-such-row.toml" in r.stderr
+
+
+def test_gpu_rows_runs_rows_side_by_side_passes_their_flags_and_brings_back_what_each_reached(tmp_path):
+    """bench/gpu_rows.sh: every row through bench/ptb.sh at once, a row's quoted flags reach its
+    `train`, and at DEADLINE a row still running is stopped while the others' figures, logs and
+    best.pt come back under OUT (a lent GPU's call is minutes: what a row reached must not be lost)."""
+    repo = tmp_path / "repo"
+    (repo / "configs").mkdir(parents=True)
+    (repo / "bench").mkdir()
+    for name in ("ptb.sh", "gpu_rows.sh", "ptb_merge.py"):
+        (repo / "bench" / name).write_text((BENCH / name).read_text())
+    for r in ("fast", "slow"):
+        (repo / "configs" / f"ptb-{r}.toml").write_text('lr = 1e-3\n')
+    (repo / ".ptb").mkdir()
+    (repo / ".ptb" / "ptb.test.txt").write_text("".join(f"sentence {i}\n" for i in range(25)))
+    (repo / ".ptb" / "ptb.train.txt").write_text("a b\n")
+    stub = tmp_path / "sentvae"
+    stub.write_text(STUB_SENTVAE.replace("cmd=$1; shift\n", 'cmd=$1; shift; all="$*"\n')
+                    .replace('    train) ', '    info) echo "{}" ;;\n    train) echo "args $all"; '
+                             'case $out in *slow*) sleep 60 ;; esac; '))
+    py = tmp_path / "python"
+    py.write_text("#!/bin/sh\necho 12 cpu\n")
+    for f in (stub, py):
+        f.chmod(0o755)
+    out = tmp_path / "out"
+    env = {**os.environ, "SENTVAE": str(stub), "PYTHON": str(py), "OUT": str(out), "DEADLINE": "4",
+           "RUNS": str(tmp_path / "runs")}
+    r = subprocess.run(["bash", "bench/gpu_rows.sh", "fast --init-from x.pt --seed 3", "slow"], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (out / "fast" / "best.pt").exists() and (out / "fast" / "train.log").exists()
+    assert "--init-from x.pt --seed 3" in (out / "fast" / "train.log").read_text()
+    kept = out / "fast" / "results"
+    assert {p.name for p in kept.glob("eval-k500-full-part*.json")} == {f"eval-k500-full-part{r}.json" for r in range(10)}
+    assert (out / "fast" / "bench.out").read_text().splitlines()[-1] == "exit 0"
+    assert (out / "slow" / "bench.out").read_text().splitlines()[-1] == "exit 124"    # stopped at DEADLINE
+    assert not (out / "slow" / "best.pt").exists()
