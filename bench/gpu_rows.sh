@@ -11,19 +11,27 @@
 #   BUDGET=S     training time per row in this call (default DEADLINE - 120, so evaluation starts)
 #   RUNS=DIR     where the runs live (default runs/gpu, ignored by git: a lent machine keeps it
 #                between calls while it stays warm, and starts bare after)
-#   PTB=DIR      the PTB files (default ../shared/data/ptb, else .ptb/: copy them there, ignored by
-#                git, for they do not travel with the working tree)
+#   the PTB files: the recipes read ../shared/data/ptb/; where that is missing (a lent machine) they
+#                are copied there from .ptb/ (ignored by git: copy them there before the call)
 #   OUT=DIR      what comes back: each row's bench/results/ptb-ROW/ (the figures bench/ptb.sh keeps),
 #                its train.log, metrics.jsonl, time.txt and best.pt (and last.pt with CHECKPOINTS=all,
 #                to resume it elsewhere), and the GPU's utilisation every 10 s (gpu-util.txt)
 # On a machine without .venv (the lent one has python3 with torch): a .venv/bin shim runs python3.
+# Exit status: 0 when every row ended or reached DEADLINE, 1 when one failed (its bench.out says why).
 set -uo pipefail
-[ $# -gt 0 ] || { echo "usage: bench/gpu_rows.sh ROW [ROW ...]   (a ROW may carry its train flags: \"ROW --flag x\")" >&2; exit 2; }
+usage='usage: bench/gpu_rows.sh ROW [ROW ...]   (a ROW may carry its train flags: "ROW --flag x")'
+[ $# -gt 0 ] || { echo "$usage" >&2; exit 2; }
+for spec in "$@"; do
+    read -r -a words <<< "$spec"
+    [ ${#words[@]} -gt 0 ] || { echo "bench/gpu_rows.sh: an empty ROW; $usage" >&2; exit 2; }
+    [ -f "configs/ptb-${words[0]}.toml" ] || [ -f "configs/experiments/ptb-${words[0]}.toml" ] \
+        || { echo "bench/gpu_rows.sh: no recipe configs/ptb-${words[0]}.toml" >&2; exit 2; }
+done
 deadline=${DEADLINE:-540}
 budget=${BUDGET:-$((deadline > 240 ? deadline - 120 : deadline / 2))}
 export RUNS=${RUNS:-runs/gpu} EVAL_MAX_TOKENS=${EVAL_MAX_TOKENS:-50000} THREADS=${THREADS:-1} FULL=1
 out=${OUT:?OUT: the folder to bring the results back in}
-if [ -z "${PTB:-}" ] && [ ! -f ../shared/data/ptb/ptb.train.txt ]; then
+if [ ! -f ../shared/data/ptb/ptb.train.txt ]; then
     [ -f .ptb/ptb.train.txt ] || { echo "bench/gpu_rows.sh: no PTB files in ../shared/data/ptb nor .ptb/" >&2; exit 2; }
     mkdir -p ../shared/data/ptb && cp .ptb/ptb.*.txt ../shared/data/ptb/   # the recipes name this path
 fi
@@ -36,6 +44,7 @@ mkdir -p "$RUNS" "$out"
 ( while sleep 10; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done \
     > "$out/gpu-util.txt" 2>&1 ) &
 watcher=$!
+trap 'kill "$watcher" 2> /dev/null' EXIT
 pids=()
 for spec in "$@"; do
     read -r -a words <<< "$spec"
@@ -44,8 +53,8 @@ for spec in "$@"; do
       echo "exit $?" >> "$RUNS/$row.out" ) &
     pids+=($!)
 done
-wait "${pids[@]}"
-kill "$watcher" 2>/dev/null
+failed=0
+for p in "${pids[@]}"; do wait "$p"; done
 for spec in "$@"; do
     read -r -a words <<< "$spec"
     row=${words[0]} run=$RUNS/ptb-${words[0]}
@@ -55,5 +64,8 @@ for spec in "$@"; do
     [ "${CHECKPOINTS:-}" = all ] && [ -f "$run/last.pt" ] && cp "$run/last.pt" "$out/$row/"
     [ -d "bench/results/ptb-$row" ] && cp -r "bench/results/ptb-$row" "$out/$row/results"
     echo "== $row: $(grep -E '^(step|done)' "$run/train.log" 2>/dev/null | tail -1)"
-    tail -n 1 "$out/$row/bench.out"
+    status=$(tail -n 1 "$out/$row/bench.out")
+    echo "$status"
+    case $status in "exit 0" | "exit 124") ;; *) failed=1 ;; esac   # 124: stopped at DEADLINE
 done
+exit $failed

@@ -28,6 +28,9 @@
 # checkpoints) to bench/results/ptb-ROW/, to be committed: what bench/ptb_table.py reads of a row
 # once its machine, and $RUNS, are gone.
 set -euo pipefail
+# SIGTERM (`timeout`, `kill -- -PGID`) waits for the command it meets to end: a trainer saving
+# last.pt, through the pipe below, is let finish before this script exits
+trap 'exit 143' TERM
 row=${1:?usage: bench/ptb.sh ROW   (ROW: a configs/ptb-ROW.toml or configs/experiments/ptb-ROW.toml)}
 cfg=configs/ptb-$row.toml
 [ -f "$cfg" ] || cfg=configs/experiments/ptb-$row.toml
@@ -40,15 +43,19 @@ python=${PYTHON:-.venv/bin/python}
 export OMP_NUM_THREADS=${THREADS:-${OMP_NUM_THREADS:-2}}
 mkdir -p "$out"
 subset=$runs/ptb.test.every10.txt
-awk 'NR % 10 == 1' "$ptb/ptb.test.txt" > "$subset"
+# files several rows share: written whole under another name, then renamed (rows run side by side)
+awk 'NR % 10 == 1' "$ptb/ptb.test.txt" > "$subset.$$" && mv -f "$subset.$$" "$subset"
 
 if [ ! -f "$out/time.txt" ]; then
     resume=()
     [ -f "$out/last.pt" ] && resume=(--resume)
     budget=()
     [ -n "${BUDGET:-}" ] && budget=(--time-budget "$BUDGET")
+    # grep and tee ignore SIGTERM and SIGINT: a signal to the whole process group (Ctrl-C, `kill --
+    # -PGID`, `timeout`) then stops the trainer alone, which saves last.pt and says so through them;
+    # were they to die first, its last lines would meet a closed pipe and end it before it saved
     "$sentvae" train --config "$cfg" --out "$out" "${resume[@]}" "${budget[@]}" "${@:2}" 2>&1 \
-        | grep --line-buffered -v '^\s*$' | tee -a "$out/train.log"
+        | (trap '' TERM INT; exec grep --line-buffered -v '^\s*$') | (trap '' TERM INT; exec tee -a "$out/train.log")
     if tail -1 "$out/train.log" | grep -q '^done (time budget)'; then
         echo "bench/ptb.sh: $row not finished (time budget); run it again to resume" >&2
         exit 0
@@ -87,7 +94,8 @@ if [ -n "${FULL:-}" ] && ! grep -q '"no_latent": true' <("$sentvae" info --json 
         [ -f "$out/eval-k500-full-part$r.json" ] && continue
         exec {claim}> "$out/eval-k500-full-part$r.lock"   # a part another call is running is skipped
         if flock -n "$claim"; then
-            awk -v r="$r" 'NR % 10 == r' "$ptb/ptb.test.txt" > "$runs/ptb.test.part$r.txt"
+            awk -v r="$r" 'NR % 10 == r' "$ptb/ptb.test.txt" > "$runs/ptb.test.part$r.txt.$$"
+            mv -f "$runs/ptb.test.part$r.txt.$$" "$runs/ptb.test.part$r.txt"
             evaluate "eval-k500-full-part$r" "$runs/ptb.test.part$r.txt" 500
         fi
         exec {claim}>&-

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from sentvae import aggressive, resume, schedule
+from sentvae import aggressive, schedule
 from sentvae import distributed as dist
 from sentvae.checkpoint import load_checkpoint, save_checkpoint
 from sentvae.config import ModelConfig, TrainConfig
@@ -27,6 +27,7 @@ from sentvae.errors import SentvaeError, TrainingInterrupted
 from sentvae.evaluate import evaluate, evaluate_elbo
 from sentvae.model import build_model
 from sentvae.objective import build_objective
+from sentvae.resume import contents as checkpoint_contents, restore as restore_run, train_state
 from sentvae.rundir import RunDir
 from sentvae.step import build_optimizer, schedule_weight, total_steps, train_step
 from sentvae.tokenizer import Tokenizer
@@ -150,7 +151,7 @@ class Trainer:
 
     def restore(self) -> None:
         """Continue exactly from last.pt: weights, optimizer, position, schedule, RNG."""
-        self.pos, figures = resume.restore(self.out / "last.pt", self.raw, self.opt, self.cfg,
+        self.pos, figures = restore_run(self.out / "last.pt", self.raw, self.opt, self.cfg,
                                            len(self.train_data), self.device)
         self.result.position = self.pos
         self.saved_step = self.pos.step
@@ -295,10 +296,10 @@ class Trainer:
         return self.pos.step >= self.settled_from and (not self.cfg.aggressive or self.pos.aggressive_done)
 
     def payload(self, with_state: bool, figures: dict) -> dict:
-        p = resume.contents(self.raw, self.model_cfg, self.cfg, self.tokenizer, self.pos, figures,
+        p = checkpoint_contents(self.raw, self.model_cfg, self.cfg, self.tokenizer, self.pos, figures,
                             len(self.train_data), self.world)
         if with_state:
-            p["train_state"] = resume.train_state(self.opt, self.pos, len(self.train_data), self.device)
+            p["train_state"] = train_state(self.opt, self.pos, len(self.train_data), self.device)
         return p
 
     def validate_and_save(self, regular: bool = True) -> None:

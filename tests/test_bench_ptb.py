@@ -225,14 +225,15 @@ def test_gpu_rows_runs_rows_side_by_side_passes_their_flags_and_brings_back_what
     stub = tmp_path / "sentvae"
     stub.write_text(STUB_SENTVAE.replace("cmd=$1; shift\n", 'cmd=$1; shift; all="$*"\n')
                     .replace('    train) ', '    info) echo "{}" ;;\n    train) echo "args $all"; '
-                             'case $out in *slow*) sleep 60 ;; esac; '))
+                             'case $out in *slow*) trap \'sleep 1; touch "$out/last.pt"; echo "stopped: saved last.pt"; '
+                             'exit 130\' TERM; sleep 60 & wait $! ;; esac; '))
     py = tmp_path / "python"
     py.write_text("#!/bin/sh\necho 12 cpu\n")
     for f in (stub, py):
         f.chmod(0o755)
     out = tmp_path / "out"
-    env = {**os.environ, "SENTVAE": str(stub), "PYTHON": str(py), "OUT": str(out), "DEADLINE": "4",
-           "RUNS": str(tmp_path / "runs")}
+    env = {**os.environ, "SENTVAE": str(stub), "PYTHON": str(py), "OUT": str(out), "DEADLINE": "8",
+           "RUNS": str(tmp_path / "runs"), "CHECKPOINTS": "all"}
     r = subprocess.run(["bash", "bench/gpu_rows.sh", "fast --init-from x.pt --seed 3", "slow"], cwd=repo, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -243,3 +244,14 @@ def test_gpu_rows_runs_rows_side_by_side_passes_their_flags_and_brings_back_what
     assert (out / "fast" / "bench.out").read_text().splitlines()[-1] == "exit 0"
     assert (out / "slow" / "bench.out").read_text().splitlines()[-1] == "exit 124"    # stopped at DEADLINE
     assert not (out / "slow" / "best.pt").exists()
+    # the trainer alone was stopped: it saved last.pt, and said so into train.log, before anything was copied
+    assert (out / "slow" / "last.pt").exists()
+    assert "stopped: saved last.pt" in (out / "slow" / "train.log").read_text()
+    # a row without a recipe: refused before anything runs; a row that fails: the exit status says so
+    r = subprocess.run(["bash", "bench/gpu_rows.sh", "fast", "no-such-row"], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no recipe configs/ptb-no-such-row.toml" in r.stderr
+    (repo / "configs" / "ptb-broken.toml").write_text('lr = 1e-3\n')
+    stub.write_text(stub.read_text().replace("    train) ", '    train) case $out in *broken*) exit 1 ;; esac; '))
+    r = subprocess.run(["bash", "bench/gpu_rows.sh", "broken"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "exit 1" in r.stdout
