@@ -132,6 +132,12 @@ def main(argv=None) -> int:
         models = [m.split("=", 1) for m in args.models]
         if any(len(m) != 2 or not m[0] for m in models):
             raise SentvaeError("models: give NAME=CKPT")
+        loaded = []                 # every model checked before anything is scored: a wrong one costs nothing
+        for name, ckpt in models:
+            model = sentvae.load(ckpt, device="cpu")
+            if model.labels is None or "sentiment" not in model.labels.attributes:
+                raise SentvaeError(f"{ckpt}: not a model with a 'sentiment' label")
+            loaded.append((name, ckpt, model))
         sources, targets, refs = yelp_transfer.test_set(args.yelp)
         vsources, vtargets = valid_set(args.yelp)
         judge = (Judge.load(args.judge) if args.judge.exists()
@@ -145,10 +151,7 @@ def main(argv=None) -> int:
             released.append(yelp_transfer.score(f"{name} [{suffix}]", outs, sources, targets, refs, judge, lm))
         args.out.mkdir(parents=True, exist_ok=True)
         points = []
-        for name, ckpt in models:
-            model = sentvae.load(ckpt, device="cpu")
-            if model.labels is None or "sentiment" not in model.labels.attributes:
-                raise SentvaeError(f"{ckpt}: not a model with a 'sentiment' label")
+        for name, ckpt, model in loaded:
             for s in strengths:
                 t = time.time()
                 outs = transfers(model, sources, targets, s)

@@ -150,3 +150,16 @@ def test_tradeoff_sweeps_the_transfer_strength_of_a_labelled_model(yelp, tmp_pat
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     code = yelp_tradeoff.main(["tiny", "--yelp", str(yelp), "--judge", str(tmp_path / "j.npz"), "--out", str(out)])
     assert code == 2 and "NAME=CKPT" in capsys.readouterr().err
+
+
+def test_tradeoff_refuses_a_model_without_the_sentiment_label_before_scoring_anything(yelp, tmp_path, capsys):
+    import sentvae
+    import yelp_tradeoff
+    run = tmp_path / "plain"
+    sentvae.train(data=[f"{yelp}/train.0"], valid=[f"{yelp}/valid.0"], out=str(run), model_type="word",
+                  vocab_size=100, emb_dim=16, hidden=16, latent=4, epochs=0, max_steps=3, eval_every=3)
+    judge = tmp_path / "j.npz"
+    code = yelp_tradeoff.main([f"plain={run / 'best.pt'}", "--yelp", str(yelp), "--judge", str(judge),
+                               "--out", str(tmp_path / "out")])
+    assert code == 2 and "not a model with a 'sentiment' label" in capsys.readouterr().err
+    assert not judge.exists()            # refused before the judge was trained or any system scored
