@@ -118,16 +118,21 @@ class Model:
         return self.infer(texts, max_len, stats)[1]
 
     # --- codes -> sentences
-    def decode(self, z, label=None, code_labels: list | None = None, **decoding) -> list[str]:
+    def decode(self, z, label=None, code_labels: list | None = None, label_strength: float = 1.0,
+               **decoding) -> list[str]:
         """Sentences from codes z (N, latent) (a tensor or nested lists), or from a posterior (its
         means). A labelled model decodes with `label` ({NAME: VALUE} or ["NAME=VALUE"]), else each
         code's own labels if given (code_labels: per code, a {NAME: VALUE} dict as `encode` writes
         it, or None; or (where, dict) pairs, where naming the code in messages), else labels drawn
-        from p(c), seeded by `seed`."""
+        from p(c), seeded by `seed`. label_strength S moves the set labels' embeddings S times the
+        way to the asked value from the code's own (so `encode | decode` = `reconstruct` at any S),
+        or from the average under p(c) for a code without labels (as `sample`)."""
         import torch
         from sentvae.codes import check_codes
-        from sentvae.label_codes import from_prior, from_rows, request
+        from sentvae.label_codes import check_strength, from_prior, from_rows, pushed, request
+        strength = GenerationConfig(label_strength=label_strength).label_strength
         asked = request(label, self.labels, self.source)
+        check_strength(strength, asked, self.labels, self.source)
         if hasattr(z, "mean") and hasattr(z, "rsample"):          # a posterior from encode()
             z = z.mean()
         z = check_codes(z, self.latent).to(self.device)     # finite float32 values, (N, latent)
@@ -136,11 +141,17 @@ class Model:
         c = None
         if self.labels is not None:
             gen = torch.Generator().manual_seed(decoding.get("seed", 0))
+            prior = self.net.label_prior
             if code_labels is None:
-                c = from_prior(self.labels, self.net.label_prior, asked, z.size(0), gen)
+                c = from_prior(self.labels, prior, asked, z.size(0), gen)
+                if strength != 1.0:
+                    c = pushed(self.labels, asked, c, strength, reference="prior", prior=prior)
             else:
                 rows = [row if isinstance(row, tuple) else (f"code {i + 1}", row) for i, row in enumerate(code_labels)]
-                c = from_rows(self.labels, self.net.label_prior, asked, rows, gen)
+                if strength != 1.0:         # from the code's own labels, as reconstruct from q(c|x)'s
+                    c = pushed(self.labels, asked, from_rows(self.labels, prior, {}, rows, gen), strength)
+                else:
+                    c = from_rows(self.labels, prior, asked, rows, gen)
         return self._decode(z, c, **decoding)
 
     def _decode(self, z, c, **decoding) -> list[str]:

@@ -193,22 +193,25 @@ def decode(
     checkpoint: Checkpoint = DEFAULT_CKPT,
     seed: Seed = None, batch_size: BatchSize = None, device: Device = None, as_json: AsJson = False,
     label: Label = None,
+    label_strength: declared_option(GenerationConfig, "label_strength") = None,
     **decoding,
 ):
     """Sentences from JSON lines with "z" (or "mu"), e.g. from `sentvae encode`; one per line. A
     labelled model decodes with --label, else the line's own "label" (as `encode` writes it), else
-    labels drawn from p(c)."""
+    labels drawn from p(c); --label-strength moves a set label from the line's own value, as
+    `reconstruct`'s does from the sentence's."""
     from sentvae.streams import Held, batches, code_source
 
-    o = given(GenerationConfig, seed=seed, batch_size=batch_size)
+    o = given(GenerationConfig, seed=seed, batch_size=batch_size, label_strength=label_strength)
     opts = _decoding(decoding)
     model = load(checkpoint, device)
-    _check_labels(model, label)
+    _check_labels(model, label, o.label_strength)
     held = Held()
     codes = code_source(input_file, model.latent, labels=model.labels is not None)
     for i, chunk in enumerate(batches(codes, o.batch_size)):
         outs = _in_place(chunk, lambda z: z is not None,
-                         lambda zs: _decode_codes(model, zs, label, **opts, seed=stream_seed(o.seed, i)))
+                         lambda zs: _decode_codes(model, zs, label, o.label_strength, **opts,
+                                                  seed=stream_seed(o.seed, i)))
         for out in outs:
             held.write(json.dumps({"text": out}) if as_json else out or "", out is not None)
     if not held.real:
@@ -216,11 +219,12 @@ def decode(
         raise SentvaeError(f"{name}: no code to decode (the input is empty, or blank lines and nulls only)")
 
 
-def _decode_codes(model, items: list, label, **decoding) -> list[str]:
+def _decode_codes(model, items: list, label, label_strength: float, **decoding) -> list[str]:
     """Codes from code_source (a labelled model's: (z, (where, the line's "label"))) -> sentences."""
     if model.labels is None:
-        return model.decode(items, label, **decoding)
-    return model.decode([z for z, _ in items], label, code_labels=[row for _, row in items], **decoding)
+        return model.decode(items, label, label_strength=label_strength, **decoding)
+    return model.decode([z for z, _ in items], label, code_labels=[row for _, row in items],
+                        label_strength=label_strength, **decoding)
 
 
 COMMANDS = [sample, interpolate, reconstruct, encode, decode]

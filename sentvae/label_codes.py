@@ -9,7 +9,8 @@ label={"NAME": "VALUE"} or ["NAME=VALUE", ...]) sets attributes; the others come
   reconstructs; with one it transfers: z from the sentence, c set, and --label-strength S moves the
   set attributes' embeddings S times the way from the sentence's own value: `pushed`; `sample
   --label-strength` from the average under p(c)), `encode` (it writes the
-  labels, so `encode | decode` = `reconstruct`), and the two ends of `interpolate`, whose path
+  labels, so `encode | decode` = `reconstruct`, --label-strength included: `decode` moves a set
+  attribute from the line's own value), and the two ends of `interpolate`, whose path
   moves the labels' embeddings from one end's to the other's as it moves z (a held --label stays).
 An unknown attribute or value, or --label for a model without labels: one line (exit 2).
 """

@@ -237,9 +237,34 @@ def test_label_strength_zero_reconstructs_and_one_transfers(labelled_run, monkey
         assert code == 2 and out == "" and "--label-strength" in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_encode_then_decode_at_a_label_strength_equals_reconstruct_at_it(labelled_run, tmp_path, monkeypatch, capsys):
+    """`encode | decode --label ... --label-strength S` = `reconstruct --label ... --label-strength S`:
+    decode moves a set label from the line's own value (what encode wrote), as reconstruct from q(c|x)'s."""
+    ckpt = labelled_run / "run" / "best.pt"
+    src = tmp_path / "in.txt"
+    src.write_text("".join(r["text"] + "\n" for r in _rows("valid", 20)))
+    code, enc, err = run_cli(["encode", "-i", src, "-c", ckpt], monkeypatch, capsys)
+    assert code == 0, err
+    outs = {}
+    for s in ("0", "2"):
+        asked = ["--label", "mood=yes-no", "--label-strength", s]
+        code, dec, err = run_cli(["decode", "-c", ckpt, *asked], monkeypatch, capsys, stdin=enc)
+        assert code == 0, err
+        code, rec, err = run_cli(["reconstruct", "-i", src, "-c", ckpt, *asked], monkeypatch, capsys)
+        assert code == 0, err
+        assert dec == rec
+        outs[s] = dec
+    code, plain, err = run_cli(["decode", "-c", ckpt], monkeypatch, capsys, stdin=enc)
+    assert outs["0"] == plain and outs["2"] != plain       # S = 0: the lines' own labels; S = 2 moves them
+    # refused before any input is read (this input would be refused too, for another reason)
+    code, out, err = run_cli(["decode", "-c", ckpt, "--label-strength", "2"], monkeypatch, capsys, stdin="not json\n")
+    assert code == 2 and out == "" and "give --label" in err
+
+
 def test_label_strength_on_a_model_without_labels_says_so(unlabelled_ckpt, monkeypatch, capsys):
-    for args in (["reconstruct", "a dog ."], ["sample"]):
-        code, out, err = run_cli([*args, "-c", unlabelled_ckpt, "--label-strength", "2"], monkeypatch, capsys)
+    for args in (["reconstruct", "a dog ."], ["sample"], ["decode", "-i", "-"]):
+        code, out, err = run_cli([*args, "-c", unlabelled_ckpt, "--label-strength", "2"], monkeypatch, capsys,
+                                 stdin="")            # decode: refused before its (empty) input is read
         assert code == 2 and out == "" and "--label-strength" in err and "has no labels" in err, (args, err)
 
 
