@@ -82,8 +82,8 @@ class GenerationConfig(_Config):
     # the sentence's own (q(c|x)'s reading) toward the asked value, past it above 1. The BLEU /
     # accuracy trade-off of one model is traced by it (docs/results/yelp.md).
     label_strength: float = option(1.0, "--label: move the set attributes' label codes S times the way to the asked "
-                                   "value from the sentence's own (reconstruct: 0 reconstructs, 1 transfers) or from "
-                                   "their average under p(c) (sample); above 1, past it",
+                                   "value from the sentence's own (reconstruct: 0 reconstructs, 1 transfers; decode: the line's "
+                                   "own) or from their average under p(c) (sample); above 1, past it",
                                    Float(0.0, 100.0), panel=LABELS, metavar="S")
 
 
