@@ -60,6 +60,16 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
          "lstm-vae-adamw1", "lstm", False),
         ("LSTM-VAE, the same, then SGD from lr 0.5 with 4 decays (--init-from; training: this stage's, on top of "
          "stage 1's)", "lstm-vae-adamw-sgd", "lstm", False),
+        ("the 6-decay recipe with an IAF posterior (2 flow steps), free bits on the whole latent's KL",
+         "lstm-vae-iaf", "lstm", False),
+        ("the 6-decay recipe with a mixture prior (10 components, DEM-VAE's dispersion 0.8)", "lstm-vae-gmm", "lstm", False),
+        ("the 6-decay row, then the K = 5 IWAE bound (--init-from)", "lstm-vae-iwae", "lstm", False),
+        ("Bowman's recipe, vMF posterior (kappa 35)", "lstm-vae-vmf", "lstm", False),
+        ("Bowman's recipe, dilated CNN decoder, receptive field 15", "lstm-vae-cnn", "lstm", False),
+        ("the same, receptive field 31", "lstm-vae-cnn31", "lstm", False),
+        ("Bowman's recipe, a categorical latent (K = 10) alone, exact enumeration", "lstm-cat-exact", "lstm", False),
+        ("the same, Gumbel-softmax", "lstm-cat-gumbel", "lstm", False),
+        ("the same, REINFORCE with a baseline", "lstm-cat-reinforce", "lstm", False),
         ("Transformer-LM", "transformer-lm", "transformer", True),
         ("Transformer-LM, 12 epochs, cosine", "transformer-lm-cosine", "transformer", True),
         ("Transformer-VAE, AE pretraining + free bits 0.25/dim, 12 epochs, cosine", "transformer-vae-cosine",
@@ -150,6 +160,9 @@ EXTRA = {"lstm-vae-lm-init": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
          "lstm-vae-pretrain-freebits-d6": " --precision bf16",
          **{f"lstm-vae-pretrain-freebits-{k}": " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6/best.pt"
             for k in ("fb7", "elbo-lo", "elbo-hi", "enc")},
+         "lstm-vae-iwae": " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6/best.pt --precision bf16",
+         **{k: " --precision bf16" for k in ("lstm-vae-iaf", "lstm-vae-gmm", "lstm-vae-vmf", "lstm-vae-cnn",
+                                             "lstm-vae-cnn31", "lstm-cat-exact", "lstm-cat-gumbel", "lstm-cat-reinforce")},
          **{f"transformer-vae-fb3-{k}": " --init-from $RUNS/ptb-transformer-vae-fb3-cosine14/best.pt"
             for k in ("enc", "elbo")}}
 
