@@ -38,6 +38,8 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("+ AE pretraining + free bits 0.25/dim", "lstm-vae-pretrain-freebits", "lstm", False),
         ("the same, allowed 6 decays of the rate (its first 4: the row above's, resumed from a copy of its folder)",
          "lstm-vae-pretrain-freebits-d6", "lstm", False),
+        ("the 6-decay recipe run again from scratch (bf16, one thread): another draw of its plateau schedule",
+         "lstm-vae-pretrain-freebits-d6-rerun", "lstm", False),
         ("the 6-decay row, then its floor lowered to 7 nats in all (0.21875/dim), AdamW from 6.25e-5, 2 decays "
          "(--init-from; training: this stage's, on top of the 6-decay row's)", "lstm-vae-pretrain-freebits-fb7", "lstm", False),
         ("the 6-decay row, then no floor (the true ELBO), AdamW from 6.25e-5 (--init-from)",
@@ -159,6 +161,7 @@ EXTRA = {"lstm-vae-lm-init": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
          "lstm-lm-adamw-sgd": " --init-from $RUNS/ptb-lstm-lm-adamw1/best.pt",
          "lstm-vae-adamw-sgd": " --init-from $RUNS/ptb-lstm-vae-adamw1/best.pt",
          "lstm-vae-pretrain-freebits-d6": " --precision bf16",
+         "lstm-vae-pretrain-freebits-d6-rerun": " --precision bf16",
          **{f"lstm-vae-pretrain-freebits-{k}": " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6/best.pt"
             for k in ("fb7", "elbo-lo", "elbo-hi", "enc")},
          **{k: " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6/best.pt --precision bf16"
