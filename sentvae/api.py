@@ -214,16 +214,18 @@ class Model:
         return list(self.iter_sample(n, seed, batch_size, component, category, label, label_strength, **decoding))
 
     def interpolate(self, a: str, b: str, steps: int = 8, method: str = "lerp", posterior: str = "mean",
-                    seed: int = 0, label=None, **decoding) -> list[str]:
+                    seed: int = 0, label=None, label_strength: float = 1.0, **decoding) -> list[str]:
         """Sentences decoded at `steps` points from z(a) to z(b), endpoints included. A labelled
         model's labels move from q(c|a)'s most likely values to q(c|b)'s with z, but for those
-        `label` holds ({NAME: VALUE} or ["NAME=VALUE"])."""
+        `label` holds ({NAME: VALUE} or ["NAME=VALUE"]); label_strength S moves a held label's
+        embedding S times the way from the path's own mix at that point (0: as if not held)."""
         import torch
-        from sentvae.label_codes import from_classifier, path, request
+        from sentvae.label_codes import check_strength, from_classifier, path, pushed, request
         from sentvae.latent import code_of, infer_texts, lerp, slerp
-        o = GenerationConfig(steps=steps, method=method, posterior=posterior, seed=seed)
+        o = GenerationConfig(steps=steps, method=method, posterior=posterior, seed=seed, label_strength=label_strength)
         decode_config(**decoding)
         asked = request(label, self.labels, self.source)
+        check_strength(o.label_strength, asked, self.labels, self.source)
         if o.method == "slerp" and self.config.latent_type != "gaussian":
             raise SentvaeError("--method slerp: a categorical code's category part lives on the simplex, which "
                                "a great circle leaves; use lerp (it mixes the categories' embeddings)")
@@ -234,7 +236,10 @@ class Model:
         z_ab = code_of(q, o.posterior, o.seed, 0, self.device)
         t = torch.linspace(0, 1, o.steps, device=self.device)
         z = (slerp if o.method == "slerp" else lerp)(z_ab[0], z_ab[1], t)
-        c = None if log_qc is None else path(self.labels, asked, from_classifier(self.labels, {}, log_qc), t)
+        c = None
+        if log_qc is not None:   # the path of the ends' own values, then the held labels moved on it
+            c = pushed(self.labels, asked, path(self.labels, {}, from_classifier(self.labels, {}, log_qc), t),
+                       o.label_strength)
         return self._decode(z, c, **{**decoding, "seed": o.seed})
 
     def reconstruct(self, texts: list[str], posterior: str = "mean", seed: int = 0, stats: dict | None = None,
@@ -253,13 +258,8 @@ class Model:
         check_strength(o.label_strength, asked, self.labels, self.source)
         q, log_qc = infer_texts(self.net, self.tokenizer, _texts(texts), device=self.device, stats=stats)
         z = code_of(q, o.posterior, o.seed, first, self.device)
-        if log_qc is None:
-            c = None
-        elif o.label_strength != 1.0:
-            own = from_classifier(self.labels, {}, log_qc)
-            c = pushed(self.labels, asked, own, o.label_strength)          # _decode moves it to the device
-        else:
-            c = from_classifier(self.labels, asked, log_qc)
+        c = None if log_qc is None else pushed(self.labels, asked, from_classifier(self.labels, {}, log_qc),
+                                               o.label_strength)          # _decode moves it to the device
         return self._decode(z, c, **{**decoding, "seed": seed if decode_seed is None else decode_seed})
 
     # --- scores

@@ -81,19 +81,23 @@ def interpolate(
     checkpoint: Checkpoint = DEFAULT_CKPT,
     seed: Seed = None, device: Device = None, as_json: AsJson = False,
     label: Label = None,
+    label_strength: declared_option(GenerationConfig, "label_strength") = None,
     **decoding,
 ):
     """Decode points on the path from z(a) to z(b), endpoints included. A labelled model's labels
-    move from A's (q(c|x)'s most likely) to B's with z, but for those --label holds."""
+    move from A's (q(c|x)'s most likely) to B's with z, but for those --label holds
+    (--label-strength S: S times the way from the path's own mix)."""
     from sentvae.streams import emit, emit_json
 
-    o = given(GenerationConfig, steps=steps, method=method, posterior=posterior, seed=seed)
+    o = given(GenerationConfig, steps=steps, method=method, posterior=posterior, seed=seed,
+              label_strength=label_strength)
     for name, s_ in (("A", a), ("B", b)):
         if not s_.strip():
             raise SentvaeError(f"interpolate: sentence {name} is empty")
     opts = _decoding(decoding)
     model = load(checkpoint, device)
-    texts = model.interpolate(a, b, o.steps, o.method, o.posterior, o.seed, label=label, **opts)
+    texts = model.interpolate(a, b, o.steps, o.method, o.posterior, o.seed, label=label,
+                              label_strength=o.label_strength, **opts)
     for i, text in enumerate(texts):
         emit_json({"t": round(i / (o.steps - 1), 6), "text": text}) if as_json else emit(text)
 

@@ -11,7 +11,8 @@ label={"NAME": "VALUE"} or ["NAME=VALUE", ...]) sets attributes; the others come
   --label-strength` from the average under p(c)), `encode` (it writes the
   labels, so `encode | decode` = `reconstruct`, --label-strength included: `decode` moves a set
   attribute from the line's own value), and the two ends of `interpolate`, whose path
-  moves the labels' embeddings from one end's to the other's as it moves z (a held --label stays).
+  moves the labels' embeddings from one end's to the other's as it moves z (a held --label stays;
+  with --label-strength S it is moved S times the way from the path's own mix).
 An unknown attribute or value, or --label for a model without labels: one line (exit 2).
 """
 
@@ -78,11 +79,12 @@ def check_strength(strength: float, asked: dict[str, int], vocab: LabelVocab | N
         raise SentvaeError("--label-strength: give --label NAME=VALUE (the attributes it moves)")
 
 
-def pushed(vocab: LabelVocab, asked: dict[str, int], own: torch.Tensor, strength: float,
+def pushed(vocab: LabelVocab, asked: dict[str, int], own: torch.Tensor | list[torch.Tensor], strength: float,
            reference: str = "own", prior=None) -> list[torch.Tensor]:
     """Labels at a strength S (--label-strength): A tensors (N, V_a), weights on each attribute's
     value embeddings. An asked attribute gets r + S (e(asked) - r), the reference r being
-    - "own": e(own), the value `own` (N, A) gives (reconstruct: q(c|x)'s most likely value), so
+    - "own": e(own), the value `own` (N, A) gives (reconstruct: q(c|x)'s most likely value), or the
+      weights `own` holds (A rows (N, V_a): interpolate's path between its two ends' values), so
       S = 0 reconstructs, 1 transfers, and a sentence already of the asked value keeps it at any S;
     - "prior": the average embedding under p(c_a) (`prior`, the model's LabelPrior: sample), so S = 0
       gives the decoder no word on the attribute and 1 asks for the value;
@@ -92,8 +94,8 @@ def pushed(vocab: LabelVocab, asked: dict[str, int], own: torch.Tensor, strength
     if reference not in ("own", "prior") or (reference == "prior" and prior is None):
         raise ValueError(f"pushed: reference must be 'own' or 'prior' (with the prior), not {reference!r}")
     out = []
-    rows = one_hot(own, [len(vocab.values[attr]) for attr in vocab.attributes])   # A x (N, V_a)
-    for a, (attr, row) in enumerate(zip(vocab.attributes, rows)):
+    rows = own if isinstance(own, list) else one_hot(own, [len(vocab.values[attr]) for attr in vocab.attributes])
+    for a, (attr, row) in enumerate(zip(vocab.attributes, rows)):          # row: (N, V_a)
         if attr in asked:
             ref = prior.marginal(a).expand_as(row) if reference == "prior" else row
             target = torch.zeros_like(row)

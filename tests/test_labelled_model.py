@@ -287,6 +287,41 @@ def test_interpolate_holds_a_label_along_the_path(labelled_run):
     assert judge(free[0])["mood"] == "statement" and judge(free[-1])["mood"] == "wh-question", free
 
 
+def test_interpolate_label_strength_moves_the_held_label_from_the_paths_own_mix(labelled_run, monkeypatch, capsys):
+    """interpolate --label-strength S: the decoder reads m_t + S (e(asked) - m_t) for the held
+    attribute, m_t the path's own mix of the ends' values at t; S = 0 is the unheld path, 1 the held."""
+    import sentvae
+    from sentvae.label_codes import from_classifier, path
+    from sentvae.latent import infer_texts
+    ckpt = labelled_run / "run" / "best.pt"
+    model = sentvae.load(ckpt)
+    a, b = "the dog walked .", "who will see the cat ?"
+    seen = []
+    monkeypatch.setattr(model, "_decode", lambda z, c, **kw: seen.append(c) or ["x"] * z.size(0))
+    model.interpolate(a, b, steps=5, label={"mood": "yes-no"}, label_strength=2.5)
+    _, log_qc = infer_texts(model.net, model.tokenizer, [a, b], device=model.device)
+    t = torch.linspace(0, 1, 5)
+    mix = path(model.labels, {}, from_classifier(model.labels, {}, log_qc), t)
+    m = model.labels.attributes.index("mood")
+    target = torch.zeros_like(mix[m])
+    target[:, model.labels.values["mood"].index("yes-no")] = 1.0
+    for i, (got, own) in enumerate(zip(seen[0], mix)):
+        want = own + 2.5 * (target - own) if i == m else own
+        assert torch.allclose(got, want, atol=1e-6), model.labels.attributes[i]
+    assert not torch.allclose(mix[m][0], mix[m][-1])          # the ends differ in mood: a real path
+    monkeypatch.undo()
+    runs = {}
+    for name, args in (("free", []), ("held", ["--label", "mood=yes-no"]),
+                       ("S0", ["--label", "mood=yes-no", "--label-strength", "0"]),
+                       ("S1", ["--label", "mood=yes-no", "--label-strength", "1"])):
+        code, out, err = run_cli(["interpolate", "-c", ckpt, "--steps", "6", *args, a, b], monkeypatch, capsys)
+        assert code == 0, err
+        runs[name] = out
+    assert runs["S0"] == runs["free"] and runs["S1"] == runs["held"] and runs["held"] != runs["free"]
+    code, out, err = run_cli(["interpolate", "-c", ckpt, "--label-strength", "2", a, b], monkeypatch, capsys)
+    assert code == 2 and out == "" and "give --label" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_classify_writes_one_json_line_per_input_line(labelled_run, monkeypatch, capsys):
     import sentvae
     ckpt = labelled_run / "run" / "best.pt"
