@@ -255,3 +255,25 @@ def test_gpu_rows_runs_rows_side_by_side_passes_their_flags_and_brings_back_what
     stub.write_text(stub.read_text().replace("    train) ", '    train) case $out in *broken*) exit 1 ;; esac; '))
     r = subprocess.run(["bash", "bench/gpu_rows.sh", "broken"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "exit 1" in r.stdout
+
+
+def test_svi_gap_reports_the_share_of_the_gap_the_refinement_closes(tmp_path):
+    """bench/svi_gap.py: per sentence, the gap -ELBO - IW-NLL before refinement and the drop in
+    -ELBO it brings, matched by index (files in any order, gzipped or not); a sentence whose bound
+    rose is counted."""
+    import svi_gap
+    n = 40
+    gaps = [1.0 + (i % 5) * 0.5 for i in range(n)]
+    plain = [{"index": i, "elbo": 100.0 + i, "iw_nll": 100.0 + i - gaps[i]} for i in range(n)]
+    drop = [0.5 * g if i else -0.1 for i, g in enumerate(gaps)]       # half of each gap, sentence 0 rose
+    refined = [{"index": i, "elbo": 100.0 + i - drop[i], "iw_nll": 99.0 + i} for i in reversed(range(n))]
+    (tmp_path / "eval-k500.sentences.jsonl").write_text("".join(json.dumps(r) + "\n" for r in plain))
+    with gzip.open(tmp_path / "eval-svi20-k500.sentences.jsonl.gz", "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in refined))
+    (line,) = svi_gap.report(tmp_path)
+    want = sum(drop) / sum(gaps)
+    assert f"= {100 * want:.0f}% [" in line and f"gap {sum(gaps) / n:.2f};" in line, line
+    closes = float(line.split("closes ")[1].split(" ")[0])
+    assert closes == pytest.approx(sum(drop) / n, abs=0.006) and "bound rose on 1 of 40" in line, line
+    est, lo, hi = svi_gap.share(drop, gaps)
+    assert est == pytest.approx(want) and lo < want < hi
