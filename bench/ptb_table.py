@@ -67,8 +67,8 @@ ROWS = [("LSTM-LM", "lstm-lm", "lstm", True),     # (name, key, architecture, is
         ("the 6-decay recipe with an IAF posterior (2 flow steps), free bits on the whole latent's KL",
          "lstm-vae-iaf", "lstm", False),
         ("the 6-decay recipe with a mixture prior (10 components, DEM-VAE's dispersion 0.8)", "lstm-vae-gmm", "lstm", False),
-        ("the 6-decay row, then the K = 5 IWAE bound (--init-from)", "lstm-vae-iwae", "lstm", False),
-        ("the 6-decay row, then SA-VAE: 5 refinement steps, the true ELBO (--init-from)", "lstm-vae-savae", "lstm", False),
+        ("the 6-decay rerun, then the K = 5 IWAE bound (--init-from)", "lstm-vae-iwae", "lstm", False),
+        ("the 6-decay rerun, then SA-VAE: 5 refinement steps, the true ELBO (--init-from)", "lstm-vae-savae", "lstm", False),
         ("Bowman's recipe, vMF posterior (kappa 35)", "lstm-vae-vmf", "lstm", False),
         ("Bowman's recipe, dilated CNN decoder, receptive field 15", "lstm-vae-cnn", "lstm", False),
         ("the same, receptive field 31", "lstm-vae-cnn31", "lstm", False),
@@ -167,7 +167,7 @@ EXTRA = {"lstm-vae-lm-init": " --init-decoder $RUNS/ptb-lstm-lm-sgd/best.pt",
          **{f"lstm-vae-pretrain-freebits-{k}": " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6/best.pt"
             for k in ("fb7", "elbo-lo", "elbo-hi", "enc")},
          "lstm-vae-pretrain-freebits-fb7-rerun": " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6-rerun/best.pt",
-         **{k: " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6/best.pt --precision bf16"
+         **{k: " --init-from $RUNS/ptb-lstm-vae-pretrain-freebits-d6-rerun/best.pt --precision bf16"
             for k in ("lstm-vae-iwae", "lstm-vae-savae")},
          **{k: " --precision bf16" for k in ("lstm-vae-iaf", "lstm-vae-gmm", "lstm-vae-vmf", "lstm-vae-cnn",
                                              "lstm-vae-cnn31", "lstm-cat-exact", "lstm-cat-gumbel", "lstm-cat-reinforce")},
