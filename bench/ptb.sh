@@ -13,9 +13,10 @@
 #   BUDGET=SECONDS  train at most this long in this call (--time-budget); call again to go on:
 #                   an unfinished run is resumed exactly from its last.pt
 #   FULL=1          also IW-NLL with K = 500 on the whole test set, in ten resumable parts
-#                   (~12 min each at 1 CPU thread; ~2 h a VAE row in all); PARTS="r ..." does
-#                   only those parts (and skips the other evaluations): a second call beside a
-#                   FULL=1 one, e.g. PARTS="0 9 8 7 6 5 4 3 2" (a part one call runs, the other skips)
+#                   (~12 min each at 1 CPU thread; ~2 h a VAE row in all); with FULL=1,
+#                   PARTS="r ..." does only those parts (and skips the other evaluations): a second
+#                   call beside the first, e.g. FULL=1 PARTS="0 9 8 7 6 5 4 3 2" (a part one call
+#                   runs, the other skips); PARTS without FULL=1 is refused (exit 2)
 #                   PARTS=none (without FULL): train only, no evaluation: to choose between rows on
 #                   validation before any of them sees the test set
 # Writes $RUNS/ptb-ROW/: train.log, time.txt (once training has finished), and for each
@@ -32,6 +33,16 @@ set -euo pipefail
 # last.pt, through the pipe below, is let finish before this script exits
 trap 'exit 143' TERM
 row=${1:?usage: bench/ptb.sh ROW   (ROW: a configs/ptb-ROW.toml or configs/experiments/ptb-ROW.toml)}
+# PARTS names parts of the FULL=1 evaluation, or (none) no evaluation at all: alone, or none with
+# FULL=1, it would leave a call doing something else than it was asked (a silent no-op, or a part "none")
+case ${PARTS:-}/${FULL:-} in
+    none/?*) echo "bench/ptb.sh: PARTS=none trains only and FULL=1 evaluates the whole test set: give one of them" >&2; exit 2 ;;
+    none/* | /*) ;;
+    */) echo "bench/ptb.sh: PARTS=\"$PARTS\" names parts of the whole-test evaluation: give FULL=1 with it" >&2; exit 2 ;;
+    *) for r in $PARTS; do
+           case $r in [0-9]) ;; *) echo "bench/ptb.sh: PARTS: '$r' is not a part (0-9)" >&2; exit 2 ;; esac
+       done ;;
+esac
 cfg=configs/ptb-$row.toml
 [ -f "$cfg" ] || cfg=configs/experiments/ptb-$row.toml
 [ -f "$cfg" ] || { echo "bench/ptb.sh: no recipe configs/ptb-$row.toml (nor configs/experiments/ptb-$row.toml)" >&2; exit 2; }

@@ -208,6 +208,24 @@ def test_ptb_sh_finds_an_experiment_recipe_and_keeps_its_figures_gzipped(tmp_pat
     assert r.returncode == 2 and "no recipe configs/ptb-no-such-row.toml" in r.stderr
 
 
+def test_ptb_sh_refuses_parts_that_would_do_nothing_or_not_what_was_asked(tmp_path):
+    """PARTS names parts of FULL=1's whole-test evaluation: without FULL=1 a call did nothing at
+    all (and said nothing), PARTS=none with FULL=1 ran a part named "none"; each is one line, exit 2,
+    before anything trains."""
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "ptb-row.toml").write_text('lr = 1e-3\n')
+    stub = tmp_path / "sentvae"
+    stub.write_text(STUB_SENTVAE)
+    stub.chmod(0o755)
+    env = {**os.environ, "PTB": str(tmp_path / "ptb"), "RUNS": str(tmp_path / "runs"), "SENTVAE": str(stub)}
+    for extra, said in (({"PARTS": "0 9 8"}, "give FULL=1 with it"), ({"PARTS": "none", "FULL": "1"}, "give one of them"),
+                        ({"PARTS": "2 x", "FULL": "1"}, "'x' is not a part")):
+        r = subprocess.run(["bash", str(BENCH / "ptb.sh"), "row"], cwd=tmp_path, env={**env, **extra},
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r.stderr)
+        assert not (tmp_path / "runs").exists()
+
+
 def test_gpu_rows_runs_rows_side_by_side_passes_their_flags_and_brings_back_what_each_reached(tmp_path):
     """bench/gpu_rows.sh: every row through bench/ptb.sh at once, a row's quoted flags reach its
     `train`, and at DEADLINE a row still running is stopped while the others' figures, logs and
