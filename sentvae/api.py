@@ -238,7 +238,7 @@ class Model:
         z = (slerp if o.method == "slerp" else lerp)(z_ab[0], z_ab[1], t)
         c = None
         if log_qc is not None:   # the path of the ends' own values, then the held labels moved on it
-            c = pushed(self.labels, asked, path(self.labels, {}, from_classifier(self.labels, {}, log_qc), t),
+            c = pushed(self.labels, asked, path(self.labels, from_classifier(self.labels, {}, log_qc), t),
                        o.label_strength)
         return self._decode(z, c, **{**decoding, "seed": o.seed})
 

@@ -124,15 +124,13 @@ def from_rows(vocab: LabelVocab, prior, asked: dict[str, int], rows: list, gener
     return prior.sample(drawn, generator)
 
 
-def path(vocab: LabelVocab, asked: dict[str, int], ends: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:
+def path(vocab: LabelVocab, ends: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:
     """Labels along an interpolation: A probability tensors (S, V_a) moving from the value of end 0
-    to that of end 1 (ends (2, A) value indices) as t goes from 0 to 1; an asked attribute held."""
+    to that of end 1 (ends (2, A) value indices) as t goes from 0 to 1 (`pushed` then holds the
+    attributes --label asks for, at --label-strength)."""
     out = []
     for a, attr in enumerate(vocab.attributes):
         size = len(vocab.values[attr])
-        if attr in asked:
-            out.append(F.one_hot(torch.full_like(t, asked[attr], dtype=torch.long), size).float())
-            continue
         first, last = F.one_hot(ends[:, a], size).float().to(t.device)       # (V_a,) each
         out.append((1 - t).unsqueeze(1) * first + t.unsqueeze(1) * last)
     return out

@@ -301,7 +301,7 @@ def test_interpolate_label_strength_moves_the_held_label_from_the_paths_own_mix(
     model.interpolate(a, b, steps=5, label={"mood": "yes-no"}, label_strength=2.5)
     _, log_qc = infer_texts(model.net, model.tokenizer, [a, b], device=model.device)
     t = torch.linspace(0, 1, 5)
-    mix = path(model.labels, {}, from_classifier(model.labels, {}, log_qc), t)
+    mix = path(model.labels, from_classifier(model.labels, {}, log_qc), t)
     m = model.labels.attributes.index("mood")
     target = torch.zeros_like(mix[m])
     target[:, model.labels.values["mood"].index("yes-no")] = 1.0
