@@ -31,13 +31,8 @@ import torch.nn.functional as F
 
 from sentvae.errors import SentvaeError
 from sentvae.kl import KL, KLTerm, kl_divergence
-from sentvae.posteriors import Posterior
+from sentvae.posteriors import Posterior, wide
 from sentvae.priors import StandardNormal
-
-
-def _wide(t: torch.Tensor) -> torch.Tensor:
-    """Probabilities in float32 at least (bf16 logits under autocast), float64 kept."""
-    return t if t.dtype == torch.float64 else t.float()
 
 
 def gumbel(u: torch.Tensor) -> torch.Tensor:
@@ -73,7 +68,7 @@ class Categorical(Posterior):
         self.categories = self.values = self.dim        # enumerable: K values
 
     def log_probs(self) -> torch.Tensor:
-        return torch.log_softmax(_wide(self.logits), dim=-1)                    # (B, K)
+        return torch.log_softmax(wide(self.logits), dim=-1)                    # (B, K)
 
     def rsample(self, noise):
         """c ~ q by Gumbel-max (exact samples; no gradient through z, log q has one)."""

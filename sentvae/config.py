@@ -252,8 +252,9 @@ class TrainConfig(_Config):
     word_dropout: float = option(0.6, "decoder input -> UNK probability", Float(0.0, 1.0), panel=OBJECTIVE)
     free_bits: float = option(0.0, "KL floor per latent dim, nats", Float(0.0), panel=OBJECTIVE)
     free_bits_over: str = option("batch", "the floor is on each dim's batch-mean KL; on each sentence's (Li et "
-                                 "al.'s code); or, x nz, on the whole latent's batch-mean KL (any posterior and prior: "
-                                 "a flow's or a mixture's KL does not split by dimension)", Choice(*FREE_BITS_OVER),
+                                 "al.'s code); or, x the code's size (nz; K for a categorical), on the whole latent's "
+                                 "batch-mean KL (any posterior and prior: a flow's or a mixture's KL does not split by "
+                                 "dimension)", Choice(*FREE_BITS_OVER),
                                  panel=OBJECTIVE)
     beta: float = option(1.0, "final KL weight", Float(0.0), panel=OBJECTIVE)
     bow_weight: float = option(0.0, "bag-of-words loss weight (Zhao et al. 2017); adds a head on z", Float(0.0),

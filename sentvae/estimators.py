@@ -27,6 +27,8 @@ argmax of the same perturbed logits (the Gumbel-max sample, exact) is decoded be
 decoder reads each sentence twice. Validation and `sentvae eval` sum over c exactly.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -59,9 +61,20 @@ class CategoricalELBO(ELBO):
             raise SentvaeError("--bow-weight: not offered with a categorical latent")
         svi.check(cfg.svi_steps, posterior_family)              # a categorical's parameters do not refine
         self.check_kl_knobs(posterior_family, prior_family)     # free bits per dimension, dispersion
+        self.check_latent_floor(posterior_family)
         if cfg.max_tokens < self.copies * (cfg.max_len + 1):
             raise SentvaeError(f"--max-tokens: must be at least {self.copies * (cfg.max_len + 1)}, the decoder "
                                f"copies of a sentence ({self.copies}) x (--max-len + 1), so the longest sentence fits")
+
+    def check_latent_floor(self, posterior_family: type) -> None:
+        """--free-bits-over latent floors the KL at free_bits x the code's size, K for a categorical
+        alone; its KL is at most log K, so a floor at or above that leaves q(c|x) no KL gradient."""
+        cfg, K = self.cfg, self.categories
+        if cfg.free_bits > 0 and cfg.free_bits_over == "latent" and issubclass(posterior_family, Categorical) \
+                and cfg.free_bits * K >= math.log(K):
+            raise SentvaeError(f"--free-bits: {cfg.free_bits:g} x {K} categories = {cfg.free_bits * K:g} nats, at or "
+                               f"above the most a categorical over {K} values holds (log {K} = {math.log(K):.2f}): "
+                               "its KL would get no gradient")
 
     def baseline_loss(self, terms, reward: torch.Tensor) -> torch.Tensor:
         """The baseline's squared error to the reward (B, S) (a target without gradient): its own

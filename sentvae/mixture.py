@@ -83,6 +83,7 @@ class WithComponent(Posterior):
     def __init__(self, inner, logits: torch.Tensor):
         self.inner, self.logits = inner, logits          # logits (B, C)
         self.batch, self.dim = inner.batch, inner.dim
+        self.cheap_log_prob = getattr(inner, "cheap_log_prob", True)   # an IAF's: MI subsamples
         self.param_names = ("z", *inner.param_names, "components") if "z" not in inner.param_names \
             else (*inner.param_names, "components")
 

@@ -25,6 +25,12 @@ import torch.nn as nn
 LOG_2PI = math.log(2 * math.pi)
 
 
+def wide(t: torch.Tensor) -> torch.Tensor:
+    """At least float32 (bf16/fp16 under autocast widened, float64 kept): densities and small
+    updates that half precision would round away."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class Posterior:
     batch: int              # B, the sentences it holds (set by each family's constructor)
     dim: int                # nz, the size of z
@@ -48,9 +54,12 @@ class Gaussian(Posterior):
         self.batch, self.dim = mu.shape
 
     def rsample(self, noise):
-        eps = noise.normal(self.dim, dtype=self.mu.dtype)                     # (B, S, nz)
-        z = self.mu.unsqueeze(1) + torch.exp(0.5 * self.logvar).unsqueeze(1) * eps
-        log_q = (-0.5 * (self.dim * LOG_2PI + self.logvar.sum(dim=-1))).unsqueeze(1) - 0.5 * eps.pow(2).sum(dim=-1)
+        # in float32 at least: under bf16 autocast, log q summed from bf16 terms was off the density
+        # at the returned z by up to ~0.25 nats, which reaches the IWAE weights and a flow's KL
+        mu, logvar = wide(self.mu), wide(self.logvar)
+        eps = noise.normal(self.dim, dtype=mu.dtype)                          # (B, S, nz)
+        z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
+        log_q = (-0.5 * (self.dim * LOG_2PI + logvar.sum(dim=-1))).unsqueeze(1) - 0.5 * eps.pow(2).sum(dim=-1)
         return z, log_q
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:

@@ -12,9 +12,10 @@ is the SUM of the sentences' -ELBOs (their batch mean made a step of lr / B per 
 norm is clipped per sentence and per parameter tensor (theirs: over the whole batch). Rows never
 mix: the decoder reads each sentence alone.
 
-Any posterior whose parameters are tensors can be refined (`refinable`: Gaussian, IAF with its
-flow's weights held, a mixture prior's q(c|x) too); it is rebuilt from new tensors by
-`with_params`. The LM baseline's point latent has nothing to refine and is refused.
+The posteriors marked `refinable` are refined (Gaussian, IAF with its flow's weights held, a
+mixture prior's q(c|x) too); each is rebuilt from new tensors by `with_params`. The others are
+refused: the LM baseline's point latent has nothing to refine, a categorical's draws have no
+reparameterised gradient, and a vMF's mean direction would need steps on the sphere.
 
 Training (`--svi-steps`): the loss is that of the refined posterior, and its gradient flows
 through the unrolled steps (autograd with create_graph=True: exact Hessian-vector products, where
@@ -33,6 +34,7 @@ import torch
 from sentvae.errors import SentvaeError
 from sentvae.kl import kl_divergence
 from sentvae.noise import SeededNoise, StreamNoise
+from sentvae.posteriors import wide
 
 MOMENTUM = 0.5
 CLIP = 5.0                  # per sentence and per parameter tensor (the paper: per tensor, over the batch)
@@ -51,11 +53,12 @@ def refuse_labels(steps: int) -> None:
 
 
 def check(steps: int, posterior_family: type) -> None:
-    """Refuse, with one line, --svi-steps for a posterior with nothing to refine."""
+    """Refuse, with one line, --svi-steps for a posterior it does not refine."""
     if steps and not getattr(posterior_family, "refinable", False):
-        what = "the LM baseline's point latent" if posterior_family.__name__ == "Point" else \
-            f"a {posterior_family.__name__} posterior"
-        raise SentvaeError(f"--svi-steps: {what} has no parameters to refine")
+        if posterior_family.__name__ == "Point":
+            raise SentvaeError("--svi-steps: the LM baseline has no latent to refine")
+        raise SentvaeError(f"--svi-steps: refines a Gaussian or IAF posterior (under either prior), "
+                           f"not a {posterior_family.__name__} posterior")
 
 
 def neg_elbo(model, q, inp: torch.Tensor, tgt: torch.Tensor, noise, weight: float = 1.0) -> torch.Tensor:
@@ -68,11 +71,6 @@ def neg_elbo(model, q, inp: torch.Tensor, tgt: torch.Tensor, noise, weight: floa
     ll = model.log_likelihood(z.reshape(B * S, -1), inp, tgt).view(B, S).float()
     kl = kl_divergence(q, model.prior, z.float(), log_q.float()).total.float()
     return -ll.mean(dim=1) + weight * kl
-
-
-def _wide(t: torch.Tensor) -> torch.Tensor:
-    """At least float32: the steps' small updates would vanish in bf16/fp16."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def clip_rows(g: torch.Tensor, limit: float = CLIP) -> torch.Tensor:
@@ -103,7 +101,7 @@ class Refiner:
         if self.steps == 0:
             return q
         check(self.steps, type(q))
-        params = {k: _wide(v) for k, v in q.free_params().items()}        # lambda_0 (float32 under autocast)
+        params = {k: wide(v) for k, v in q.free_params().items()}        # lambda_0 (float32 under autocast)
         velocity = {k: torch.zeros_like(v) for k, v in params.items()}
         with ExitStack() as stack:
             stack.enter_context(torch.enable_grad())

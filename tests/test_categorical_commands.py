@@ -159,6 +159,8 @@ def test_combinations_it_cannot_honour_are_refused_before_anything_is_written(tm
              (dict(objective="iwae", train_samples=2, estimator="exact"), "--estimator exact: applies to a categorical"),
              (dict(**cat, free_bits=0.5), "--free-bits: needs a KL that splits by latent dimension"),
              (dict(**cat, free_bits=0.5, free_bits_over="sentence"), "--free-bits: needs a KL that splits"),
+             (dict(**cat, free_bits=0.35, free_bits_over="latent"), "--free-bits: 0.35 x 4 categories = 1.4 nats, at "
+                                                                   "or above the most a categorical over 4 values"),
              (dict(**cat, objective="iwae", train_samples=2), "--objective iwae: a categorical latent trains the ELBO"),
              (dict(**cat, bow_weight=0.5), "--bow-weight: not offered with a categorical latent"),
              (dict(**cat, train_samples=2), "--train-samples: the exact estimator sums over"),

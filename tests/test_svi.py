@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import sentvae
+from sentvae.categorical import Categorical
 from sentvae.checkpoint import load_checkpoint, load_model
 from sentvae.config import SVI_LR, ModelConfig, TrainConfig
 from sentvae.corpus import collate, subset
@@ -26,6 +27,7 @@ from sentvae.posteriors import Gaussian, Point
 from sentvae.priors import StandardNormal
 from sentvae.svi import CLIP, MOMENTUM, SEED_OFFSET, Refiner, check, neg_elbo, refine_corpus
 from sentvae.trainer import train
+from sentvae.vmf import VonMisesFisher
 from conftest import TINY_MODEL, run_cli, tiny_train_config
 
 
@@ -277,16 +279,20 @@ def test_every_family_with_tensor_parameters_is_refined(family, tok, corpora):
 
 
 def test_a_point_latent_is_refused_in_training_and_in_evaluation(tmp_path, corpus_dir, monkeypatch, capsys, v1):
-    with pytest.raises(SentvaeError, match="^--svi-steps: the LM baseline's point latent has no parameters"):
+    with pytest.raises(SentvaeError, match="^--svi-steps: the LM baseline has no latent to refine$"):
         check(3, Point)
     check(0, Point)
-    with pytest.raises(SentvaeError, match="^--svi-steps: the LM baseline's point latent"):
+    for family in (VonMisesFisher, Categorical):        # parameters, but no steps on them here: said so
+        with pytest.raises(SentvaeError, match=f"^--svi-steps: refines a Gaussian or IAF posterior .*, not a "
+                                               f"{family.__name__} posterior$"):
+            check(3, family)
+    with pytest.raises(SentvaeError, match="^--svi-steps: the LM baseline has no latent"):
         sentvae.train(data=corpus_dir / "train.txt", out=tmp_path / "r", max_steps=2, epochs=0, device="cpu",
                       no_latent=True, svi_steps=2, **TINY_MODEL)
     assert not (tmp_path / "r").exists()
     code, _, err = run_cli(["eval", "-c", v1["lm"], "--data", corpus_dir / "valid.txt",
                             "--svi-steps", "2", "--device", "cpu"], monkeypatch, capsys)
-    assert code == 2 and err.count("\n") == 1 and "--svi-steps: the LM baseline's point latent" in err, err
+    assert code == 2 and err.count("\n") == 1 and "--svi-steps: the LM baseline has no latent" in err, err
 
 
 @pytest.mark.parametrize("args,flag", [(["--svi-steps", "-1"], "--svi-steps"), (["--svi-lr", "nan"], "--svi-lr"),
