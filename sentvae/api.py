@@ -65,6 +65,13 @@ class Model:
         head = self.net.to_posterior
         return getattr(head, "param_names", None) or head.family.param_names
 
+    def check_code(self, code: list[float], where: str) -> None:
+        """One code read from outside (a list of `latent` finite numbers), against what this model's
+        conditioning takes (a categorical part: a distribution over its values); one line naming `where`."""
+        if hasattr(self.net.conditioner, "check"):
+            import torch
+            self.net.conditioner.check(torch.tensor([code]), [where])
+
     def check_svi(self, svi_steps: int) -> None:
         """Refuse (one line naming --svi-steps) a refinement this model's posterior cannot take."""
         from sentvae.svi import check, refuse_labels

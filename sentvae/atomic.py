@@ -12,8 +12,16 @@ from pathlib import Path
 
 def write_atomically(path, write) -> None:
     """Call write(f) on a binary file that becomes `path` only once it is complete. Raises
-    OSError (disk full, permissions); the previous `path`, if any, is then unchanged."""
+    OSError (disk full, permissions); the previous `path`, if any, is then unchanged. A symbolic
+    link stays: the file it points at is replaced. A device or a FIFO is not a file to replace
+    (renaming over /dev/full would put a plain file in its place): it is written into."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not path.is_file():
+        with open(path, "wb") as f:
+            write(f)
+        return
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -304,13 +304,14 @@ class CategoryCode(nn.Module):
     def forward(self, z: torch.Tensor, c=None) -> torch.Tensor:       # c: labels, refused beside a categorical
         return torch.cat([self.embed(z[..., :self.categories]), z[..., self.categories:]], dim=-1)
 
-    def check(self, z: torch.Tensor) -> None:
+    def check(self, z: torch.Tensor, names: list[str] | None = None) -> None:
         """Codes given from outside: each category part must be a distribution over the K values
-        (a one-hot, or a point between them); else one line naming the row."""
+        (a one-hot, or a point between them); else one line naming the row (names[row] if given)."""
         c = z[:, :self.categories]
         bad = (c < 0).any(dim=1) | ((c.sum(dim=1) - 1).abs() > 1e-3)
         if bad.any():
             row = int(bad.nonzero()[0])
-            raise SentvaeError(f"z: row {row}: its first {self.categories} numbers (the category) must be "
+            where = names[row] if names else f"z: row {row}"
+            raise SentvaeError(f"{where}: its first {self.categories} numbers (the category) must be "
                                f"probabilities summing to 1 (a one-hot picks a category), not "
                                f"{[round(float(v), 4) for v in c[row][:6]]}{' ...' if self.categories > 6 else ''}")

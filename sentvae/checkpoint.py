@@ -58,8 +58,12 @@ def remove_stale_temporaries(folder) -> int:
     return n
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
+def load_checkpoint(path, map_location="cpu", flag: str = "-c") -> dict:
+    """A checkpoint file's dict, or one line naming the file (and `flag`, the option that gave it,
+    where it is not -c) and what is wrong with it."""
     path = Path(path)
+    if not path.exists() and flag != "-c":
+        raise SentvaeError(f"{flag} {path}: checkpoint not found")
     if not path.exists():
         if (path.parent / SET_ASIDE / path.name).exists():
             raise SentvaeError(f"{path}: not found: a `sentvae train` set it aside in {path.parent / SET_ASIDE} "

@@ -5,6 +5,8 @@ Heavy imports (torch, datasets, sentencepiece) happen inside the commands, so
 User errors (SentvaeError) are caught here only: one red line, exit 2 (or 1).
 """
 
+import errno
+import io
 import json
 import os
 import sys
@@ -60,14 +62,14 @@ def tokenize(
     from sentvae.tokenizer import MAX_SENTENCE_BYTES, train_tokenizer
     from sentvae import console
 
-    from sentvae.atomic import output_problem
+    from sentvae.outputs import check_output
 
     run = RunConfig(**{k: v for k, v in options.items() if v is not None})
     paths = data or ["-"]
     if paths == ["-"] and sys.stdin.isatty():
         raise SentvaeError("tokenize: give text files, or pipe text on stdin")
-    if output_problem(output, make_folders=True):          # said now, not after the training
-        raise SentvaeError(f"-o {output}: {output_problem(output, make_folders=True)}")
+    # said now, not after the training
+    check_output(output, "-o", [("", p) for p in paths], make_folders=True)
     tok = train_tokenizer(read_texts(paths, run.encoding_errors, run.text_field, MAX_SENTENCE_BYTES), run.model_type,
                           run.vocab_size,
                           source=", ".join("<stdin>" if p == "-" else p for p in paths))
@@ -185,16 +187,16 @@ def eval_(
     for a labelled model, q(c|x)'s accuracy on labelled data (.jsonl/.csv fields named as its
     attributes, PATH@NAME=VALUE files, or --label-first-token lines)."""
     from sentvae import console
-    from sentvae.atomic import output_problem
     from sentvae.data import bundled
+    from sentvae.outputs import check_output
     from sentvae.corpus import load_corpus
 
     o = given(EvalConfig, iw_samples=iw_samples, max_tokens=max_tokens, seed=seed, svi_steps=svi_steps,
               svi_lr=svi_lr)
     max_len = check_option(TrainConfig, "max_len", TrainConfig.max_len if max_len is None else max_len)
     encoding_errors = encoding_errors or RunConfig.encoding_errors
-    if per_sentence is not None and output_problem(per_sentence):   # said now, not after the eval
-        raise SentvaeError(f"--per-sentence {per_sentence}: {output_problem(per_sentence)}")
+    if per_sentence is not None:                                    # said now, not after the eval
+        check_output(per_sentence, "--per-sentence", [("-c", checkpoint), *(("--data", p) for p in data or [])])
     model = load(checkpoint, device)
     model.check_svi(o.svi_steps)
     paths = data or [bundled("test", ".txt" if model.labels is None else ".jsonl")]
@@ -242,7 +244,7 @@ def _write_lines(path: Path, lines) -> None:
 
 def _with_recipe(args: list[str], command) -> list[str]:
     """`train --config FILE`: the file's options become flags before the typed ones."""
-    if "train" not in args or "--config" not in args:
+    if "train" not in args or not any(a == "--config" or a.startswith("--config=") for a in args):
         return args
     from sentvae.recipe import expand
 
@@ -295,10 +297,13 @@ def main() -> None:
     """Console entry point: runs the app and turns exceptions into exit codes."""
     # SIGTERM during training is handled by the training loop; elsewhere it ends quietly
     stdout_was_devnull = _stdout_is_devnull()
+    if sys.stdout is None:                  # started with stdout closed (`>&-`): writing it fails below
+        sys.stdout = ClosedStdout()
     try:
         command = build_command()
         args = _with_recipe(sys.argv[1:], command)
         rc = command(args=args, standalone_mode=False)
+        sys.stdout.flush()                  # a full disk or device says so here, not at exit
     except SentvaeError as e:
         if _debug:
             raise
@@ -324,6 +329,13 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         _closed_pipe()
+    except OSError as e:                    # writing the results to stdout (files' own errors are SentvaeErrors)
+        if _debug:
+            raise
+        from sentvae.console import error
+        error(f"cannot write the output to stdout ({e.strerror or e})")
+        _mute_stdout()
+        sys.exit(1)
     except SystemExit as e:
         # typer and rich answer a closed stdout (EPIPE) with exit 1, after wrapping the streams
         # (typer) or pointing stdout at /dev/null (rich, printing help): for us the reader going
@@ -345,9 +357,26 @@ def _stdout_is_devnull() -> bool:
 def _closed_pipe() -> None:
     """The reader went away: end quietly with 0, and keep Python from complaining again when it
     flushes stdout at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    _mute_stdout()
     sys.exit(0)
+
+
+def _mute_stdout() -> None:
+    """What stdout still holds goes nowhere: Python's flush at exit must not fail a second time."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):         # no descriptor at all (ClosedStdout)
+        sys.stdout = open(os.devnull, "w")
+
+
+class ClosedStdout(io.TextIOBase):
+    """sys.stdout of a process started without one: any write is an OSError, as on a closed descriptor."""
+
+    def write(self, s: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def isatty(self) -> bool:
+        return False
 
 
 if __name__ == "__main__":

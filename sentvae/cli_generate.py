@@ -211,7 +211,7 @@ def decode(
     model = load(checkpoint, device)
     _check_labels(model, label, o.label_strength)
     held = Held()
-    codes = code_source(input_file, model.latent, labels=model.labels is not None)
+    codes = code_source(input_file, model.latent, labels=model.labels is not None, check=model.check_code)
     for i, chunk in enumerate(batches(codes, o.batch_size)):
         outs = _in_place(chunk, lambda z: z is not None,
                          lambda zs: _decode_codes(model, zs, label, o.label_strength, **opts,

@@ -56,6 +56,8 @@ def probe(
     test_set = read_set(test, "--test", **read) if test else None
     dev_set = read_set(dev, "--dev", **read) if dev else None
     model = load(checkpoint, device)
+    if lm is not None and not Path(lm).exists():
+        raise SentvaeError(f"--lm {lm}: checkpoint not found")
     lm_model = load(lm, device) if lm is not None else None
     stats = {}
     report = run(model, train_set, test_set, dev_set, lm_model, o.folds, o.inner_folds, sizes, o.draws, o.seed, max_len,

@@ -33,10 +33,12 @@ def check_path(path: str) -> None:
         raise SentvaeError(f"{path}: is a directory, expected a text file (one sentence per line)")
 
 
-def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = False, encoding: str = "utf-8"):
+def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = False, encoding: str = "utf-8",
+               lenient: bool = True):
     """Yield (line number, text) for each non-blank line (each line with keep_blank);
     '-' reads stdin. Decodes line by line so that a bad byte is reported with its file and line.
     encoding: UTF-8 for the corpora; labelled sets come in older ones too (MR is Latin-1).
+    lenient: the command has --encoding-errors, which the message then offers.
     """
     check_path(path)
     name = "<stdin>" if path == "-" else path
@@ -51,8 +53,8 @@ def iter_lines(path: str, encoding_errors: str = "strict", keep_blank: bool = Fa
             except UnicodeDecodeError as e:
                 if encoding != "utf-8":
                     raise SentvaeError(f"{name} line {lineno}: not valid {encoding} (byte {e.start + 1})") from None
-                raise SentvaeError(f"{name} line {lineno}: not valid UTF-8 (byte {e.start + 1}); "
-                                   "pass --encoding-errors replace to go on") from None
+                raise SentvaeError(f"{name} line {lineno}: not valid UTF-8 (byte {e.start + 1})"
+                                   + ("; pass --encoding-errors replace to go on" if lenient else "")) from None
             if "\x00" in text:
                 raise SentvaeError(f"{name} line {lineno}: contains a NUL byte (a binary file?)")
             text = text.strip()

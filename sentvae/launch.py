@@ -48,7 +48,7 @@ def _start_source(option: str, path, tokenizer, model_opts: dict):
     whole = option == "init_from"
     if not whole and model_opts.get("no_latent"):
         raise SentvaeError("--init-decoder: a --no-latent model would be a copy of it; leave out --no-latent")
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, flag=flag)
     src = ModelConfig.from_dict(ckpt["model_config"]).to_dict()     # an older file's: completed
     if not whole and not src.get("tie_weights", True):
         raise SentvaeError(f"--init-decoder {path}: its output layer is not tied to the embedding; "
@@ -166,6 +166,8 @@ def train(data=None, *, on_event=None, **options):
     bundled_kind = ".jsonl" if label_data.wanted([], label_opts) else ".txt"
     train_paths = run.data or [bundled("train", bundled_kind)]
     valid_paths = run.valid or ([bundled("valid", bundled_kind)] if run.data is None else None)
+    if "-" in train_paths and "-" in (valid_paths or []):
+        raise SentvaeError("--valid -: stdin is read once, and --data - reads it: give the validation text as a file")
     # labelled data (or text in another encoding) is read in memory, with its labels (label_data.py)
     labelled = label_data.wanted(train_paths, label_opts) or label_opts.encoding.lower() not in ("utf-8", "utf8")
     if label_data.wanted(train_paths, label_opts) and not resume:     # not for mere --encoding

@@ -12,6 +12,8 @@ keys replace the base's, so a variant holds only what differs from the recipe it
 
 from pathlib import Path
 
+from typer import TyperException
+
 from sentvae.errors import SentvaeError
 
 
@@ -52,6 +54,7 @@ def expand(args: list[str], params) -> list[str]:
 
     params: the click parameters of the `train` command (name, opts, secondary_opts,
     is_flag, multiple)."""
+    args = [w for a in args for w in (a.split("=", 1) if a.startswith("--config=") else [a])]
     if "--config" not in args:
         return args
     i = args.index("--config")
@@ -81,5 +84,10 @@ def expand(args: list[str], params) -> list[str]:
         else:
             if isinstance(value, (dict, list)):
                 raise SentvaeError(f"--config {path}: key {key!r} takes one value, not {value!r}")
-            out += [p.opts[0], str(value).lower() if isinstance(value, bool) else str(value)]
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            try:
+                p.process_value(None, text)                   # a wrong type named here, with the file
+            except TyperException as e:
+                raise SentvaeError(f"--config {path}: key {key!r}: {e.format_message()}") from None
+            out += [p.opts[0], text]
     return out + rest

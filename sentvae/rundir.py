@@ -159,7 +159,7 @@ class RunDir:
         above = next((p for p in (self.path, *self.path.parents) if p.exists()), None)
         if above is not None and not above.is_dir():
             what = "is a file, not a folder" if above == self.path else f"{above} is a file, not a folder"
-            raise SentvaeError(f"{self.path}: cannot create the output folder ({what})", 1)
+            raise SentvaeError(f"--out {self.path}: cannot create the output folder ({what})")
 
     def existing(self) -> list[str]:
         return [n for n in RUN_FILES if (self.path / n).exists()]

@@ -41,14 +41,15 @@ def batches(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-def code_source(input_file: str | None, dim: int, labels: bool = False) -> Iterator:
+def code_source(input_file: str | None, dim: int, labels: bool = False, check=None) -> Iterator:
     """Latent codes from JSON lines with "z" (or "mu"): a list of `dim` numbers, or null. With
-    labels (a labelled model's): (code, (where, the line's "label" or None)) for each code."""
+    labels (a labelled model's): (code, (where, the line's "label" or None)) for each code.
+    check(code, where): the model's own test of a code (a categorical part on the simplex)."""
     if input_file is None and (sys.stdin is None or sys.stdin.isatty()):
         raise SentvaeError("decode: give -i FILE or pipe JSON lines on stdin")
     path = input_file or "-"
     name = "<stdin>" if path == "-" else path
-    for lineno, text in iter_lines(path, "strict", keep_blank=True):
+    for lineno, text in iter_lines(path, "strict", keep_blank=True, lenient=False):
         if not text:
             yield None
             continue
@@ -65,6 +66,8 @@ def code_source(input_file: str | None, dim: int, labels: bool = False) -> Itera
             yield None
             continue
         code = check_code(z, dim, f"{name} line {lineno}: \"{key}\"")
+        if check is not None:
+            check(code, f"{name} line {lineno}: \"{key}\"")
         yield (code, (f"{name} line {lineno}", obj.get("label"))) if labels else code
 
 

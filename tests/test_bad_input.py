@@ -255,9 +255,97 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(trained, cor
         _one_line(code, stdout, err, needle)
     for o in (tmp_path / "afile", tmp_path / "afile" / "ck"):
         code, stdout, err = run_cli(["train", "--data", corpus_dir / "train.txt", "--out", o], monkeypatch, capsys)
-        assert code == 1 and f"{tmp_path / 'afile'}" in err and "is a file, not a folder" in err, err
-        assert len(err.strip().splitlines()) == 1
+        _one_line(code, stdout, err, f"--out {o}: ", f"{tmp_path / 'afile'}", "is a file, not a folder")
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_outputs_never_replace_what_the_command_reads_a_run_or_a_checkpoint(trained, corpus_dir, tmp_path,
+                                                                            monkeypatch, capsys):
+    """eval --per-sentence and tokenize -o replace an earlier output of theirs (a rerun), never the
+    command's own input, a run folder's files or a checkpoint: refused before the work, unchanged."""
+    import shutil
+    import sentvae.evaluate
+    import sentvae.tokenizer
+    run = tmp_path / "run"
+    shutil.copytree(trained[0], run)                       # a copy: the shared run must survive a broken check
+    loose = tmp_path / "model.pt"
+    shutil.copy(run / "best.pt", loose)
+    data = tmp_path / "valid.txt"
+    shutil.copy(corpus_dir / "valid.txt", data)
+    before = {p: p.read_bytes() for p in (loose, data, *run.iterdir())}
+
+    def never(*a, **k):
+        raise AssertionError("the work began")
+
+    with monkeypatch.context() as m:
+        m.setattr(sentvae.tokenizer, "train_tokenizer", never)
+        m.setattr(sentvae.evaluate, "evaluate", never)
+        for args, needle in (
+                (["eval", "-c", loose, "-d", data, "--per-sentence", loose], f"is what this command reads (-c {loose})"),
+                (["eval", "-c", loose, "-d", data, "--per-sentence", data], f"is what this command reads (--data {data})"),
+                (["eval", "-c", loose, "-d", data, "--per-sentence", run / "last.pt"], f"is a file of the run in {run}"),
+                (["eval", "-c", loose, "-d", data, "--per-sentence", run / "metrics.jsonl"], "is a file of the run"),
+                (["eval", "-c", run / "best.pt", "-d", data, "--per-sentence", tmp_path / "model.pt"],
+                 "holds a checkpoint"),
+                (["tokenize", data, "-o", data], f"-o {data}: is what this command reads ({data})"),
+                (["tokenize", data, "-o", run / "tokenizer.model"], "is a file of the run")):
+            code, stdout, err = run_cli(args, monkeypatch, capsys)
+            _one_line(code, stdout, err, needle)
+    assert {p: p.read_bytes() for p in before} == before
+    per = tmp_path / "per.jsonl"                           # its own earlier output: written again
+    for _ in range(2):
+        code, _, err = run_cli(["eval", "-c", loose, "-d", data, "-k", "2", "-q", "--per-sentence", per], monkeypatch,
+                               capsys)
+        assert code == 0, err
+    assert len(per.read_text().splitlines()) == len(data.read_text().splitlines())
+
+
+def test_a_link_keeps_being_a_link_and_a_fifo_is_written_into(tmp_path):
+    """write_atomically renames a new file over its target: over a symbolic link it would replace
+    the link, over a device or a FIFO put a plain file in its place (as /dev/full once, as root)."""
+    import os
+    import threading
+    from sentvae.atomic import write_atomically
+    target, link = tmp_path / "target.txt", tmp_path / "link.txt"
+    target.write_text("old")
+    link.symlink_to(target)
+    write_atomically(link, lambda f: f.write(b"new"))
+    assert link.is_symlink() and target.read_text() == "new"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    write_atomically(fifo, lambda f: f.write(b"through"))
+    reader.join(timeout=10)
+    assert got == [b"through"] and fifo.is_fifo()
+
+
+def test_a_binary_code_file_gets_no_hint_of_an_option_decode_lacks(trained, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "codes.bin"
+    bad.write_bytes(b"\xff\xfe{}\n")
+    code, stdout, err = run_cli(["decode", "-c", trained[0] / "best.pt", "-i", bad], monkeypatch, capsys)
+    _one_line(code, stdout, err, f"{bad} line 1: not valid UTF-8 (byte 1)")
+    assert "--encoding-errors" not in err
+
+
+def test_missing_start_checkpoints_name_their_option(trained, corpus_dir, tmp_path, monkeypatch, capsys):
+    for flag in ("--init-from", "--init-decoder"):
+        code, stdout, err = run_cli(["train", "-d", corpus_dir / "train.txt", "-o", tmp_path / "r", flag,
+                                     tmp_path / "none.pt"], monkeypatch, capsys)
+        _one_line(code, stdout, err, f"{flag} {tmp_path / 'none.pt'}: checkpoint not found")
+        assert "-c PATH" not in err                        # train has no -c
+    code, stdout, err = run_cli(["probe", trained[0] / "best.pt", "--task", corpus_dir / "valid.txt", "--lm",
+                                 tmp_path / "none.pt"], monkeypatch, capsys)
+    _one_line(code, stdout, err, f"--lm {tmp_path / 'none.pt'}: checkpoint not found")
+
+
+def test_stdin_given_twice_is_refused(tok, tmp_path, monkeypatch, capsys):
+    tok.save(tmp_path / "t.model")
+    code, stdout, err = run_cli(["train", "-d", "-", "--valid", "-", "-o", tmp_path / "r", "--tokenizer",
+                                 tmp_path / "t.model"], monkeypatch, capsys, stdin="the dog ran .\n" * 50)
+    _one_line(code, stdout, err, "--valid -: stdin is read once, and --data - reads it")
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_directory_given_as_a_tokenizer_says_so(corpus_dir, tmp_path, monkeypatch, capsys):

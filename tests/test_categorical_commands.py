@@ -102,9 +102,13 @@ def test_generation_commands(run, monkeypatch, capsys):
         assert len(probs) == K and sum(probs) == pytest.approx(1.0, abs=1e-5)
         assert row["z"][:K] == [1.0 if i == probs.index(max(probs)) else 0.0 for i in range(K)]   # the mode
         assert len(row["z"]) == model.latent
+    good = json.dumps({"z": [1.0] + [0.0] * (model.latent - 1)}) + "\n"
     bad = json.dumps({"z": [0.5, 0.7] + [0.0] * (model.latent - 2)}) + "\n"
-    code, _, err = run_cli(["decode", "-c", ckpt, "--device", "cpu"], monkeypatch, capsys, stdin=bad)
-    assert code == 2 and "the category) must be probabilities summing to 1" in err and len(err.strip().splitlines()) == 1
+    # the bad code on line 4, after a blank line, in a second batch: named by its line, not its row
+    code, _, err = run_cli(["decode", "-c", ckpt, "--device", "cpu", "--batch-size", "2"], monkeypatch, capsys,
+                           stdin=good + "\n" + good + bad)
+    assert code == 2 and err.startswith('error: <stdin> line 4: "z": its first') and len(err.strip().splitlines()) == 1
+    assert "the category) must be probabilities summing to 1" in err
 
 
 def test_prior_samples_of_one_category(run):

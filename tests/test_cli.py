@@ -184,6 +184,23 @@ def test_closed_stdout_ends_quietly(trained, args, stdin):
     assert len(r.stdout.splitlines()) == 1 and r.stderr == "status=0\n", r.stderr[-500:]
 
 
+@pytest.mark.parametrize("args", [["sample", "-n", "3"], ["info", "--json"], ["encode", "the dog ran ."]])
+def test_stdout_that_cannot_be_written_is_one_line_and_exit_1(trained, args):
+    """A full device (/dev/full) or a closed descriptor (`>&-`): the results cannot be delivered,
+    a run-time failure: one line on stderr, exit 1, no traceback."""
+    out, _ = trained
+    cmd = [sys.executable, "-m", "sentvae", *args, "-c", str(out / "best.pt")] if args[0] != "info" else \
+        [sys.executable, "-m", "sentvae", "info", str(out / "best.pt"), "--json"]
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 1 and p.stderr == "error: cannot write the output to stdout (No space left on device)\n", \
+        p.stderr[-800:]
+    p = subprocess.run(["bash", "-c", " ".join(f"'{a}'" for a in cmd) + " >&-"], stderr=subprocess.PIPE, text=True,
+                       cwd=ROOT, timeout=120)
+    assert p.returncode == 1 and p.stderr == "error: cannot write the output to stdout (standard output is closed)\n", \
+        p.stderr[-800:]
+
+
 def test_every_command_works_with_a_transformer_checkpoint(tmp_path, corpus_dir, tok, monkeypatch, capsys):
     tokm = tmp_path / "tok.model"
     tok.save(tokm)
@@ -222,13 +239,16 @@ def test_recipe_files_load_and_command_line_flags_win(tmp_path, corpus_dir, monk
                  f'model-type = "word"\nemb_dim = 32\nhidden = 32\nlatent = 8\nmax-tokens = 400\n'
                  f'max-steps = 3\nlr = 0.01\nbidirectional = false\nkl-anneal = "linear"\n')
     ck = tmp_path / "ck"
-    code, out, err = run_cli(["train", "--config", r, "--out", ck, "--lr", "0.002", "--latent", "6"],
-                             monkeypatch, capsys)
-    assert code == 0, err
-    ckpt = load_checkpoint(ck / "last.pt")
-    assert ckpt["train_config"]["lr"] == 0.002 and ckpt["train_config"]["kl_anneal"] == "linear"
-    assert ckpt["model_config"]["latent"] == 6 and ckpt["model_config"]["hidden"] == 32
-    assert ckpt["model_config"]["bidirectional"] is False and ckpt["info"]["step"] == 3
+    for form in (["--config", r], [f"--config={r}"]):       # both spellings of the option read the file
+        ck = tmp_path / f"ck{len(form)}"
+        # --max-steps given too: a recipe ignored would otherwise train the bundled corpus for long
+        code, out, err = run_cli(["train", *form, "--out", ck, "--lr", "0.002", "--latent", "6", "--max-steps", "3"],
+                                 monkeypatch, capsys)
+        assert code == 0, err
+        ckpt = load_checkpoint(ck / "last.pt")
+        assert ckpt["train_config"]["lr"] == 0.002 and ckpt["train_config"]["kl_anneal"] == "linear"
+        assert ckpt["model_config"]["latent"] == 6 and ckpt["model_config"]["hidden"] == 32
+        assert ckpt["model_config"]["bidirectional"] is False and ckpt["info"]["step"] == 3
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -237,13 +257,19 @@ def test_recipe_files_load_and_command_line_flags_win(tmp_path, corpus_dir, monk
     ('kl-anneal = "sometimes"\n', "--kl-anneal"),
     ('bidirectional = "yes"\n', "key 'bidirectional' must be true or false"),
     ('lr = [1, 2]\n', "key 'lr' takes one value"),
+    ('max-steps = 2.5\n', "key 'max-steps': Invalid value for '--max-steps'"),
     ('lr = \n', "not valid TOML"),
 ])
 def test_bad_recipes_are_one_line_exit_2(text, needle, tmp_path, monkeypatch, capsys):
     r = tmp_path / "r.toml"
     r.write_text(text)
-    code, out, err = run_cli(["train", "--config", r, "--out", tmp_path / "ck"], monkeypatch, capsys)
+    absent = ["--data", tmp_path / "absent.txt"]     # read only after the recipe: ignored, it would say so
+    code, out, err = run_cli(["train", "--config", r, "--out", tmp_path / "ck", *absent], monkeypatch, capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    if "--config" in err:        # the file is named, the same in the --config=FILE form
+        assert err.startswith(f"error: --config {r}: "), err
+        code, out, err2 = run_cli(["train", f"--config={r}", "--out", tmp_path / "ck", *absent], monkeypatch, capsys)
+        assert code == 2 and err2 == err
 
 
 def test_a_recipe_varies_its_base_and_bad_bases_are_one_line_exit_2(tmp_path, monkeypatch, capsys):

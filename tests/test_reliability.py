@@ -106,12 +106,13 @@ def test_disk_full_keeps_previous_checkpoints_and_exits_1(trained, tmp_path, cor
     assert not list(ck.glob(".*.tmp*"))
 
 
-def test_unwritable_output_folder_is_one_line_exit_1(tmp_path, corpus_dir, monkeypatch, capsys):
+def test_an_output_folder_below_a_file_is_a_bad_out_exit_2(tmp_path, corpus_dir, monkeypatch, capsys):
     blocker = tmp_path / "file"
-    blocker.write_text("x")                           # a file where the folder should be
+    blocker.write_text("x")                           # a file where the folder should be: a bad --out
     code, stdout, err = run_cli(["train", "--data", corpus_dir / "train.txt", "--out", blocker / "ck", *TINY],
                                 monkeypatch, capsys)
-    assert code == 1 and str(blocker) in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and f"--out {blocker / 'ck'}: " in err and str(blocker) in err and len(err.strip().splitlines()) == 1
+    assert blocker.read_text() == "x"
 
 
 class _Payload:
