@@ -62,9 +62,9 @@ def load_checkpoint(path, map_location="cpu", flag: str = "-c") -> dict:
     """A checkpoint file's dict, or one line naming the file (and `flag`, the option that gave it,
     where it is not -c) and what is wrong with it."""
     path = Path(path)
-    if not path.exists() and flag != "-c":
-        raise SentvaeError(f"{flag} {path}: checkpoint not found")
     if not path.exists():
+        if flag != "-c":
+            raise SentvaeError(f"{flag} {path}: checkpoint not found")
         if (path.parent / SET_ASIDE / path.name).exists():
             raise SentvaeError(f"{path}: not found: a `sentvae train` set it aside in {path.parent / SET_ASIDE} "
                                "until its first checkpoint, or was killed before (then the next "

@@ -329,11 +329,11 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         _closed_pipe()
-    except OSError as e:                    # writing the results to stdout (files' own errors are SentvaeErrors)
+    except OSError as e:     # writing the results to stdout (no file name); a file's own errors are SentvaeErrors
         if _debug:
             raise
         from sentvae.console import error
-        error(f"cannot write the output to stdout ({e.strerror or e})")
+        error(f"{e.filename}: {e.strerror or e}" if e.filename else f"cannot write the output to stdout ({e.strerror or e})")
         _mute_stdout()
         sys.exit(1)
     except SystemExit as e:
